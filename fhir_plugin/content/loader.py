@@ -1,0 +1,91 @@
+"""Read FHIR JSON content, validate it once with fhir.resources, and hand R5 dicts to the registry.
+
+Each resource is validated against the R5 models; if that fails and the R4B models accept it, it
+is an R4 resource and is converted to R5 (fhirversions.to_r5). A resource neither accepts is
+refused with a message naming the file, the resource and the first offending element. Loading is
+all-or-nothing: the caller builds a new registry only when every file loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..fhirversions import FhirVersion, looks_like_r4, model_class, to_r5
+from ..terminology.errors import InvalidContent
+
+LOADABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__") or "(resource)"
+    return f"{location}: {first.get('msg')}"
+
+
+def _validate(resource: dict, version: FhirVersion) -> None:
+    model_class(version, resource["resourceType"]).model_validate(resource)
+
+
+def load_resource(resource: dict, origin: str = "(inline)") -> dict:
+    """One validated resource, as an R5 dict."""
+    rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+    if rtype not in LOADABLE_TYPES:
+        raise InvalidContent("CONTENT_UNSUPPORTED_TYPE", origin, rtype or "JSON value without resourceType")
+    label = f"{rtype}/{resource.get('id') or resource.get('url') or '?'}"
+    if looks_like_r4(resource):
+        try:
+            _validate(resource, FhirVersion.R4)
+        except ValidationError as error:
+            raise InvalidContent("CONTENT_INVALID", origin, label, "R4", _first_error(error)) from None
+        return to_r5(resource)
+    try:
+        _validate(resource, FhirVersion.R5)
+    except ValidationError as r5_error:
+        try:
+            _validate(resource, FhirVersion.R4)
+        except ValidationError:
+            raise InvalidContent("CONTENT_INVALID", origin, label, "R5", _first_error(r5_error)) from None
+        return to_r5(resource)
+    return resource
+
+
+def _resources_in(document: object, origin: str) -> Iterator[dict]:
+    if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+        for index, entry in enumerate(document.get("entry", [])):
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if resource is not None:
+                yield load_resource(resource, f"{origin} entry[{index}]")
+        return
+    yield load_resource(document, origin)  # type: ignore[arg-type]
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.json") if p.is_file())
+    if path.is_file():
+        return [path]
+    raise InvalidContent("CONTENT_NOT_FOUND", str(path))
+
+
+def read_paths(paths: Iterable[Path]) -> list[dict]:
+    """Every resource in `paths` (files or directories of *.json), validated, as R5 dicts."""
+    resources: list[dict] = []
+    for path in paths:
+        for file in _files(Path(path)):
+            try:
+                document = json.loads(file.read_text(encoding="utf-8-sig"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise InvalidContent("CONTENT_NOT_JSON", str(file), error) from None
+            resources.extend(_resources_in(document, str(file)))
+    return resources
+
+
+def load_paths(paths: Iterable[Path]):
+    """A Registry built from `paths`; nothing is half-loaded if any file fails."""
+    from ..terminology.registry import Registry
+
+    return Registry(read_paths(paths))

@@ -1,0 +1,244 @@
+"""The only module that knows how FHIR R4 and R5 differ.
+
+Internally everything is R5. Resources loaded in R4 form are converted here on the way in;
+responses on the R4 endpoint are converted here on the way out; the operation parameter names
+of both releases (and the R6-ballot `sourceSystem`) are reconciled here.
+
+ConceptMap relationship <-> equivalence follows HL7's FML maps (StructureMap-ConceptMap4to5 and
+5to4), which agree with HAPI's ConceptMap40_50 except for `not-related-to`: FML maps it to
+`unmatched` (same `result` semantics in R4), HAPI to `disjoint`. We follow FML.
+"""
+
+from __future__ import annotations
+
+import copy
+from enum import Enum
+from typing import Any
+
+
+class FhirVersion(str, Enum):
+    R4 = "R4"
+    R5 = "R5"
+
+    @property
+    def release(self) -> str:
+        return {"R4": "4.0.1", "R5": "5.0.0"}[self.value]
+
+    @property
+    def short(self) -> str:
+        return {"R4": "4.0", "R5": "5.0"}[self.value]
+
+
+R4_TO_R5_RELATIONSHIP = {
+    "relatedto": "related-to",
+    "inexact": "related-to",
+    "equivalent": "equivalent",
+    "equal": "equivalent",
+    "wider": "source-is-narrower-than-target",
+    "subsumes": "source-is-narrower-than-target",
+    "narrower": "source-is-broader-than-target",
+    "specializes": "source-is-broader-than-target",
+    "unmatched": "not-related-to",
+    "disjoint": "not-related-to",
+}
+R5_TO_R4_EQUIVALENCE = {
+    "related-to": "relatedto",
+    "equivalent": "equivalent",
+    "source-is-narrower-than-target": "wider",
+    "source-is-broader-than-target": "narrower",
+    "not-related-to": "unmatched",
+}
+_UNMAPPED_MODE_R4_TO_R5 = {"provided": "use-source-code", "fixed": "fixed", "other-map": "other-map"}
+_UNMAPPED_MODE_R5_TO_R4 = {v: k for k, v in _UNMAPPED_MODE_R4_TO_R5.items()}
+
+
+def relationship_for(version: FhirVersion, relationship: str) -> tuple[str, str]:
+    """The (part name, code) a translate match carries on `version`."""
+    if version is FhirVersion.R4:
+        return "equivalence", R5_TO_R4_EQUIVALENCE.get(relationship, "relatedto")
+    return "relationship", relationship
+
+
+# --- operation parameter names -----------------------------------------------------------------
+# wire name -> internal name, per operation. Both releases' names are accepted on both endpoints
+# (R4 clients talk to R5 servers and vice versa; the HL7 test runner sends R5 names to R4 servers).
+
+TRANSLATE_ALIASES = {
+    # R4 name / R5 name / R6-ballot name -> internal
+    "code": "sourceCode", "sourceCode": "sourceCode",
+    "system": "sourceSystem", "sourceSystem": "sourceSystem",
+    "version": "sourceVersion", "sourceVersion": "sourceVersion",
+    "coding": "sourceCoding", "sourceCoding": "sourceCoding",
+    "codeableConcept": "sourceCodeableConcept", "sourceCodeableConcept": "sourceCodeableConcept",
+    "source": "sourceScope", "sourceScope": "sourceScope",
+    "target": "targetScope", "targetScope": "targetScope",
+    "targetsystem": "targetSystem", "targetSystem": "targetSystem",
+    "targetCode": "targetCode", "targetCoding": "targetCoding",
+    "targetCodeableConcept": "targetCodeableConcept",
+    "reverse": "reverse", "url": "url", "conceptMap": "conceptMap",
+    "conceptMapVersion": "conceptMapVersion", "dependency": "dependency",
+}
+# Names only R4 defines: a request using them gets R4's `match.source` (the map's uri) back.
+R4_ONLY_TRANSLATE_NAMES = frozenset({"code", "system", "coding", "codeableConcept", "reverse", "targetsystem", "source", "target"})
+
+
+# --- resources in ------------------------------------------------------------------------------
+
+
+def looks_like_r4(resource: dict) -> bool:
+    """True for resources that carry elements only R4 has (ConceptMap is the one that differs)."""
+    if resource.get("resourceType") != "ConceptMap":
+        return False
+    if any(k in resource for k in ("sourceUri", "sourceCanonical", "targetUri", "targetCanonical")):
+        return True
+    for group in resource.get("group", []):
+        if "sourceVersion" in group or "targetVersion" in group:
+            return True
+        if (group.get("unmapped") or {}).get("mode") == "provided" or "url" in (group.get("unmapped") or {}):
+            return True
+        for element in group.get("element", []):
+            for target in element.get("target", []):
+                if "equivalence" in target:
+                    return True
+    return False
+
+
+def to_r5(resource: dict) -> dict:
+    """An R4 resource as R5 (only ConceptMap differs for the resources we load)."""
+    if resource.get("resourceType") != "ConceptMap":
+        return resource
+    cm = copy.deepcopy(resource)
+    for r4, r5 in (("sourceUri", "sourceScopeUri"), ("sourceCanonical", "sourceScopeCanonical"),
+                   ("targetUri", "targetScopeUri"), ("targetCanonical", "targetScopeCanonical")):
+        if r4 in cm:
+            cm[r5] = cm.pop(r4)
+    for group in cm.get("group", []):
+        for side in ("source", "target"):
+            version = group.pop(f"{side}Version", None)
+            if version and group.get(side):
+                group[side] = f"{group[side]}|{version}"
+        unmapped = group.get("unmapped")
+        if unmapped:
+            if "mode" in unmapped:
+                unmapped["mode"] = _UNMAPPED_MODE_R4_TO_R5.get(unmapped["mode"], unmapped["mode"])
+            if "url" in unmapped:
+                unmapped["otherMap"] = unmapped.pop("url")
+        for element in group.get("element", []):
+            kept = []
+            for target in element.get("target", []):
+                equivalence = target.pop("equivalence", None)
+                if equivalence == "unmatched" and not target.get("code"):
+                    element["noMap"] = True
+                    continue
+                target["relationship"] = R4_TO_R5_RELATIONSHIP.get(equivalence or "relatedto", "related-to")
+                kept.append(target)
+            if kept:
+                element["target"] = kept
+            else:
+                element.pop("target", None)
+    return cm
+
+
+# --- resources out -----------------------------------------------------------------------------
+
+_R5_ONLY_CANONICAL = ("versionAlgorithmString", "versionAlgorithmCoding", "copyrightLabel")
+_R5_ONLY_KNOWLEDGE = ("approvalDate", "lastReviewDate", "effectivePeriod", "topic", "author", "editor",
+                      "reviewer", "endorser", "relatedArtifact")
+_R5_ONLY_TOP = {
+    "CodeSystem": _R5_ONLY_CANONICAL + _R5_ONLY_KNOWLEDGE,
+    "ValueSet": _R5_ONLY_CANONICAL + _R5_ONLY_KNOWLEDGE + ("scope",),
+    "CapabilityStatement": _R5_ONLY_CANONICAL + ("identifier", "acceptLanguage"),
+    "TerminologyCapabilities": _R5_ONLY_CANONICAL + ("identifier",),
+}
+
+
+def _drop_designation_additional_use(concepts: list[dict]) -> None:
+    for concept in concepts:
+        for designation in concept.get("designation", []):
+            designation.pop("additionalUse", None)
+        _drop_designation_additional_use(concept.get("concept", []) + concept.get("contains", []))
+
+
+def _conceptmap_to_r4(cm: dict) -> dict:
+    for r5, r4 in (("sourceScopeUri", "sourceUri"), ("sourceScopeCanonical", "sourceCanonical"),
+                   ("targetScopeUri", "targetUri"), ("targetScopeCanonical", "targetCanonical")):
+        if r5 in cm:
+            cm[r4] = cm.pop(r5)
+    for key in _R5_ONLY_CANONICAL + _R5_ONLY_KNOWLEDGE + ("property", "additionalAttribute"):
+        cm.pop(key, None)
+    for group in cm.get("group", []):
+        for side in ("source", "target"):
+            if group.get(side) and "|" in group[side]:
+                url, version = group[side].split("|", 1)
+                group[side], group[f"{side}Version"] = url, version
+        unmapped = group.get("unmapped")
+        if unmapped:
+            unmapped["mode"] = _UNMAPPED_MODE_R5_TO_R4.get(unmapped.get("mode"), unmapped.get("mode"))
+            if "otherMap" in unmapped:
+                unmapped["url"] = unmapped.pop("otherMap")
+            for key in ("relationship", "valueSet"):
+                unmapped.pop(key, None)
+        for element in group.get("element", []):
+            element.pop("valueSet", None)
+            targets = element.get("target", [])
+            for target in targets:
+                target["equivalence"] = R5_TO_R4_EQUIVALENCE.get(target.pop("relationship", "related-to"), "relatedto")
+                for key in ("valueSet", "property"):
+                    target.pop(key, None)
+            if element.pop("noMap", False):
+                targets.append({"equivalence": "unmatched"})
+                element["target"] = targets
+    return cm
+
+
+def _terminology_capabilities_to_r4(tc: dict) -> dict:
+    for cs in tc.get("codeSystem", []):
+        cs.pop("content", None)
+    search = tc.get("codeSearch")
+    if search:
+        tc["codeSearch"] = "all" if search == "in-compose-or-expansion" else "explicit"
+    return tc
+
+
+def resource_for(version: FhirVersion, resource: dict) -> dict:
+    """An internal (R5) resource as `version` expects it. Never mutates its argument."""
+    if version is FhirVersion.R5:
+        return resource
+    rtype = resource.get("resourceType")
+    if rtype in ("Bundle", "Parameters"):
+        out = dict(resource)
+        key = "entry" if rtype == "Bundle" else "parameter"
+        items = []
+        for item in resource.get(key, []):
+            if "resource" in item:
+                item = {**item, "resource": resource_for(version, item["resource"])}
+            items.append(item)
+        if key in resource:
+            out[key] = items
+        return out
+    if rtype not in _R5_ONLY_TOP and rtype != "ConceptMap":
+        return resource
+    out = copy.deepcopy(resource)
+    if rtype == "ConceptMap":
+        return _conceptmap_to_r4(out)
+    for key in _R5_ONLY_TOP[rtype]:
+        out.pop(key, None)
+    if rtype == "CodeSystem":
+        _drop_designation_additional_use(out.get("concept", []))
+    elif rtype == "ValueSet":
+        for include in out.get("compose", {}).get("include", []) + out.get("compose", {}).get("exclude", []):
+            include.pop("copyright", None)
+        out.get("compose", {}).pop("property", None)
+        _drop_designation_additional_use(out.get("expansion", {}).get("contains", []))
+    elif rtype == "TerminologyCapabilities":
+        _terminology_capabilities_to_r4(out)
+    return out
+
+
+def model_class(version: FhirVersion, resource_type: str) -> Any:
+    """The fhir.resources model for `resource_type` in `version` (R4 is served by the R4B models)."""
+    if version is FhirVersion.R4:
+        from fhir.resources.R4B import get_fhir_model_class as r4b
+        return r4b(resource_type)
+    from fhir.resources import get_fhir_model_class as r5
+    return r5(resource_type)

@@ -1,0 +1,1 @@
+"""The terminology engine. Never imports Flask."""

@@ -1,0 +1,226 @@
+"""The one error hierarchy. Every failure a caller can cause is a TerminologyError subclass.
+
+Answers are not errors: "code not in value set", "wrong display" and "no mapping" are results
+(HTTP 200, result=false). Errors are malformed requests, unknown resources, unsupported features.
+
+Status table (decided once; tests/test_errors.py pins it):
+
+    class                 HTTP  issue code     when
+    InvalidRequest        400   invalid        missing, malformed or contradictory parameters
+    InvalidContent        422   invalid        content that cannot be loaded (startup, later uploads)
+    NotSupported          400   not-supported  a parameter or feature this server does not offer
+    NotFound              404   not-found      an unknown code system, version, code, map, value set,
+                                               supplement, resource id or path
+    MethodNotAllowed      405   not-supported  e.g. DELETE on an operation
+    NotAcceptable         406   not-supported  the client accepts only a format we cannot produce (XML)
+    RequestTooLarge       413   too-long       body beyond FHIR_PLUGIN_MAX_REQUEST_BYTES
+    UnsupportedMediaType  415   not-supported  the body is in a format we cannot read (XML, text)
+
+Message texts follow the HL7 message catalogue (Messages.properties of the Java core, also used by
+tx.fhir.org) where an entry exists, so that clients and the HL7 test suite recognise them; the
+message id travels in the operationoutcome-message-id extension and lets the client rebuild the
+same class.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+MESSAGES: dict[str, str] = {
+    # $lookup
+    "LOOKUP_NO_CODE": "Must provide either coding parameter, or system and code parameters",
+    "LOOKUP_CODE_NOT_FOUND": "Unable to find code '{0}' in {1} version {2}",
+    "UNKNOWN_CODE_IN_FRAGMENT": (
+        "Unknown Code '{0}' in the CodeSystem '{1}' version '{2}' - note that the code system is "
+        "labeled as a fragment, so the code may be valid in some other fragment"
+    ),
+    "UNKNOWN_CODESYSTEM_LOOKUP": "A definition for CodeSystem '{0}' could not be found, so the code cannot be looked up",
+    "UNKNOWN_CODESYSTEM_VERSION_LOOKUP": (
+        "A definition for CodeSystem '{0}' version '{1}' could not be found, so the code cannot be "
+        "looked up. Valid versions: {2}"
+    ),
+    "VALUESET_SUPPLEMENT_MISSING": "Required supplement not found: {0}",
+    # $translate
+    "TRANSLATE_NO_SOURCE": (
+        "One (and only one) of code, coding, codeableConcept (R4) or sourceCode, sourceCoding, "
+        "sourceCodeableConcept, targetCode, targetCoding, targetCodeableConcept (R5) must be provided"
+    ),
+    "TRANSLATE_REVERSE_WITH_TARGET": (
+        "reverse=true cannot be combined with targetCode, targetCoding or targetCodeableConcept: "
+        "name the target concept with those parameters instead of reverse"
+    ),
+    "TRANSLATE_NO_MAP": "No ConceptMap is available to translate from '{0}'{1}",
+    "TRANSLATE_NOT_FOUND": "No translations found for '{0}' in '{1}'{2}",
+    "TRANSLATE_PAIR_NOT_MAPPED": "'{0}' in '{1}' is not mapped to '{2}' in '{3}'",
+    "TRANSLATE_CODING_INCOMPLETE": "Parameter '{0}' needs both a system and a code",
+    "UNKNOWN_CONCEPTMAP": "Unable to find ConceptMap '{0}'",
+    "UNKNOWN_CONCEPTMAP_VERSION": "Unable to find ConceptMap '{0}' version '{1}'. Valid versions: {2}",
+    # parameters in general
+    "PARAM_REQUIRES": "Parameter '{0}' requires parameter '{1}'",
+    "PARAM_CONFLICT": "Parameters '{0}' and '{1}' disagree: '{2}' vs '{3}'",
+    "PARAM_EXCLUSIVE": "Only one of {0} may be given",
+    "PARAM_REPEATED": "Parameter '{0}' may be given at most once",
+    "PARAM_BAD_VALUE": "Parameter '{0}' has an invalid {1} value: {2}",
+    "PARAM_BAD_TYPE": "Parameter '{0}' must be given as {1}",
+    "PARAM_UNKNOWN": "Unknown parameter '{0}' for {1}",
+    "PARAM_NOT_SUPPORTED": "Parameter '{0}' is not supported by this server: {1}",
+    "BODY_NOT_JSON": "The request body is not valid JSON: {0}",
+    "BODY_NOT_PARAMETERS": "The request body must be a FHIR Parameters resource, not {0}",
+    "BODY_BAD_PARAMETERS": "The Parameters resource is malformed: {0}",
+    "BODY_TOO_LARGE": "The request body is larger than the {0} bytes this server accepts",
+    # HTTP level
+    "UNSUPPORTED_MEDIA_TYPE": "Content-Type '{0}' is not supported; send application/fhir+json, application/json or application/x-www-form-urlencoded",
+    "NOT_ACCEPTABLE": "Cannot produce '{0}': this server produces application/fhir+json and application/json only (XML is not supported yet)",
+    "BAD_FORMAT": "Unsupported _format '{0}': use json, application/json or application/fhir+json",
+    "METHOD_NOT_ALLOWED": "Method {0} is not allowed on {1}",
+    "NO_SUCH_PATH": "There is no FHIR endpoint at {0}",
+    "RESOURCE_NOT_FOUND": "{0}/{1} not found",
+    "SEARCH_PARAM_UNKNOWN": "Unknown search parameter '{0}' for {1} (Prefer: handling=strict)",
+}
+
+
+def message(message_id: str, *args: object) -> str:
+    """A catalogue message, for answers (result=false) as well as errors."""
+    return MESSAGES[message_id].format(*args)
+
+
+class TerminologyError(Exception):
+    """Base class: carries the HTTP status, FHIR issue type and catalogue message id."""
+
+    status: ClassVar[int] = 400
+    issue_code: ClassVar[str] = "processing"
+    tx_issue_type: ClassVar[str | None] = None
+    message_ids: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, message_id: str, *args: object, expression: str | None = None, text: str | None = None):
+        self.message_id = message_id
+        self.args_ = args
+        self.expression = expression
+        self.text = text if text is not None else MESSAGES[message_id].format(*args)
+        super().__init__(self.text)
+
+
+class InvalidRequest(TerminologyError):
+    status = 400
+    issue_code = "invalid"
+    message_ids = frozenset({
+        "LOOKUP_NO_CODE", "TRANSLATE_NO_SOURCE", "TRANSLATE_REVERSE_WITH_TARGET", "PARAM_REQUIRES",
+        "PARAM_CONFLICT", "PARAM_EXCLUSIVE", "TRANSLATE_CODING_INCOMPLETE", "PARAM_REPEATED", "PARAM_BAD_VALUE", "PARAM_BAD_TYPE",
+        "PARAM_UNKNOWN", "BODY_NOT_JSON", "BODY_NOT_PARAMETERS", "BODY_BAD_PARAMETERS", "BAD_FORMAT",
+        "SEARCH_PARAM_UNKNOWN",
+    })
+
+
+class NotSupported(TerminologyError):
+    status = 400
+    issue_code = "not-supported"
+    message_ids = frozenset({"PARAM_NOT_SUPPORTED"})
+
+
+class NotFound(TerminologyError):
+    status = 404
+    issue_code = "not-found"
+    tx_issue_type = "not-found"
+    message_ids = frozenset({"NO_SUCH_PATH", "RESOURCE_NOT_FOUND"})
+
+
+class UnknownCodeSystem(NotFound):
+    message_ids = frozenset({"UNKNOWN_CODESYSTEM_LOOKUP", "UNKNOWN_CODESYSTEM_VERSION_LOOKUP"})
+
+
+class UnknownCode(NotFound):
+    tx_issue_type = "invalid-code"
+    message_ids = frozenset({"LOOKUP_CODE_NOT_FOUND", "UNKNOWN_CODE_IN_FRAGMENT"})
+
+
+class UnknownConceptMap(NotFound):
+    message_ids = frozenset({"UNKNOWN_CONCEPTMAP", "UNKNOWN_CONCEPTMAP_VERSION"})
+
+
+class UnknownSupplement(NotFound):
+    message_ids = frozenset({"VALUESET_SUPPLEMENT_MISSING"})
+
+
+class MethodNotAllowed(TerminologyError):
+    status = 405
+    issue_code = "not-supported"
+    message_ids = frozenset({"METHOD_NOT_ALLOWED"})
+
+
+class NotAcceptable(TerminologyError):
+    status = 406
+    issue_code = "not-supported"
+    message_ids = frozenset({"NOT_ACCEPTABLE"})
+
+
+class RequestTooLarge(TerminologyError):
+    status = 413
+    issue_code = "too-long"
+    message_ids = frozenset({"BODY_TOO_LARGE"})
+
+
+class UnsupportedMediaType(TerminologyError):
+    status = 415
+    issue_code = "not-supported"
+    message_ids = frozenset({"UNSUPPORTED_MEDIA_TYPE"})
+
+
+def _subclasses(cls: type[TerminologyError]) -> list[type[TerminologyError]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_subclasses(sub))
+    return found
+
+
+ERROR_CLASSES: tuple[type[TerminologyError], ...] = tuple(_subclasses(TerminologyError))
+
+
+def error_class_for(message_id: str | None, status: int) -> type[TerminologyError]:
+    """The class a message id belongs to (for rebuilding errors from an OperationOutcome)."""
+    for cls in ERROR_CLASSES:
+        if message_id in cls.message_ids:
+            return cls
+    for cls in (InvalidRequest, NotFound, MethodNotAllowed, NotAcceptable, RequestTooLarge, UnsupportedMediaType):
+        if cls.status == status:
+            return cls
+    return TerminologyError
+
+
+def to_outcome(error: TerminologyError) -> dict:
+    """The OperationOutcome for an error: severity, code, details (text + tx-issue-type), message id."""
+    details: dict = {"text": error.text}
+    if error.tx_issue_type:
+        details["coding"] = [
+            {"system": "http://hl7.org/fhir/tools/CodeSystem/tx-issue-type", "code": error.tx_issue_type}
+        ]
+    issue: dict = {
+        "extension": [
+            {"url": "http://hl7.org/fhir/StructureDefinition/operationoutcome-message-id", "valueString": error.message_id}
+        ],
+        "severity": "error",
+        "code": error.issue_code,
+        "details": details,
+    }
+    if error.expression:
+        issue["expression"] = [error.expression]
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+class InvalidContent(TerminologyError):
+    """Content that cannot be loaded: not JSON, not valid FHIR, or conflicting with what is loaded."""
+
+    status = 422
+    issue_code = "invalid"
+    message_ids = frozenset({"CONTENT_NOT_JSON", "CONTENT_INVALID", "CONTENT_NOT_FOUND", "DUPLICATE_CANONICAL",
+                             "DUPLICATE_ID", "CONTENT_UNSUPPORTED_TYPE"})
+
+
+MESSAGES.update({
+    "CONTENT_NOT_JSON": "{0}: not valid JSON: {1}",
+    "CONTENT_INVALID": "{0}: {1} is not valid FHIR {2}: {3}",
+    "CONTENT_NOT_FOUND": "{0}: no such file or directory",
+    "CONTENT_UNSUPPORTED_TYPE": "{0}: cannot load a {1}; expected CodeSystem, ValueSet, ConceptMap or Bundle",
+    "DUPLICATE_CANONICAL": "{0} '{1}' version '{2}' is loaded twice with different content",
+    "DUPLICATE_ID": "{0}/{1} is loaded twice",
+})

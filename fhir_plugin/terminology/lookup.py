@@ -1,0 +1,90 @@
+"""CodeSystem/$lookup: the details of one concept.
+
+Spec: https://hl7.org/fhir/R5/operation-codesystem-lookup.html (R4: codesystem-operation-lookup).
+Without `property`, everything is returned (definition, designations, every property, parent,
+child, inactive), as tx.fhir.org and HAPI do; with `property`, only what was asked for, `*`
+meaning all. `name`, `version`, `display` and `abstract` are always returned. `date` is
+accepted and checked, but loaded content carries no history, so it does not change the answer.
+"""
+
+from __future__ import annotations
+
+from .errors import InvalidRequest, NotSupported, UnknownCode, UnknownSupplement
+from .models import CodeSystemEntry, Concept, Coding, LookupRequest, LookupResult, PropertyValue
+from .registry import Registry
+
+
+def resolve_coding(system: str | None, code: str | None, version: str | None, coding: Coding | None,
+                   names: tuple[str, str, str, str] = ("system", "code", "version", "coding")) -> Coding:
+    """One Coding from `system`+`code`(+`version`) or `coding`; conflicts and gaps are errors."""
+    if coding is not None:
+        for mine, theirs, name in ((system, coding.system, names[0]), (code, coding.code, names[1]),
+                                   (version, coding.version, names[2])):
+            if mine is not None and theirs is not None and mine != theirs:
+                raise InvalidRequest("PARAM_CONFLICT", name, names[3], mine, theirs, expression=name)
+        system = coding.system or system
+        code = coding.code or code
+        version = coding.version or version
+    return Coding(system, code, version)
+
+
+def _wants(requested: tuple[str, ...], name: str) -> bool:
+    return not requested or "*" in requested or name in requested
+
+
+def _display_for(concept: Concept, cs: CodeSystemEntry, language: str | None) -> str | None:
+    if not language:
+        return concept.display
+    wanted = [tag.split(";")[0].strip().lower() for tag in language.split(",") if tag.strip()]
+    default_language = (cs.resource.get("language") or "").lower()
+    for tag in wanted:
+        if tag in ("*", default_language) or (default_language and default_language.split("-")[0] == tag):
+            return concept.display
+        for designation in concept.designations:
+            lang = (designation.language or "").lower()
+            if lang == tag or lang.split("-")[0] == tag:
+                return designation.value
+    return concept.display
+
+
+def lookup_code(registry: Registry, request: LookupRequest) -> LookupResult:
+    """Find one concept and report what the request asks for."""
+    coding = resolve_coding(request.system, request.code, request.version, request.coding)
+    if not coding.code or not coding.system:
+        missing = "system" if coding.code else "code"
+        raise InvalidRequest("LOOKUP_NO_CODE", expression=missing)
+    for supplement in request.use_supplements:
+        entry = registry.find_code_system(supplement.split("|")[0], supplement.partition("|")[2] or None)
+        if entry is None or entry.content != "supplement":
+            raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", supplement, expression="useSupplement")
+        raise NotSupported("PARAM_NOT_SUPPORTED", "useSupplement", "supplements are not applied yet",
+                           expression="useSupplement")
+    cs = registry.code_system(coding.system, coding.version)
+    concept = cs.find(coding.code)
+    if concept is None:
+        version = cs.version or "(none)"
+        if cs.content == "fragment":
+            raise UnknownCode("UNKNOWN_CODE_IN_FRAGMENT", coding.code, cs.url, version, expression="code")
+        raise UnknownCode("LOOKUP_CODE_NOT_FOUND", coding.code, cs.url, version, expression="code")
+
+    wanted = request.properties
+    properties: list[PropertyValue] = []
+    for name, codes in (("parent", concept.parents), ("child", concept.children)):
+        if _wants(wanted, name):
+            for code in codes:
+                related = cs.concepts.get(code)
+                properties.append(PropertyValue(name, code, "code", related.display if related else None))
+    properties.extend(p for p in concept.properties if _wants(wanted, p.code))
+    if _wants(wanted, "inactive") and not any(p.code == "inactive" for p in concept.properties):
+        properties.append(PropertyValue("inactive", concept.inactive, "boolean"))
+    return LookupResult(
+        name=cs.name or cs.title or cs.url,
+        system=cs.url,
+        version=cs.version,
+        code=concept.code,
+        display=_display_for(concept, cs, request.display_language),
+        definition=concept.definition if _wants(wanted, "definition") else None,
+        abstract=concept.abstract,
+        designations=concept.designations if _wants(wanted, "designation") else (),
+        properties=tuple(properties),
+    )

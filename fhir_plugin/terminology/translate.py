@@ -1,0 +1,144 @@
+"""ConceptMap/$translate: forward, reverse, and "is this pairing mapped?".
+
+Spec: https://hl7.org/fhir/R5/operation-conceptmap-translate.html (R4: conceptmap-operation-translate).
+Modes (TranslateRequest.mode):
+- forward: source concept -> every target it maps to;
+- target (R5 reverse): a target concept -> every source concept that maps to it; each match's
+  `concept` is the given target and `source` the source concept found (the HL7 test suite's shape);
+- reverse (R4 `reverse=true`): the given code is target-side; each match's `concept` is the
+  source-side answer (HAPI's shape);
+- pair (our choice for a source *and* a target concept): the forward matches narrowed to that
+  target, so one request answers "is 97116 -> R26.2 mapped?" with result true or false.
+Relationships are always reported as stored (source -> target). No map, or no match, is an answer:
+result=false with a message, never an error. An unknown `url` is an error.
+"""
+
+from __future__ import annotations
+
+from .compile import compile_concept_map
+from .errors import InvalidRequest, message
+from .models import Coding, ConceptMapEntry, MapGroup, TranslateMatch, TranslateRequest, TranslateResult
+from .registry import Registry
+
+
+def _url(canonical: str | None) -> str | None:
+    return canonical.split("|", 1)[0] if canonical else None
+
+
+def _check(request: TranslateRequest) -> None:
+    if request.reverse and request.target:
+        raise InvalidRequest("TRANSLATE_REVERSE_WITH_TARGET", expression="reverse")
+    if not request.source and not request.target:
+        raise InvalidRequest("TRANSLATE_NO_SOURCE")
+    for name, codings in (("sourceCode", request.source), ("targetCode", request.target)):
+        for coding in codings:
+            if not coding.code or (not coding.system and name == "sourceCode"):
+                raise InvalidRequest("TRANSLATE_CODING_INCOMPLETE", name, expression=name)
+
+
+def _maps(registry: Registry, request: TranslateRequest) -> list[ConceptMapEntry]:
+    if request.concept_map is not None:
+        maps = [compile_concept_map(request.concept_map)]
+    elif request.url:
+        maps = [registry.concept_map(request.url, request.concept_map_version)]
+    else:
+        maps = list(registry.concept_maps())
+    if request.source_scope:
+        maps = [m for m in maps if _url(m.source_scope) == _url(request.source_scope)]
+    if request.target_scope:
+        maps = [m for m in maps if _url(m.target_scope) == _url(request.target_scope)]
+    return maps
+
+
+def _display(registry: Registry, system: str | None, version: str | None, code: str | None,
+             given: str | None) -> str | None:
+    if given or not code:
+        return given
+    cs = registry.find_code_system(system, version) or registry.find_code_system(system)
+    concept = cs.find(code) if cs else None
+    return concept.display if concept else None
+
+
+def _version_ok(wanted: str | None, stored: str | None) -> bool:
+    return wanted is None or stored is None or wanted == stored
+
+
+def _forward(registry: Registry, request: TranslateRequest, maps: list[ConceptMapEntry],
+             seen_groups: list[MapGroup]) -> list[TranslateMatch]:
+    matches = []
+    for coding in request.source:
+        source = Coding(coding.system, coding.code, coding.version,
+                        _display(registry, coding.system, coding.version, coding.code, coding.display))
+        for cm in maps:
+            for group in cm.groups:
+                if group.source != coding.system or not _version_ok(coding.version, group.source_version):
+                    continue
+                if request.target_system and group.target != request.target_system:
+                    continue
+                seen_groups.append(group)
+                element = group.elements.get(coding.code)
+                for target in element.targets if element else ():
+                    concept = Coding(group.target, target.code, group.target_version,
+                                     _display(registry, group.target, group.target_version, target.code, target.display))
+                    matches.append(TranslateMatch(target.relationship, concept, cm.canonical, source, target.comment))
+    return matches
+
+
+def _backward(registry: Registry, request: TranslateRequest, maps: list[ConceptMapEntry],
+              seen_groups: list[MapGroup]) -> list[TranslateMatch]:
+    """Matches whose target is the given concept; R4 `reverse` reports the source side as `concept`."""
+    given = request.source if request.reverse else request.target
+    source_system = request.target_system if request.reverse else request.source_system
+    target_system = None if request.reverse else request.target_system
+    matches = []
+    for coding in given:
+        system = coding.system or target_system
+        for cm in maps:
+            for group in cm.groups:
+                if system and group.target != system:
+                    continue
+                if source_system and group.source != source_system:
+                    continue
+                seen_groups.append(group)
+                for element, target in group.by_target.get(coding.code, ()):
+                    target_coding = Coding(group.target, target.code, group.target_version,
+                                           _display(registry, group.target, group.target_version, target.code, target.display))
+                    source_coding = Coding(group.source, element.code, group.source_version,
+                                           _display(registry, group.source, group.source_version, element.code, element.display))
+                    if request.reverse:
+                        matches.append(TranslateMatch(target.relationship, source_coding, cm.canonical, None, target.comment))
+                    else:
+                        matches.append(TranslateMatch(target.relationship, target_coding, cm.canonical, source_coding, target.comment))
+    return matches
+
+
+def translate_concept(registry: Registry, request: TranslateRequest) -> TranslateResult:
+    """Translate a concept with the loaded (or given) ConceptMaps."""
+    _check(request)
+    mode = request.mode
+    maps = _maps(registry, request)
+    seen_groups: list[MapGroup] = []
+    if mode in ("forward", "pair"):
+        matches = _forward(registry, request, maps, seen_groups)
+        if mode == "pair":
+            matches = [m for m in matches if any(
+                m.concept.code == t.code and (not t.system or m.concept.system == t.system) for t in request.target)]
+    else:
+        matches = _backward(registry, request, maps, seen_groups)
+    matches = list(dict.fromkeys(matches))
+    result = any(m.relationship != "not-related-to" for m in matches)
+    text = None
+    if not result:
+        first = (request.target if mode == "target" else request.source)[0]
+        wanted = request.target_system or (request.target[0].system if mode == "pair" else None)
+        if mode == "pair":
+            target = request.target[0]
+            text = message("TRANSLATE_PAIR_NOT_MAPPED", first.code, first.system, target.code,
+                           target.system or "any code system")
+        elif not seen_groups:
+            text = message("TRANSLATE_NO_MAP", first.system or "any code system",
+                           f" to '{wanted}'" if wanted else "")
+        else:
+            text = message("TRANSLATE_NOT_FOUND", first.code, first.system or "any code system",
+                           f" (to '{wanted}')" if wanted else "")
+    return TranslateResult(result=result, matches=tuple(matches), message=text, mode=mode)
