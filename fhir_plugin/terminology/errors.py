@@ -224,3 +224,15 @@ MESSAGES.update({
     "DUPLICATE_CANONICAL": "{0} '{1}' version '{2}' is loaded twice with different content",
     "DUPLICATE_ID": "{0}/{1} is loaded twice",
 })
+
+
+_HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 413: "too-long",
+                     415: "not-supported"}
+
+
+def http_outcome(status: int, text: str) -> dict:
+    """An OperationOutcome for an HTTP-level failure that is not a TerminologyError."""
+    code = _HTTP_ISSUE_CODES.get(status, "invalid" if status < 500 else "exception")
+    severity = "error" if status < 500 else "fatal"
+    return {"resourceType": "OperationOutcome",
+            "issue": [{"severity": severity, "code": code, "details": {"text": text}}]}

@@ -218,8 +218,7 @@ class TranslateMatch:
     relationship: str
     concept: Coding
     origin_map: str | None
-    source: Coding | None = None
-    comment: str | None = None
+    source: Coding | None = None  # the source-side concept, in R5 reverse (target) mode only
 
 
 @dataclass(frozen=True, slots=True)

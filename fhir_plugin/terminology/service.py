@@ -10,8 +10,17 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .lookup import lookup_code
-from .models import LookupRequest, LookupResult, TranslateRequest, TranslateResult
+from .models import (
+    CodeSystemEntry,
+    ConceptMapEntry,
+    LookupRequest,
+    LookupResult,
+    ResourceEntry,
+    TranslateRequest,
+    TranslateResult,
+)
 from .registry import Registry
+from .search import read_resource, search_resources
 from .translate import translate_concept
 
 
@@ -34,3 +43,20 @@ class TerminologyService:
     def translate(self, request: TranslateRequest) -> TranslateResult:
         """ConceptMap/$translate. No mapping is a result with result=False, not an error."""
         return translate_concept(self.registry, request)
+
+    def code_system_by_id(self, resource_id: str) -> CodeSystemEntry:
+        """The compiled CodeSystem behind `CodeSystem/{id}` (for instance-level operations)."""
+        entry = read_resource(self.registry, "CodeSystem", resource_id)
+        return self.registry.code_system(entry.url, entry.version)
+
+    def concept_map_by_id(self, resource_id: str) -> ConceptMapEntry:
+        entry = read_resource(self.registry, "ConceptMap", resource_id)
+        return next(cm for cm in self.registry.concept_maps() if cm.resource is entry.resource)
+
+    def read(self, resource_type: str, resource_id: str) -> ResourceEntry:
+        """`{type}/{id}`; NotFound when there is no such resource."""
+        return read_resource(self.registry, resource_type, resource_id)
+
+    def search(self, resource_type: str, criteria: dict[str, str]) -> list[ResourceEntry]:
+        """Search by _id, url (optionally url|version), version, name, title, status."""
+        return search_resources(self.registry, resource_type, criteria)

@@ -67,8 +67,6 @@ def _forward(registry: Registry, request: TranslateRequest, maps: list[ConceptMa
              seen_groups: list[MapGroup]) -> list[TranslateMatch]:
     matches = []
     for coding in request.source:
-        source = Coding(coding.system, coding.code, coding.version,
-                        _display(registry, coding.system, coding.version, coding.code, coding.display))
         for cm in maps:
             for group in cm.groups:
                 if group.source != coding.system or not _version_ok(coding.version, group.source_version):
@@ -80,7 +78,7 @@ def _forward(registry: Registry, request: TranslateRequest, maps: list[ConceptMa
                 for target in element.targets if element else ():
                     concept = Coding(group.target, target.code, group.target_version,
                                      _display(registry, group.target, group.target_version, target.code, target.display))
-                    matches.append(TranslateMatch(target.relationship, concept, cm.canonical, source, target.comment))
+                    matches.append(TranslateMatch(target.relationship, concept, cm.canonical))
     return matches
 
 
@@ -106,9 +104,9 @@ def _backward(registry: Registry, request: TranslateRequest, maps: list[ConceptM
                     source_coding = Coding(group.source, element.code, group.source_version,
                                            _display(registry, group.source, group.source_version, element.code, element.display))
                     if request.reverse:
-                        matches.append(TranslateMatch(target.relationship, source_coding, cm.canonical, None, target.comment))
+                        matches.append(TranslateMatch(target.relationship, source_coding, cm.canonical))
                     else:
-                        matches.append(TranslateMatch(target.relationship, target_coding, cm.canonical, source_coding, target.comment))
+                        matches.append(TranslateMatch(target.relationship, target_coding, cm.canonical, source_coding))
     return matches
 
 

@@ -1,0 +1,163 @@
+"""Typed results <-> FHIR Parameters dicts, for both FHIR versions.
+
+The web layer renders results with `*_parameters`; the client rebuilds the same results from a
+server's answer with `*_result`. Neither imports Flask. Version-specific names come from
+fhirversions.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from .fhirversions import R4_TO_R5_RELATIONSHIP, FhirVersion, relationship_for
+from .terminology.models import Coding, Designation, LookupResult, PropertyValue, TranslateMatch, TranslateResult
+
+
+def value_key(kind: str) -> str:
+    return "value" + kind[0].upper() + kind[1:]
+
+
+def coding_dict(coding: Coding) -> dict:
+    out: dict[str, Any] = {}
+    for key in ("system", "version", "code", "display"):
+        value = getattr(coding, key)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def coding_from(raw: dict | None) -> Coding | None:
+    if not isinstance(raw, dict):
+        return None
+    return Coding(raw.get("system"), raw.get("code"), raw.get("version"), raw.get("display"))
+
+
+def _property_value(value: PropertyValue) -> Any:
+    if value.type == "Coding":
+        return coding_dict(value.value)  # type: ignore[arg-type]
+    return value.value
+
+
+# --- $lookup -----------------------------------------------------------------------------------
+
+
+def lookup_parameters(result: LookupResult, version: FhirVersion) -> dict:
+    params: list[dict] = [{"name": "name", "valueString": result.name}]
+    if result.version:
+        params.append({"name": "version", "valueString": result.version})
+    if result.display is not None:
+        params.append({"name": "display", "valueString": result.display})
+    params.append({"name": "code", "valueCode": result.code})
+    params.append({"name": "system", "valueUri": result.system})
+    if result.definition:
+        params.append({"name": "definition", "valueString": result.definition})
+    params.append({"name": "abstract", "valueBoolean": result.abstract})
+    for designation in result.designations:
+        parts: list[dict] = []
+        if designation.language:
+            parts.append({"name": "language", "valueCode": designation.language})
+        if designation.use:
+            parts.append({"name": "use", "valueCoding": coding_dict(designation.use)})
+        parts.append({"name": "value", "valueString": designation.value})
+        params.append({"name": "designation", "part": parts})
+    for prop in result.properties:
+        parts = [{"name": "code", "valueCode": prop.code},
+                 {"name": "value", value_key(prop.type): _property_value(prop)}]
+        if prop.description:
+            parts.append({"name": "description", "valueString": prop.description})
+        params.append({"name": "property", "part": parts})
+    return {"resourceType": "Parameters", "parameter": params}
+
+
+def _parts(parameter: dict) -> dict[str, dict]:
+    return {p.get("name"): p for p in parameter.get("part", [])}
+
+
+def _value(parameter: dict | None) -> tuple[str | None, Any]:
+    for key, value in (parameter or {}).items():
+        if key.startswith("value"):
+            kind = key[5:]
+            return (kind if kind == "Coding" else kind[0].lower() + kind[1:]), value
+    return None, None
+
+
+def lookup_result(parameters: dict) -> LookupResult:
+    single: dict[str, Any] = {}
+    designations, properties = [], []
+    for parameter in parameters.get("parameter", []):
+        name = parameter.get("name")
+        if name == "designation":
+            parts = _parts(parameter)
+            designations.append(Designation(
+                _value(parts.get("value"))[1], _value(parts.get("language"))[1],
+                coding_from(_value(parts.get("use"))[1])))
+        elif name == "property":
+            parts = _parts(parameter)
+            kind, value = _value(parts.get("value"))
+            if kind == "Coding":
+                value = coding_from(value)
+            elif kind == "decimal":
+                value = Decimal(str(value))
+            properties.append(PropertyValue(_value(parts.get("code"))[1], value, kind or "string",
+                                            _value(parts.get("description"))[1]))
+        else:
+            single[name] = _value(parameter)[1]
+    return LookupResult(
+        name=single.get("name"), system=single.get("system"), version=single.get("version"),
+        code=single.get("code"), display=single.get("display"), definition=single.get("definition"),
+        abstract=bool(single.get("abstract", False)), designations=tuple(designations),
+        properties=tuple(properties),
+    )
+
+
+# --- $translate --------------------------------------------------------------------------------
+
+
+def translate_parameters(result: TranslateResult, version: FhirVersion, r4_dialect: bool = False) -> dict:
+    """`r4_dialect`: the request used R4-only names, so each match also carries R4's `source`
+    (the ConceptMap's uri). Otherwise `source`, if present, is the source-side Coding of an R5
+    reverse translation, as the HL7 test suite expects."""
+    params: list[dict] = [{"name": "result", "valueBoolean": result.result}]
+    if result.message:
+        params.append({"name": "message", "valueString": result.message})
+    for match in result.matches:
+        name, code = relationship_for(version, match.relationship)
+        parts: list[dict] = [{"name": name, "valueCode": code},
+                             {"name": "concept", "valueCoding": coding_dict(match.concept)}]
+        if match.origin_map:
+            parts.append({"name": "originMap", "valueCanonical": match.origin_map})
+            if r4_dialect and version is FhirVersion.R4:
+                parts.append({"name": "source", "valueUri": match.origin_map})
+        if match.source is not None and not (r4_dialect and version is FhirVersion.R4):
+            parts.append({"name": "source", "valueCoding": coding_dict(match.source)})
+        params.append({"name": "match", "part": parts})
+    return {"resourceType": "Parameters", "parameter": params}
+
+
+def translate_result(parameters: dict) -> TranslateResult:
+    result, message, matches = False, None, []
+    for parameter in parameters.get("parameter", []):
+        name = parameter.get("name")
+        if name == "result":
+            result = bool(parameter.get("valueBoolean"))
+        elif name == "message":
+            message = parameter.get("valueString")
+        elif name == "match":
+            relationship, concept, origin, source = "related-to", None, None, None
+            for part in parameter.get("part", []):
+                kind, value = _value(part)
+                if part.get("name") == "relationship":
+                    relationship = value
+                elif part.get("name") == "equivalence":
+                    relationship = R4_TO_R5_RELATIONSHIP.get(value, "related-to")
+                elif part.get("name") == "concept":
+                    concept = coding_from(value)
+                elif part.get("name") == "originMap":
+                    origin = value
+                elif part.get("name") == "source" and kind == "Coding":
+                    source = coding_from(value)
+                elif part.get("name") == "source" and origin is None:
+                    origin = value
+            matches.append(TranslateMatch(relationship, concept or Coding(), origin, source))
+    return TranslateResult(result=result, matches=tuple(matches), message=message)

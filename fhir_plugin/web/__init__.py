@@ -1,0 +1,1 @@
+"""Flask only: thin views, request parsing, rendering and content negotiation."""

@@ -1,0 +1,268 @@
+"""Request -> typed request. One parser for query strings, form bodies and Parameters bodies.
+
+Unknown operation parameters are ignored (as tx.fhir.org and HAPI do: clients add their own, such
+as the HL7 runner's `uuid`); known ones are checked for type and cardinality, and conflicting
+inputs are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qsl
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Request
+from werkzeug.datastructures import MultiDict
+
+from ..fhirversions import R4_ONLY_TRANSLATE_NAMES, TRANSLATE_ALIASES
+from ..terminology.errors import InvalidRequest, RequestTooLarge
+from ..terminology.lookup import resolve_coding
+from ..terminology.models import CodeSystemEntry, Coding, ConceptMapEntry, LookupRequest, TranslateRequest
+from .formats import check_body_type
+
+CONTROL = frozenset({"_format", "_pretty"})
+_CODE = re.compile(r"^[^\s]+( [^\s]+)*$")
+_DATETIME = re.compile(
+    r"^([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)"
+    r"(\.[0-9]{1,9})?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$"
+)
+_PRIMITIVE_KINDS = {"String", "Uri", "Url", "Canonical", "Code", "Id", "Oid", "Uuid", "Markdown", "Boolean",
+                    "DateTime", "Date", "Instant", "Integer", "Decimal"}
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    kind: str  # "query" for URL/form strings, else the value[x] suffix, "resource" or "part"
+    value: Any
+
+
+def _body(request: Request, max_bytes: int) -> bytes:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise RequestTooLarge("BODY_TOO_LARGE", max_bytes)
+    data = request.stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise RequestTooLarge("BODY_TOO_LARGE", max_bytes)
+    return data
+
+
+def _parameters(data: bytes) -> list[Param]:
+    try:
+        document = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise InvalidRequest("BODY_NOT_JSON", str(error) or type(error).__name__) from None
+    if not isinstance(document, dict) or document.get("resourceType") != "Parameters":
+        found = document.get("resourceType") if isinstance(document, dict) else type(document).__name__
+        raise InvalidRequest("BODY_NOT_PARAMETERS", found or "a JSON object without resourceType")
+    raw = document.get("parameter", [])
+    if not isinstance(raw, list):
+        raise InvalidRequest("BODY_BAD_PARAMETERS", "'parameter' must be an array")
+    params = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+            raise InvalidRequest("BODY_BAD_PARAMETERS", f"parameter[{index}] has no name")
+        values = [k for k in item if k.startswith("value")] + [k for k in ("resource", "part") if k in item]
+        if len(values) != 1:
+            raise InvalidRequest("BODY_BAD_PARAMETERS", f"parameter[{index}] ('{item['name']}') must have exactly "
+                                 "one value[x], resource or part")
+        key = values[0]
+        params.append(Param(item["name"], key[5:] if key.startswith("value") else key, item[key]))
+    return params
+
+
+def read_params(request: Request, max_bytes: int) -> list[Param]:
+    """Every operation parameter of the request: query string, then the body (POST)."""
+    params = [Param(k, "query", v) for k, v in request.args.items(multi=True) if k not in CONTROL]
+    if request.method == "POST":
+        mime = check_body_type(request.content_type)
+        data = _body(request, max_bytes)
+        if mime == "application/x-www-form-urlencoded":
+            try:
+                form = parse_qsl(data.decode("ascii"), keep_blank_values=True, errors="strict")
+            except (UnicodeDecodeError, ValueError):
+                raise InvalidRequest("BODY_BAD_PARAMETERS", "the form body is not valid UTF-8 form data") from None
+            params.extend(Param(k, "query", v) for k, v in form if k not in CONTROL)
+        elif data.strip():
+            params.extend(_parameters(data))
+    return params
+
+
+# --- typing ------------------------------------------------------------------------------------
+
+
+def _primitive(param: Param, expected: str) -> Any:
+    if param.kind != "query" and param.kind not in _PRIMITIVE_KINDS:
+        raise InvalidRequest("PARAM_BAD_TYPE", param.name, f"a {expected}", expression=param.name)
+    value = param.value
+    if expected == "boolean":
+        if isinstance(value, bool):
+            return value
+        if value in ("true", "false"):
+            return value == "true"
+        raise InvalidRequest("PARAM_BAD_VALUE", param.name, "boolean", repr(value), expression=param.name)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest("PARAM_BAD_VALUE", param.name, expected, repr(value), expression=param.name)
+    if expected in ("uri", "code") and not _CODE.match(value):
+        raise InvalidRequest("PARAM_BAD_VALUE", param.name, expected, repr(value), expression=param.name)
+    if expected == "uri" and " " in value:
+        raise InvalidRequest("PARAM_BAD_VALUE", param.name, expected, repr(value), expression=param.name)
+    if expected == "dateTime" and not _DATETIME.match(value):
+        raise InvalidRequest("PARAM_BAD_VALUE", param.name, "dateTime", repr(value), expression=param.name)
+    return value
+
+
+def _coding(param: Param, raw: Any) -> Coding:
+    if not isinstance(raw, dict) or any(
+        k in raw and not isinstance(raw[k], str) for k in ("system", "code", "version", "display")
+    ):
+        raise InvalidRequest("PARAM_BAD_TYPE", param.name, "a Coding (system, code, version, display strings)",
+                             expression=param.name)
+    return Coding(raw.get("system"), raw.get("code"), raw.get("version"), raw.get("display"))
+
+
+def _typed(param: Param, expected: str) -> Any:
+    if expected == "Coding":
+        if param.kind == "query" and isinstance(param.value, str) and "|" in param.value:
+            system, _, code = param.value.rpartition("|")  # GET convenience: coding=system|code
+            return Coding(system or None, code or None)
+        if param.kind != "Coding":
+            raise InvalidRequest("PARAM_BAD_TYPE", param.name, "a Coding", expression=param.name)
+        return _coding(param, param.value)
+    if expected == "CodeableConcept":
+        codings = param.value.get("coding") if isinstance(param.value, dict) else None
+        if param.kind != "CodeableConcept" or not isinstance(codings, list) or not codings:
+            raise InvalidRequest("PARAM_BAD_TYPE", param.name, "a CodeableConcept with at least one coding",
+                                 expression=param.name)
+        return tuple(_coding(param, c) for c in codings)
+    if expected == "resource":
+        if param.kind != "resource" or not isinstance(param.value, dict):
+            raise InvalidRequest("PARAM_BAD_TYPE", param.name, "a resource", expression=param.name)
+        return param.value
+    return _primitive(param, expected)
+
+
+def collect(params: list[Param], spec: dict[str, str], repeating: frozenset[str] = frozenset(),
+            aliases: dict[str, str] | None = None) -> dict[str, Any]:
+    """Known parameters by internal name, typed; repeats and alias clashes are refused."""
+    values: dict[str, Any] = {}
+    given_as: dict[str, str] = {}
+    for param in params:
+        name = aliases.get(param.name, param.name) if aliases else param.name
+        if name not in spec:
+            continue
+        value = _typed(param, spec[name])
+        if name in repeating:
+            values.setdefault(name, []).append(value)
+            continue
+        if name in values:
+            if given_as[name] == param.name:
+                raise InvalidRequest("PARAM_REPEATED", param.name, expression=param.name)
+            raise InvalidRequest("PARAM_EXCLUSIVE", f"'{given_as[name]}' and '{param.name}'", expression=param.name)
+        values[name] = value
+        given_as[name] = param.name
+    return values
+
+
+# --- operations --------------------------------------------------------------------------------
+
+LOOKUP_SPEC = {"system": "uri", "code": "code", "version": "string", "coding": "Coding", "date": "dateTime",
+               "displayLanguage": "code", "property": "code", "useSupplement": "uri"}
+
+
+def lookup_request(params: list[Param], instance: CodeSystemEntry | None = None) -> LookupRequest:
+    v = collect(params, LOOKUP_SPEC, frozenset({"property", "useSupplement"}))
+    system, version = v.get("system"), v.get("version")
+    if instance is not None:
+        for name, given, own in (("system", system, instance.url), ("version", version, instance.version)):
+            if given is not None and given != own:
+                raise InvalidRequest("PARAM_CONFLICT", name, f"CodeSystem/{instance.id}", given, own, expression=name)
+        system, version = instance.url, instance.version
+    coding = resolve_coding(system, v.get("code"), version, v.get("coding"))
+    return LookupRequest(
+        system=coding.system, code=coding.code, version=coding.version, date=v.get("date"),
+        display_language=v.get("displayLanguage"), properties=tuple(v.get("property", ())),
+        use_supplements=tuple(v.get("useSupplement", ())),
+    )
+
+
+TRANSLATE_SPEC = {
+    "sourceCode": "code", "sourceSystem": "uri", "sourceVersion": "string", "sourceCoding": "Coding",
+    "sourceCodeableConcept": "CodeableConcept", "sourceScope": "uri", "targetScope": "uri", "targetSystem": "uri",
+    "targetCode": "code", "targetCoding": "Coding", "targetCodeableConcept": "CodeableConcept", "reverse": "boolean",
+    "url": "uri", "conceptMap": "resource", "conceptMapVersion": "string",
+}
+
+
+def _one_of(v: dict[str, Any], names: tuple[str, str, str]) -> str | None:
+    given = [n for n in names if n in v]
+    if len(given) > 1:
+        raise InvalidRequest("PARAM_EXCLUSIVE", ", ".join(f"'{n}'" for n in names), expression=given[1])
+    return given[0] if given else None
+
+
+def translate_request(params: list[Param], instance: ConceptMapEntry | None = None) -> tuple[TranslateRequest, bool]:
+    """The typed request, and whether the caller spoke R4 (which decides R4's `match.source`)."""
+    v = collect(params, TRANSLATE_SPEC, aliases=TRANSLATE_ALIASES)
+    r4_dialect = any(p.name in R4_ONLY_TRANSLATE_NAMES for p in params)
+    source_kind = _one_of(v, ("sourceCode", "sourceCoding", "sourceCodeableConcept"))
+    target_kind = _one_of(v, ("targetCode", "targetCoding", "targetCodeableConcept"))
+    source: tuple[Coding, ...] = ()
+    if source_kind == "sourceCode":
+        if "sourceSystem" not in v:
+            raise InvalidRequest("PARAM_REQUIRES", "sourceCode", "sourceSystem", expression="sourceCode")
+        source = (Coding(v["sourceSystem"], v["sourceCode"], v.get("sourceVersion")),)
+    elif source_kind == "sourceCoding":
+        source = (resolve_coding(v.get("sourceSystem"), None, v.get("sourceVersion"), v["sourceCoding"],
+                                 ("sourceSystem", "sourceCode", "sourceVersion", "sourceCoding")),)
+    elif source_kind == "sourceCodeableConcept":
+        source = v["sourceCodeableConcept"]
+    target: tuple[Coding, ...] = ()
+    if target_kind == "targetCode":
+        target = (Coding(v.get("targetSystem"), v["targetCode"]),)
+    elif target_kind == "targetCoding":
+        target = (v["targetCoding"],)
+    elif target_kind == "targetCodeableConcept":
+        target = v["targetCodeableConcept"]
+    url, version = v.get("url"), v.get("conceptMapVersion")
+    if instance is not None:
+        for name, given, own in (("url", url, instance.url), ("conceptMapVersion", version, instance.version)):
+            if given is not None and given != own:
+                raise InvalidRequest("PARAM_CONFLICT", name, f"ConceptMap/{instance.id}", given, own, expression=name)
+        url, version = instance.url, instance.version
+    concept_map = v.get("conceptMap")
+    if concept_map is not None:
+        if url:
+            raise InvalidRequest("PARAM_EXCLUSIVE", "'url' and 'conceptMap'", expression="conceptMap")
+        from ..content import load_resource
+
+        if concept_map.get("resourceType") != "ConceptMap":
+            raise InvalidRequest("PARAM_BAD_TYPE", "conceptMap", "a ConceptMap", expression="conceptMap")
+        concept_map = load_resource(concept_map, "parameter 'conceptMap'")
+    request = TranslateRequest(
+        source=source, target=target, target_system=v.get("targetSystem"),
+        source_system=v.get("sourceSystem") if source_kind is None else None,
+        source_scope=v.get("sourceScope"), target_scope=v.get("targetScope"), url=url,
+        concept_map_version=version, concept_map=concept_map, reverse=v.get("reverse", False),
+    )
+    return request, r4_dialect
+
+
+SEARCH_PARAMS = ("_id", "url", "version", "name", "title", "status")
+
+
+def search_criteria(args: MultiDict, strict: bool, resource_type: str) -> dict[str, str]:
+    """Supported search parameters; unknown ones are ignored unless `Prefer: handling=strict`."""
+    criteria = {}
+    for key, value in args.items(multi=True):
+        if key in CONTROL:
+            continue
+        if key not in SEARCH_PARAMS:
+            if strict:
+                raise InvalidRequest("SEARCH_PARAM_UNKNOWN", key, resource_type, expression=key)
+            continue
+        if key in criteria:
+            raise InvalidRequest("PARAM_REPEATED", key, expression=key)
+        criteria[key] = value
+    return criteria

@@ -1,0 +1,140 @@
+"""The routes. Each view parses, calls the service, renders: no terminology logic here.
+
+One blueprint serves every FHIR version; extension.py registers it once per endpoint (/r4, /r5,
+/fhir) with the version as a URL default. Every rule accepts every method so that a wrong method
+is answered here, with an OperationOutcome, instead of by the host application.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+from flask import Blueprint, Response, current_app, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from .. import codec
+from ..conformance import capability_statement, terminology_capabilities
+from ..fhirversions import FhirVersion
+from ..terminology.errors import MethodNotAllowed, NotFound, TerminologyError, http_outcome, to_outcome
+from . import params
+from .render import outcome_response, respond, searchset, versions_parameters
+
+log = logging.getLogger(__name__)
+bp = Blueprint("fhir_plugin", __name__)
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# (rule, allowed methods) of every route, for the CapabilityStatement test
+ROUTES: list[tuple[str, tuple[str, ...]]] = []
+RESOURCE_TYPES = "any(CodeSystem, ValueSet, ConceptMap)"
+
+
+def _state():
+    return current_app.extensions["fhir_plugin"]
+
+
+def _params():
+    return params.read_params(request, _state().settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
+
+
+def _base_url() -> str:
+    configured = _state().settings["FHIR_PLUGIN_BASE_URL"]
+    local = url_for(f"{request.blueprint}.metadata", _external=True).removesuffix("/metadata")
+    if configured:
+        return configured.rstrip("/") + local.split(request.host, 1)[1]
+    return local
+
+
+def route(rule: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
+    def register(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def view(fhir_version: str, **kwargs: str) -> Response:
+            if request.method not in methods + ("HEAD", "OPTIONS"):
+                raise MethodNotAllowed("METHOD_NOT_ALLOWED", request.method, request.path)
+            return fn(FhirVersion(fhir_version), **kwargs)
+
+        bp.add_url_rule(rule, fn.__name__, view, methods=ALL_METHODS)
+        ROUTES.append((rule, methods))
+        return view
+
+    return register
+
+
+@route("/metadata")
+def metadata(version: FhirVersion) -> Response:
+    state = _state()
+    if request.args.get("mode") == "terminology":
+        return respond(request, version, terminology_capabilities(version, state.service.registry, state.software_version))
+    return respond(request, version, capability_statement(version, _base_url(), state.software_version))
+
+
+@route("/$versions", ("GET", "POST"))
+def versions(version: FhirVersion) -> Response:
+    return respond(request, version, versions_parameters(version))
+
+
+@route("/CodeSystem/$lookup", ("GET", "POST"))
+def lookup(version: FhirVersion) -> Response:
+    result = _state().service.lookup(params.lookup_request(_params()))
+    return respond(request, version, codec.lookup_parameters(result, version))
+
+
+@route("/CodeSystem/<resource_id>/$lookup", ("GET", "POST"))
+def lookup_instance(version: FhirVersion, resource_id: str) -> Response:
+    service = _state().service
+    result = service.lookup(params.lookup_request(_params(), service.code_system_by_id(resource_id)))
+    return respond(request, version, codec.lookup_parameters(result, version))
+
+
+@route("/ConceptMap/$translate", ("GET", "POST"))
+def translate(version: FhirVersion) -> Response:
+    translate_request, r4_dialect = params.translate_request(_params())
+    result = _state().service.translate(translate_request)
+    return respond(request, version, codec.translate_parameters(result, version, r4_dialect))
+
+
+@route("/ConceptMap/<resource_id>/$translate", ("GET", "POST"))
+def translate_instance(version: FhirVersion, resource_id: str) -> Response:
+    service = _state().service
+    translate_request, r4_dialect = params.translate_request(_params(), service.concept_map_by_id(resource_id))
+    result = service.translate(translate_request)
+    return respond(request, version, codec.translate_parameters(result, version, r4_dialect))
+
+
+@route(f"/<{RESOURCE_TYPES}:resource_type>")
+def search(version: FhirVersion, resource_type: str) -> Response:
+    strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
+    entries = _state().service.search(resource_type, params.search_criteria(request.args, strict, resource_type))
+    return respond(request, version, searchset(_base_url(), resource_type, entries, request.url))
+
+
+@route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>")
+def read(version: FhirVersion, resource_type: str, resource_id: str) -> Response:
+    return respond(request, version, _state().service.read(resource_type, resource_id).resource)
+
+
+@route("/<path:path>", tuple(ALL_METHODS))
+def unknown(version: FhirVersion, path: str) -> Response:
+    raise NotFound("NO_SUCH_PATH", request.path)
+
+
+@route("/", tuple(ALL_METHODS))
+def base(version: FhirVersion) -> Response:
+    raise NotFound("NO_SUCH_PATH", request.path)
+
+
+@bp.errorhandler(TerminologyError)
+def terminology_error(error: TerminologyError) -> Response:
+    return outcome_response(request, to_outcome(error), error.status)
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error: HTTPException) -> Response:
+    status = error.code or 400
+    return outcome_response(request, http_outcome(status, error.description or error.name), status)
+
+
+@bp.errorhandler(Exception)
+def unexpected_error(error: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return outcome_response(request, http_outcome(500, "Internal server error; the details are in the server log"), 500)
