@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,11 +24,8 @@ def create_app(config: Mapping[str, Any] | None = None, service: TerminologyServ
 
     @app.get("/")
     def index() -> Response:
-        links = {"r4": "/r4/metadata", "r5": "/r5/metadata", "default": "/fhir/metadata"}
-        return Response(
-            '{"service":"fhir_plugin","endpoints":' + str(links).replace("'", '"') + "}",
-            mimetype="application/json",
-        )
+        endpoints = {"r4": "/r4", "r5": "/r5", "default": "/fhir"}
+        return Response(json.dumps({"service": "fhir_plugin", "endpoints": endpoints}), mimetype="application/json")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:

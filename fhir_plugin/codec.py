@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .fhirversions import R4_TO_R5_RELATIONSHIP, FhirVersion, relationship_for
+from .fhirversions import FhirVersion, relationship_for, relationship_from
 from .terminology.models import Coding, Designation, LookupResult, PropertyValue, TranslateMatch, TranslateResult
 
 
@@ -147,10 +147,8 @@ def translate_result(parameters: dict) -> TranslateResult:
             relationship, concept, origin, source = "related-to", None, None, None
             for part in parameter.get("part", []):
                 kind, value = _value(part)
-                if part.get("name") == "relationship":
-                    relationship = value
-                elif part.get("name") == "equivalence":
-                    relationship = R4_TO_R5_RELATIONSHIP.get(value, "related-to")
+                if part.get("name") in ("relationship", "equivalence"):
+                    relationship = relationship_from(part["name"], value) or relationship
                 elif part.get("name") == "concept":
                     concept = coding_from(value)
                 elif part.get("name") == "originMap":

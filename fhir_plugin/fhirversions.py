@@ -59,6 +59,15 @@ def relationship_for(version: FhirVersion, relationship: str) -> tuple[str, str]
     return "relationship", relationship
 
 
+def relationship_from(part_name: str, code: str) -> str | None:
+    """The R5 relationship a translate match part carries, whichever version's name it uses."""
+    if part_name == "relationship":
+        return code
+    if part_name == "equivalence":
+        return R4_TO_R5_RELATIONSHIP.get(code, "related-to")
+    return None
+
+
 # --- operation parameter names -----------------------------------------------------------------
 # wire name -> internal name, per operation. Both releases' names are accepted on both endpoints
 # (R4 clients talk to R5 servers and vice versa; the HL7 test runner sends R5 names to R4 servers).
@@ -91,16 +100,24 @@ def looks_like_r4(resource: dict) -> bool:
         return False
     if any(k in resource for k in ("sourceUri", "sourceCanonical", "targetUri", "targetCanonical")):
         return True
-    for group in resource.get("group", []):
+    # Only a guess from the shape: malformed input (a group that is not an object, ...) is left
+    # for the validator to refuse, never an exception here.
+    for group in _dicts(resource.get("group")):
         if "sourceVersion" in group or "targetVersion" in group:
             return True
-        if (group.get("unmapped") or {}).get("mode") == "provided" or "url" in (group.get("unmapped") or {}):
+        unmapped = group.get("unmapped")
+        if isinstance(unmapped, dict) and (unmapped.get("mode") == "provided" or "url" in unmapped):
             return True
-        for element in group.get("element", []):
-            for target in element.get("target", []):
+        for element in _dicts(group.get("element")):
+            for target in _dicts(element.get("target")):
                 if "equivalence" in target:
                     return True
     return False
+
+
+def _dicts(value: Any) -> list[dict]:
+    """The objects of a JSON array (nothing when `value` is not an array)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def to_r5(resource: dict) -> dict:

@@ -15,6 +15,7 @@ Status table (decided once; tests/test_errors.py pins it):
     NotAcceptable         406   not-supported  the client accepts only a format we cannot produce (XML)
     RequestTooLarge       413   too-long       body beyond FHIR_PLUGIN_MAX_REQUEST_BYTES
     UnsupportedMediaType  415   not-supported  the body is in a format we cannot read (XML, text)
+    ServerUnreachable     503   transient      (client only) the remote server did not answer
 
 Message texts follow the HL7 message catalogue (Messages.properties of the Java core, also used by
 tx.fhir.org) where an entry exists, so that clients and the HL7 test suite recognise them; the
@@ -76,6 +77,14 @@ MESSAGES: dict[str, str] = {
     "NO_SUCH_PATH": "There is no FHIR endpoint at {0}",
     "RESOURCE_NOT_FOUND": "{0}/{1} not found",
     "SEARCH_PARAM_UNKNOWN": "Unknown search parameter '{0}' for {1} (Prefer: handling=strict)",
+    # loading content, and the client
+    "SERVER_UNREACHABLE": "Cannot reach the terminology server at {0}: {1}",
+    "CONTENT_NOT_JSON": "{0}: not valid JSON: {1}",
+    "CONTENT_INVALID": "{0}: {1} is not valid FHIR {2}: {3}",
+    "CONTENT_NOT_FOUND": "{0}: no such file or directory",
+    "CONTENT_UNSUPPORTED_TYPE": "{0}: cannot load a {1}; expected CodeSystem, ValueSet, ConceptMap or Bundle",
+    "DUPLICATE_CANONICAL": "{0} '{1}' version '{2}' is loaded twice with different content",
+    "DUPLICATE_ID": "{0}/{1} is loaded twice",
 }
 
 
@@ -165,6 +174,27 @@ class UnsupportedMediaType(TerminologyError):
     message_ids = frozenset({"UNSUPPORTED_MEDIA_TYPE"})
 
 
+class InvalidContent(TerminologyError):
+    """Content that cannot be loaded: not JSON, not valid FHIR, or conflicting with what is loaded."""
+
+    status = 422
+    issue_code = "invalid"
+    message_ids = frozenset({"CONTENT_NOT_JSON", "CONTENT_INVALID", "CONTENT_NOT_FOUND", "DUPLICATE_CANONICAL",
+                             "DUPLICATE_ID", "CONTENT_UNSUPPORTED_TYPE"})
+
+
+
+class ServerUnreachable(TerminologyError):
+    """The client could not get an answer from a remote server (refused, DNS, TLS, timeout).
+
+    Raised only by fhir_plugin.client, never by the engine or the server. 503 + transient, because
+    the same request may well succeed later."""
+
+    status = 503
+    issue_code = "transient"
+    message_ids = frozenset({"SERVER_UNREACHABLE"})
+
+
 def _subclasses(cls: type[TerminologyError]) -> list[type[TerminologyError]]:
     found = []
     for sub in cls.__subclasses__():
@@ -181,7 +211,8 @@ def error_class_for(message_id: str | None, status: int) -> type[TerminologyErro
     for cls in ERROR_CLASSES:
         if message_id in cls.message_ids:
             return cls
-    for cls in (InvalidRequest, NotFound, MethodNotAllowed, NotAcceptable, RequestTooLarge, UnsupportedMediaType):
+    for cls in (InvalidRequest, NotFound, MethodNotAllowed, NotAcceptable, RequestTooLarge, UnsupportedMediaType,
+                InvalidContent, ServerUnreachable):
         if cls.status == status:
             return cls
     return TerminologyError
@@ -205,25 +236,6 @@ def to_outcome(error: TerminologyError) -> dict:
     if error.expression:
         issue["expression"] = [error.expression]
     return {"resourceType": "OperationOutcome", "issue": [issue]}
-
-
-class InvalidContent(TerminologyError):
-    """Content that cannot be loaded: not JSON, not valid FHIR, or conflicting with what is loaded."""
-
-    status = 422
-    issue_code = "invalid"
-    message_ids = frozenset({"CONTENT_NOT_JSON", "CONTENT_INVALID", "CONTENT_NOT_FOUND", "DUPLICATE_CANONICAL",
-                             "DUPLICATE_ID", "CONTENT_UNSUPPORTED_TYPE"})
-
-
-MESSAGES.update({
-    "CONTENT_NOT_JSON": "{0}: not valid JSON: {1}",
-    "CONTENT_INVALID": "{0}: {1} is not valid FHIR {2}: {3}",
-    "CONTENT_NOT_FOUND": "{0}: no such file or directory",
-    "CONTENT_UNSUPPORTED_TYPE": "{0}: cannot load a {1}; expected CodeSystem, ValueSet, ConceptMap or Bundle",
-    "DUPLICATE_CANONICAL": "{0} '{1}' version '{2}' is loaded twice with different content",
-    "DUPLICATE_ID": "{0}/{1} is loaded twice",
-})
 
 
 _HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 413: "too-long",

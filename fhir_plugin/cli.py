@@ -1,0 +1,258 @@
+"""The `fhir-plugin` command: serve, and $lookup / $translate in-process or against a server.
+
+Exit codes: 0 the operation succeeded (for translate: result true); 1 translate answered
+result=false; 2 an error (a TerminologyError, a bad setting or bad usage), printed as one line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from . import __version__, codec
+from .fhirversions import FhirVersion
+from .terminology.errors import TerminologyError
+from .terminology.models import (
+    Coding,
+    LookupRequest,
+    LookupResult,
+    PropertyValue,
+    TranslateMatch,
+    TranslateRequest,
+    TranslateResult,
+)
+
+# --- serve -----------------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from .app import create_app
+
+    host = args.host or settings["FHIR_PLUGIN_HOST"]
+    port = settings["FHIR_PLUGIN_PORT"] if args.port is None else args.port
+    workers = settings["FHIR_PLUGIN_WORKERS"] if args.workers is None else args.workers
+    # Loaded here, before gunicorn forks, so that bad content stops the start with a one-line
+    # message and every worker shares the one loaded index (copy-on-write).
+    app = create_app()
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            options = {"bind": f"{host}:{port}", "workers": workers, "preload_app": True,
+                       # gunicorn >= 25.1 opens a control socket at one fixed path per user, so two
+                       # servers on one machine would take it from each other; we do not use it.
+                       "control_socket_disable": True}
+            for key, value in options.items():
+                if key in self.cfg.settings:  # control_socket_disable is unknown before 25.1
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    default = settings["FHIR_PLUGIN_DEFAULT_VERSION"]
+    print(f"fhir-plugin {__version__} serving on {base} with {workers} worker(s)")
+    print(f"  R4: {base}/r4\n  R5: {base}/r5\n  {default} (default): {base}/fhir", flush=True)
+    Server().run()
+    return 0
+
+
+# --- the operations, local or remote -------------------------------------------------------------
+
+
+def _backend(args: argparse.Namespace, settings: dict[str, Any]) -> Any:
+    """A TerminologyClient for --server, else the in-process service over FHIR_PLUGIN_CONTENT."""
+    if args.server:
+        from .client import TerminologyClient
+
+        return TerminologyClient(args.server, timeout=args.timeout)
+    from .config import content_paths
+    from .terminology.service import TerminologyService
+
+    return TerminologyService.from_paths(content_paths(settings))
+
+
+def _run(args: argparse.Namespace, settings: dict[str, Any], call: str, request: Any) -> Any:
+    backend = _backend(args, settings)
+    try:
+        return getattr(backend, call)(request)
+    finally:
+        if hasattr(backend, "close"):
+            backend.close()
+
+
+def _json(parameters: dict) -> str:
+    from .web.formats import dumps  # the server's serialiser: decimals come out as they do there
+
+    return dumps(parameters, pretty=True).decode()
+
+
+def _fhir_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Coding):
+        return _coding_text(value)
+    return str(value) if not isinstance(value, Decimal) else format(value, "f")
+
+
+def _coding_text(coding: Coding) -> str:
+    text = f"{coding.system or ''}#{coding.code or ''}"
+    return f'{text} "{coding.display}"' if coding.display else text
+
+
+def _property_text(prop: PropertyValue) -> str:
+    text = f"{prop.code} = {_fhir_value(prop.value)}"
+    return f"{text} ({prop.description})" if prop.description else text
+
+
+def lookup_lines(result: LookupResult) -> list[str]:
+    """The readable form of a $lookup answer, one line per fact."""
+    lines = [f"name: {result.name}", f"system: {result.system}"]
+    if result.version:
+        lines.append(f"version: {result.version}")
+    lines.append(f"code: {result.code}")
+    for label, value in (("display", result.display), ("definition", result.definition)):
+        if value:
+            lines.append(f"{label}: {value}")
+    if result.abstract:
+        lines.append("abstract: true")
+    if result.designations:
+        lines.append("designations:")
+    for designation in result.designations:
+        about = []
+        if designation.use is not None:
+            about.append(designation.use.display or _coding_text(designation.use))
+        if designation.language:
+            about.append(designation.language)
+        lines.append(f"  {designation.value}" + (f" ({', '.join(about)})" if about else ""))
+    if result.properties:
+        lines.append("properties:")
+    lines.extend(f"  {_property_text(p)}" for p in result.properties)
+    return lines
+
+
+def _match_text(match: TranslateMatch) -> str:
+    text = f"match: {match.relationship} {_coding_text(match.concept)}"
+    if match.source is not None:
+        text += f" (source {_coding_text(match.source)})"
+    return text + (f" from map {match.origin_map}" if match.origin_map else "")
+
+
+def translate_lines(result: TranslateResult) -> list[str]:
+    """The readable form of a $translate answer: result, message, one line per match."""
+    lines = [f"result: {_fhir_value(result.result)}"]
+    if result.message:
+        lines.append(f"message: {result.message}")
+    return lines + [_match_text(m) for m in result.matches]
+
+
+def _lookup(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    request = LookupRequest(system=args.system, code=args.code, version=args.version,
+                            display_language=args.display_language, properties=tuple(args.property))
+    result: LookupResult = _run(args, settings, "lookup", request)
+    if args.json:
+        print(_json(codec.lookup_parameters(result, FhirVersion(args.fhir_version))))
+    else:
+        print("\n".join(lookup_lines(result)))
+    return 0
+
+
+def translate_request_from(args: argparse.Namespace) -> TranslateRequest:
+    """--code names the source concept; without it, --system only narrows a reverse search."""
+    source = (Coding(args.system, args.code, args.version),) if args.code else ()
+    target = (Coding(args.target_system, args.target_code),) if args.target_code else ()
+    return TranslateRequest(
+        source=source, target=target, target_system=args.target_system,
+        source_system=None if source else args.system, source_scope=args.source_scope,
+        target_scope=args.target_scope, url=args.url, concept_map_version=args.concept_map_version,
+        reverse=args.reverse,
+    )
+
+
+def _translate(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    request = translate_request_from(args)
+    result: TranslateResult = _run(args, settings, "translate", request)
+    if args.json:
+        # With --reverse the request is in R4's dialect, so R4 output carries R4's match.source.
+        print(_json(codec.translate_parameters(result, FhirVersion(args.fhir_version), request.reverse)))
+    else:
+        print("\n".join(translate_lines(result)))
+    return 0 if result.result else 1
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", metavar="URL",
+                        help="a FHIR endpoint (e.g. http://127.0.0.1:8080/r4); default: in-process, "
+                             "with FHIR_PLUGIN_CONTENT or the bundled content")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="with --server: seconds to wait for the server (default 10)")
+    parser.add_argument("--json", action="store_true", help="print the FHIR Parameters answer as JSON")
+    parser.add_argument("--fhir-version", choices=[v.value for v in FhirVersion], default="R5",
+                        type=str.upper, help="FHIR version of the --json output (default R5)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fhir-plugin", description="FHIR terminology service (R4 and R5)")
+    parser.add_argument("--version", action="version", version=f"fhir-plugin {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the server (gunicorn); defaults from FHIR_PLUGIN_*")
+    serve.add_argument("--host", help="address to listen on (FHIR_PLUGIN_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (FHIR_PLUGIN_PORT, default 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (FHIR_PLUGIN_WORKERS, default 2)")
+
+    lookup = commands.add_parser("lookup", help="CodeSystem/$lookup: the details of a code")
+    lookup.add_argument("system", help="code system url, e.g. http://www.ama-assn.org/go/cpt")
+    lookup.add_argument("code", help="the code, e.g. 97116")
+    lookup.add_argument("--version", help="code system version")
+    lookup.add_argument("--property", action="append", default=[], metavar="P",
+                        help="only this property (repeatable; * for all)")
+    lookup.add_argument("--display-language", metavar="L", help="language of the display, e.g. en")
+    _common(lookup)
+
+    translate = commands.add_parser(
+        "translate", help="ConceptMap/$translate: mappings of a code, reverse, or a pairing check",
+        description="Forward: --system/--code. Pairing check: add --target-code (result true or false). "
+                    "Reverse: --target-system/--target-code alone (R5), or --reverse with --system/--code (R4).")
+    translate.add_argument("--system", help="source code system")
+    translate.add_argument("--code", help="source code")
+    translate.add_argument("--version", help="source code system version")
+    translate.add_argument("--target-system", help="target code system")
+    translate.add_argument("--target-code", help="target code (pairing check, or reverse without --code)")
+    translate.add_argument("--reverse", action="store_true",
+                           help="R4 reverse: --system/--code name a target-side concept")
+    translate.add_argument("--url", help="ConceptMap canonical url")
+    translate.add_argument("--concept-map-version", help="ConceptMap version")
+    translate.add_argument("--source-scope", help="only maps with this source scope (ValueSet url)")
+    translate.add_argument("--target-scope", help="only maps with this target scope (ValueSet url)")
+    _common(translate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `fhir-plugin` and `python -m fhir_plugin`; returns the exit code."""
+    from .config import load_settings
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and usage errors: argparse has printed them
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        settings = load_settings()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    handler = {"serve": _serve, "lookup": _lookup, "translate": _translate}[args.command]
+    try:
+        return handler(args, settings)
+    except TerminologyError as error:
+        print(f"error (HTTP {error.status}): {error.text}", file=sys.stderr)
+        return 2

@@ -1,0 +1,98 @@
+"""A real `fhir-plugin serve` (gunicorn, one worker) in a subprocess, for tests that need HTTP over a
+socket: the client and `--server` tests. Import the `live_server` fixture into a test module
+(`from live_server import live_server`); each module that does gets its own server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO
+
+import pytest
+
+START_TIMEOUT = 30.0  # seconds; a start takes about one on a quiet machine
+STOP_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the OS picks it; it is free again once we close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def clean_environ() -> dict[str, str]:
+    """The environment without FHIR_PLUGIN_* settings, so the server serves the bundled content."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FHIR_PLUGIN_")}
+
+
+@dataclass
+class LiveServer:
+    url: str  # http://127.0.0.1:<port>, without an endpoint
+    port: int
+    log: IO[bytes]
+
+    @property
+    def r4(self) -> str:
+        return f"{self.url}/r4"
+
+    @property
+    def r5(self) -> str:
+        return f"{self.url}/r5"
+
+    def output(self) -> str:
+        """What the server printed so far (stdout and stderr)."""
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")
+
+
+def _wait_until_ready(process: subprocess.Popen, server: LiveServer) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{server.output()}")
+        try:
+            with urllib.request.urlopen(f"{server.r4}/metadata", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass  # not listening yet
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not answer /r4/metadata within {START_TIMEOUT} s:\n{server.output()}")
+
+
+@contextmanager
+def running_server() -> Iterator[LiveServer]:
+    """Start `python -m fhir_plugin serve` on a free port, wait for it, stop it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "fhir_plugin", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1"]
+    with tempfile.TemporaryFile() as log:
+        server = LiveServer(f"http://127.0.0.1:{port}", port, log)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=clean_environ())
+        try:
+            _wait_until_ready(process, server)
+            yield server
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def live_server() -> Iterator[LiveServer]:
+    with running_server() as server:
+        yield server
