@@ -128,7 +128,12 @@ def translate_concept(registry: Registry, request: TranslateRequest) -> Translat
     text = None
     if not result:
         first = (request.target if mode == "target" else request.source)[0]
-        wanted = request.target_system or (request.target[0].system if mode == "pair" else None)
+        # the system the answer would be in: in target mode targetSystem is the given concept's own
+        # system, and the answers are source-side concepts
+        if mode == "target":
+            wanted = request.source_system
+        else:
+            wanted = request.target_system or (request.target[0].system if mode == "pair" else None)
         if mode == "pair":
             target = request.target[0]
             text = message("TRANSLATE_PAIR_NOT_MAPPED", first.code, first.system, target.code,

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Request
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..fhirversions import R4_ONLY_TRANSLATE_NAMES, TRANSLATE_ALIASES
 from ..terminology.errors import InvalidRequest, RequestTooLarge
@@ -42,10 +43,21 @@ class Param:
 def _body(request: Request, max_bytes: int) -> bytes:
     if request.content_length is not None and request.content_length > max_bytes:
         raise RequestTooLarge("BODY_TOO_LARGE", max_bytes)
-    data = request.stream.read(max_bytes + 1)
+    # Read to the end: one read() may stop short, and a body without Content-Length (chunked)
+    # must not be cut off silently at werkzeug's MAX_CONTENT_LENGTH cap, which stops at the cap
+    # without error and only raises on the next read.
+    data = bytearray()
+    try:
+        while len(data) <= max_bytes:
+            chunk = request.stream.read(max_bytes + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except RequestEntityTooLarge:
+        raise RequestTooLarge("BODY_TOO_LARGE", min(max_bytes, request.max_content_length or max_bytes)) from None
     if len(data) > max_bytes:
         raise RequestTooLarge("BODY_TOO_LARGE", max_bytes)
-    return data
+    return bytes(data)
 
 
 def _parameters(data: bytes) -> list[Param]:
@@ -80,7 +92,7 @@ def read_params(request: Request, max_bytes: int) -> list[Param]:
         data = _body(request, max_bytes)
         if mime == "application/x-www-form-urlencoded":
             try:
-                form = parse_qsl(data.decode("ascii"), keep_blank_values=True, errors="strict")
+                form = parse_qsl(data.decode("utf-8"), keep_blank_values=True, errors="strict")
             except (UnicodeDecodeError, ValueError):
                 raise InvalidRequest("BODY_BAD_PARAMETERS", "the form body is not valid UTF-8 form data") from None
             params.extend(Param(k, "query", v) for k, v in form if k not in CONTROL)
@@ -211,7 +223,9 @@ def translate_request(params: list[Param], instance: ConceptMapEntry | None = No
     source: tuple[Coding, ...] = ()
     if source_kind == "sourceCode":
         if "sourceSystem" not in v:
-            raise InvalidRequest("PARAM_REQUIRES", "sourceCode", "sourceSystem", expression="sourceCode")
+            given = next(p.name for p in params if TRANSLATE_ALIASES.get(p.name) == "sourceCode")
+            needed = "system" if given == "code" else "sourceSystem"  # answer in the caller's dialect
+            raise InvalidRequest("PARAM_REQUIRES", given, needed, expression=given)
         source = (Coding(v["sourceSystem"], v["sourceCode"], v.get("sourceVersion")),)
     elif source_kind == "sourceCoding":
         source = (resolve_coding(v.get("sourceSystem"), None, v.get("sourceVersion"), v["sourceCoding"],
