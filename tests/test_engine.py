@@ -196,7 +196,11 @@ def german(tmp_path_factory) -> TerminologyService:
 @pytest.mark.parametrize("language, display", [
     ("de", "Alfa (de)"),
     ("de-CH", "Alfa (de-CH)"),
+    ("de-AT", "Alfa (de)"),
     ("fr, de", "Alfa (de)"),
+    ("de;q=0.4, en;q=0.8", "Alpha"),
+    ("en;q=0.3, de-CH;q=0.9", "Alfa (de-CH)"),
+    ("de;q=bad", "Alfa (de)"),
     ("en", "Alpha"),
     ("en-GB", "Alpha"),
     ("fr", "Alpha"),
@@ -739,11 +743,11 @@ def test_loader_failure_loads_nothing(tmp_path):
         TerminologyService.from_paths([tmp_path])
 
 
-@pytest.mark.xfail(strict=True, reason="a CodeSystem without url passes validation (url is 0..1) and then "
-                   "crashes the registry with KeyError('url') instead of being refused with InvalidContent")
 def test_loader_refuses_a_code_system_without_url(tmp_path):
     resource = code_system()
     del resource["url"]
     write_json(tmp_path / "cs.json", resource)
-    with pytest.raises(InvalidContent):
+    with pytest.raises(InvalidContent) as caught:
         load_paths([tmp_path])
+    assert caught.value.message_id == "CONTENT_NO_URL"
+    assert caught.value.text == f"{tmp_path / 'cs.json'}: CodeSystem/{resource['id']} has no url, so no request could ever name it"

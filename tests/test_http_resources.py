@@ -173,6 +173,7 @@ def test_search_base_url_setting(service):
     ("", "text/html, application/json;q=0.9, */*;q=0.8", "application/json"),
     ("", "application/json;q=0.5, application/fhir+json", FHIR_JSON),
     ("", "application/fhir+json;q=0, application/json", "application/json"),
+    ("", "application/json;q=bad", "application/json"),  # a malformed weight is ignored
     ("?_format=json", None, FHIR_JSON),  # FHIR's _format=json means application/fhir+json
     ("?_format=application/json", None, "application/json"),
     ("?_format=application/fhir%2Bjson", None, FHIR_JSON),

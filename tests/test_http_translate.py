@@ -373,6 +373,14 @@ def test_inline_concept_map_with_url(client):
         400, "invalid", text="Only one of 'url' and 'conceptMap' may be given", message_id="PARAM_EXCLUSIVE")
 
 
+def test_inline_concept_map_on_an_instance(client):
+    assert_outcome(
+        client.post("/r4/ConceptMap/cpt-97116-to-icd-10-cm/$translate", json=parameters(
+            param("conceptMap", resource=INLINE_R5), param("code", valueCode="1"), param("system", valueUri=LOINC))),
+        400, "invalid", message_id="PARAM_EXCLUSIVE",
+        text="Only one of the ConceptMap of the path (ConceptMap/cpt-97116-to-icd-10-cm) and 'conceptMap' may be given")
+
+
 # --- $translate-specific request errors --------------------------------------------------------
 
 NO_SOURCE = ("One (and only one) of code, coding, codeableConcept (R4) or sourceCode, sourceCoding, "

@@ -32,6 +32,14 @@ def _validate(resource: dict, version: FhirVersion) -> None:
 
 def load_resource(resource: dict, origin: str = "(inline)") -> dict:
     """One validated resource, as an R5 dict."""
+    resource = _validated(resource, origin)
+    if resource["resourceType"] == "CodeSystem" and not resource.get("url"):
+        # FHIR allows it (url is 0..1), but codes are looked up by system url: it could never be used.
+        raise InvalidContent("CONTENT_NO_URL", origin, f"CodeSystem/{resource.get('id') or '?'}")
+    return resource
+
+
+def _validated(resource: dict, origin: str) -> dict:
     rtype = resource.get("resourceType") if isinstance(resource, dict) else None
     if rtype not in LOADABLE_TYPES:
         raise InvalidContent("CONTENT_UNSUPPORTED_TYPE", origin, rtype or "JSON value without resourceType")

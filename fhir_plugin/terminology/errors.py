@@ -3,7 +3,7 @@
 Answers are not errors: "code not in value set", "wrong display" and "no mapping" are results
 (HTTP 200, result=false). Errors are malformed requests, unknown resources, unsupported features.
 
-Status table (decided once; tests/test_errors.py pins it):
+Status table (decided once; tests/test_http_errors.py pins it):
 
     class                 HTTP  issue code     when
     InvalidRequest        400   invalid        missing, malformed or contradictory parameters
@@ -82,6 +82,7 @@ MESSAGES: dict[str, str] = {
     "CONTENT_NOT_JSON": "{0}: not valid JSON: {1}",
     "CONTENT_INVALID": "{0}: {1} is not valid FHIR {2}: {3}",
     "CONTENT_NOT_FOUND": "{0}: no such file or directory",
+    "CONTENT_NO_URL": "{0}: {1} has no url, so no request could ever name it",
     "CONTENT_UNSUPPORTED_TYPE": "{0}: cannot load a {1}; expected CodeSystem, ValueSet, ConceptMap or Bundle",
     "DUPLICATE_CANONICAL": "{0} '{1}' version '{2}' is loaded twice with different content",
     "DUPLICATE_ID": "{0}/{1} is loaded twice",
@@ -180,7 +181,7 @@ class InvalidContent(TerminologyError):
     status = 422
     issue_code = "invalid"
     message_ids = frozenset({"CONTENT_NOT_JSON", "CONTENT_INVALID", "CONTENT_NOT_FOUND", "DUPLICATE_CANONICAL",
-                             "DUPLICATE_ID", "CONTENT_UNSUPPORTED_TYPE"})
+                             "DUPLICATE_ID", "CONTENT_UNSUPPORTED_TYPE", "CONTENT_NO_URL"})
 
 
 

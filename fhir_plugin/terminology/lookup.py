@@ -32,18 +32,44 @@ def _wants(requested: tuple[str, ...], name: str) -> bool:
     return not requested or "*" in requested or name in requested
 
 
+def _language_ranges(header: str) -> list[str]:
+    """Language tags of an Accept-Language style list, best first (RFC 9110 q-values)."""
+    ranked = []
+    for position, item in enumerate(header.split(",")):
+        tag, *params = [p.strip() for p in item.split(";")]
+        quality = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    quality = float(param[2:])
+                except ValueError:
+                    pass  # a malformed weight is ignored rather than failing the lookup
+        if tag and quality > 0:
+            ranked.append((-quality, position, tag.lower()))
+    return [tag for _, _, tag in sorted(ranked)]
+
+
+def _same_language(wanted: str, have: str) -> bool:
+    """'de' matches 'de-CH', and 'de-AT' falls back to plain 'de'."""
+    return wanted == have or wanted.split("-")[0] == have or have.split("-")[0] == wanted
+
+
 def _display_for(concept: Concept, cs: CodeSystemEntry, language: str | None) -> str | None:
     if not language:
         return concept.display
-    wanted = [tag.split(";")[0].strip().lower() for tag in language.split(",") if tag.strip()]
     default_language = (cs.resource.get("language") or "").lower()
-    for tag in wanted:
-        if tag in ("*", default_language) or (default_language and default_language.split("-")[0] == tag):
+    for tag in _language_ranges(language):
+        if tag == "*" or tag == default_language:
             return concept.display
-        for designation in concept.designations:
-            lang = (designation.language or "").lower()
-            if lang == tag or lang.split("-")[0] == tag:
-                return designation.value
+        languages = [(d.language.lower(), d.value) for d in concept.designations if d.language]
+        exact = next((value for lang, value in languages if lang == tag), None)
+        if exact is not None:
+            return exact
+        if default_language and _same_language(tag, default_language):
+            return concept.display
+        close = next((value for lang, value in languages if _same_language(tag, lang)), None)
+        if close is not None:
+            return close
     return concept.display
 
 

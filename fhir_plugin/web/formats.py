@@ -39,7 +39,7 @@ def response_mimetype(format_param: str | None, accept: str | None) -> str:
                 try:
                     quality = float(value)
                 except ValueError:
-                    quality = 0.0
+                    pass  # a malformed weight is ignored, as if the range had none
         if mime and quality > 0:
             ranges.append((quality, mime))
     for _, mime in sorted(ranges, key=lambda r: -r[0]):

@@ -247,6 +247,9 @@ def translate_request(params: list[Param], instance: ConceptMapEntry | None = No
         url, version = instance.url, instance.version
     concept_map = v.get("conceptMap")
     if concept_map is not None:
+        if instance is not None:
+            raise InvalidRequest("PARAM_EXCLUSIVE", f"the ConceptMap of the path (ConceptMap/{instance.id}) and "
+                                 "'conceptMap'", expression="conceptMap")
         if url:
             raise InvalidRequest("PARAM_EXCLUSIVE", "'url' and 'conceptMap'", expression="conceptMap")
         from ..content import load_resource
