@@ -645,6 +645,38 @@ def test_loader_refuses_an_invalid_r4_concept_map(tmp_path):
            load_paths, [path])
 
 
+@pytest.mark.parametrize("resource, version, problem", [
+    (code_system(id="s", status="published"), "R5",
+     "status: 'published' is not one of active, draft, retired, unknown"),
+    (code_system(id="s", content="partial"), "R5",
+     "content: 'partial' is not one of complete, example, fragment, not-present, supplement"),
+    (code_system(id="s", hierarchyMeaning="is-part-of"), "R5",
+     "hierarchyMeaning: 'is-part-of' is not one of classified-with, grouped-by, is-a, part-of"),
+    (code_system(id="s", property=[{"code": "p", "type": "float"}]), "R5",
+     "property.0.type: 'float' is not one of Coding, boolean, code, dateTime, decimal, integer, string"),
+    ({**INLINE, "id": "s"}, None, None),
+])
+def test_loader_checks_required_bindings_that_fhir_resources_does_not(resource, version, problem):
+    if problem is None:  # R4's spelling inside an R5 map: fhir.resources accepts it, we do not
+        resource = json.loads(json.dumps(resource))
+        resource["group"][0]["element"][0]["target"][0]["relationship"] = "relatedto"
+        version, problem = "R5", ("group.0.element.0.target.0.relationship: 'relatedto' is not one of equivalent, "
+                                  "not-related-to, related-to, source-is-broader-than-target, "
+                                  "source-is-narrower-than-target")
+    raises(InvalidContent, "CONTENT_INVALID",
+           f"(inline): {resource['resourceType']}/s is not valid FHIR {version}: {problem}",
+           load_resource, resource)
+
+
+def test_loader_checks_r4_equivalence_codes():
+    broken = json.loads(json.dumps(R4_MAP))
+    broken["group"][0]["element"][0]["target"][0]["equivalence"] = "same"
+    raises(InvalidContent, "CONTENT_INVALID",
+           "(inline): ConceptMap/r4-map is not valid FHIR R4: group.0.element.0.target.0.equivalence: 'same' is not "
+           "one of disjoint, equal, equivalent, inexact, narrower, relatedto, specializes, subsumes, unmatched, wider",
+           load_resource, broken)
+
+
 def test_loader_refuses_a_malformed_structure_without_crashing():
     raises(InvalidContent, "CONTENT_INVALID", "(inline): ConceptMap/x is not valid FHIR R5: group: Input should be a valid list",
            load_resource, {"resourceType": "ConceptMap", "id": "x", "status": "active", "group": "not a list"})

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from ..fhirversions import FhirVersion, looks_like_r4, model_class, to_r5
 from ..terminology.errors import InvalidContent
+from .codes import binding_errors
 
 LOADABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 
@@ -26,8 +27,10 @@ def _first_error(error: ValidationError) -> str:
     return f"{location}: {first.get('msg')}"
 
 
-def _validate(resource: dict, version: FhirVersion) -> None:
+def _validate(resource: dict, version: FhirVersion, origin: str, label: str) -> None:
     model_class(version, resource["resourceType"]).model_validate(resource)
+    for problem in binding_errors(resource, r4=version is FhirVersion.R4):
+        raise InvalidContent("CONTENT_INVALID", origin, label, version.value, problem)
 
 
 def load_resource(resource: dict, origin: str = "(inline)") -> dict:
@@ -46,15 +49,15 @@ def _validated(resource: dict, origin: str) -> dict:
     label = f"{rtype}/{resource.get('id') or resource.get('url') or '?'}"
     if looks_like_r4(resource):
         try:
-            _validate(resource, FhirVersion.R4)
+            _validate(resource, FhirVersion.R4, origin, label)
         except ValidationError as error:
             raise InvalidContent("CONTENT_INVALID", origin, label, "R4", _first_error(error)) from None
         return to_r5(resource)
     try:
-        _validate(resource, FhirVersion.R5)
+        _validate(resource, FhirVersion.R5, origin, label)
     except ValidationError as r5_error:
         try:
-            _validate(resource, FhirVersion.R4)
+            _validate(resource, FhirVersion.R4, origin, label)
         except ValidationError:
             raise InvalidContent("CONTENT_INVALID", origin, label, "R5", _first_error(r5_error)) from None
         return to_r5(resource)
