@@ -182,8 +182,37 @@ def test_lookup_ignores_unknown_parameters(client):
     assert body == CPT_97116
     body = ok_json(client.post("/r4/CodeSystem/$lookup", json=parameters(
         param("system", valueUri=CPT), param("code", valueCode="97116"),
-        param("tx-resource", resource={"resourceType": "CodeSystem"}))), "R4")
+        param("x-something-else", resource={"resourceType": "CodeSystem"}))), "R4")
     assert body == CPT_97116
+
+
+TX_CS = {"resourceType": "CodeSystem", "id": "tx", "url": "http://example.org/tx", "version": "1", "name": "Tx",
+         "status": "active", "content": "complete", "concept": [{"code": "a", "display": "Alpha"}]}
+
+
+@pytest.mark.parametrize("base", ["/r4", "/r5"])
+def test_lookup_in_a_code_system_sent_as_tx_resource(app, base):
+    client = app.test_client()
+    service = app.extensions["fhir_plugin"].service
+    compiled_before = service._overlays.compiled
+    body = parameters(param("system", valueUri=TX_CS["url"]), param("code", valueCode="a"),
+                      param("tx-resource", resource=TX_CS))
+    for _ in range(3):
+        answer = ok_json(client.post(f"{base}/CodeSystem/$lookup", json=body), base[1:].upper())
+        assert answer["parameter"][:4] == [param("name", valueString="Tx"), param("version", valueString="1"),
+                                           param("display", valueString="Alpha"), param("code", valueCode="a")]
+    assert service._overlays.compiled - compiled_before == 1  # compiled once, then taken from the cache
+    # the overlay is per request: without the tx-resource the code system is unknown
+    assert_outcome(client.get(lookup_url(base, system=TX_CS["url"], code="a")), 404, "not-found",
+                   message_id="UNKNOWN_CODESYSTEM_LOOKUP")
+
+
+def test_an_invalid_tx_resource_is_refused(client):
+    assert_outcome(client.post("/r5/CodeSystem/$lookup", json=parameters(
+        param("system", valueUri=CPT), param("code", valueCode="97116"),
+        param("tx-resource", resource={"resourceType": "CodeSystem"}))), 422, "invalid",
+        text="tx-resource[0]: CodeSystem/? is not valid FHIR R5: content: Value for the field 'content' is required.",
+        message_id="CONTENT_INVALID")
 
 
 # --- errors specific to $lookup (the status table is in test_http_errors) ----------------------

@@ -33,35 +33,37 @@ def _validate(resource: dict, version: FhirVersion, origin: str, label: str) -> 
         raise InvalidContent("CONTENT_INVALID", origin, label, version.value, problem)
 
 
-def load_resource(resource: dict, origin: str = "(inline)") -> dict:
-    """One validated resource, as an R5 dict."""
-    resource = _validated(resource, origin)
+def load_resource(resource: dict, origin: str = "(inline)", prefer: FhirVersion = FhirVersion.R5) -> dict:
+    """One validated resource, as an R5 dict. `prefer` is the version tried first: the endpoint's,
+    for resources that arrive in a request."""
+    resource = _validated(resource, origin, prefer)
     if resource["resourceType"] == "CodeSystem" and not resource.get("url"):
         # FHIR allows it (url is 0..1), but codes are looked up by system url: it could never be used.
         raise InvalidContent("CONTENT_NO_URL", origin, f"CodeSystem/{resource.get('id') or '?'}")
     return resource
 
 
-def _validated(resource: dict, origin: str) -> dict:
+def _validated(resource: dict, origin: str, prefer: FhirVersion) -> dict:
     rtype = resource.get("resourceType") if isinstance(resource, dict) else None
     if rtype not in LOADABLE_TYPES:
         raise InvalidContent("CONTENT_UNSUPPORTED_TYPE", origin, rtype or "JSON value without resourceType")
     label = f"{rtype}/{resource.get('id') or resource.get('url') or '?'}"
     if looks_like_r4(resource):
+        order = (FhirVersion.R4,)
+    elif prefer is FhirVersion.R4:
+        order = (FhirVersion.R4, FhirVersion.R5)
+    else:
+        order = (FhirVersion.R5, FhirVersion.R4)
+    first_error: ValidationError | None = None
+    for version in order:
         try:
-            _validate(resource, FhirVersion.R4, origin, label)
+            _validate(resource, version, origin, label)
         except ValidationError as error:
-            raise InvalidContent("CONTENT_INVALID", origin, label, "R4", _first_error(error)) from None
-        return to_r5(resource)
-    try:
-        _validate(resource, FhirVersion.R5, origin, label)
-    except ValidationError as r5_error:
-        try:
-            _validate(resource, FhirVersion.R4, origin, label)
-        except ValidationError:
-            raise InvalidContent("CONTENT_INVALID", origin, label, "R5", _first_error(r5_error)) from None
-        return to_r5(resource)
-    return resource
+            first_error = first_error or error
+            continue
+        return to_r5(resource) if version is FhirVersion.R4 else resource
+    assert first_error is not None
+    raise InvalidContent("CONTENT_INVALID", origin, label, order[0].value, _first_error(first_error)) from None
 
 
 def _resources_in(document: object, origin: str) -> Iterator[dict]:

@@ -77,6 +77,11 @@ MESSAGES: dict[str, str] = {
     "NO_SUCH_PATH": "There is no FHIR endpoint at {0}",
     "RESOURCE_NOT_FOUND": "{0}/{1} not found",
     "SEARCH_PARAM_UNKNOWN": "Unknown search parameter '{0}' for {1} (Prefer: handling=strict)",
+    # value sets (HL7 catalogue)
+    "Unable_to_resolve_value_Set_": "A definition for the value Set '{0}' could not be found",
+    "VS_EXP_IMPORT_UNK_PINNED": "Unable to find included value set '{0}' version '{1}'",
+    "UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE": "The system {0} filter with property = {1}, op = {2} has no value",
+    "VALUESET_CIRCULAR_REFERENCE": "Found a circularity pointing to {0} processing ValueSet with pathway {1}",
     # loading content, and the client
     "SERVER_UNREACHABLE": "Cannot reach the terminology server at {0}: {1}",
     "CONTENT_NOT_JSON": "{0}: not valid JSON: {1}",
@@ -116,7 +121,8 @@ class InvalidRequest(TerminologyError):
     message_ids = frozenset({
         "LOOKUP_NO_CODE", "TRANSLATE_NO_SOURCE", "TRANSLATE_REVERSE_WITH_TARGET", "PARAM_REQUIRES",
         "PARAM_CONFLICT", "PARAM_EXCLUSIVE", "TRANSLATE_CODING_INCOMPLETE", "PARAM_REPEATED", "PARAM_BAD_VALUE", "PARAM_BAD_TYPE",
-        "PARAM_UNKNOWN", "BODY_NOT_JSON", "BODY_NOT_PARAMETERS", "BODY_BAD_PARAMETERS", "BAD_FORMAT",
+        "PARAM_UNKNOWN", "BODY_NOT_JSON", "UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE",
+        "VALUESET_CIRCULAR_REFERENCE", "BODY_NOT_PARAMETERS", "BODY_BAD_PARAMETERS", "BAD_FORMAT",
         "SEARCH_PARAM_UNKNOWN",
     })
 
@@ -145,6 +151,10 @@ class UnknownCode(NotFound):
 
 class UnknownConceptMap(NotFound):
     message_ids = frozenset({"UNKNOWN_CONCEPTMAP", "UNKNOWN_CONCEPTMAP_VERSION"})
+
+
+class UnknownValueSet(NotFound):
+    message_ids = frozenset({"Unable_to_resolve_value_Set_", "VS_EXP_IMPORT_UNK_PINNED"})
 
 
 class UnknownSupplement(NotFound):

@@ -1,9 +1,15 @@
-"""Canonical `url|version` -> compiled entries, built once and read-only afterwards."""
+"""Canonical `url|version` -> compiled entries, built once and read-only afterwards.
+
+A registry may sit on top of another (`Registry(resources, parent=base)`): that is the per-request
+overlay made from `tx-resource` parameters. Lookups see the overlay first; a resource in the overlay
+with the same url|version as one below it hides it. The overlay is never stored in the base.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
 from .compile import compile_code_system, compile_concept_map, compile_resource_entry
 from .errors import InvalidContent, UnknownCodeSystem, UnknownConceptMap
 from .models import CodeSystemEntry, ConceptMapEntry, ResourceEntry
@@ -19,48 +25,59 @@ def version_key(version: str | None) -> tuple:
 
 
 class Registry:
-    def __init__(self, resources: Iterable[dict] = ()):
+    def __init__(self, resources: Iterable[dict] = (), parent: Registry | None = None,
+                 compiled: Iterable[object] | None = None):
+        """`resources` are validated R5 dicts. `compiled` gives entries compiled earlier (the
+        overlay cache) instead. Duplicates are refused in a base registry; an overlay keeps them,
+        since a client may send two versions of a map under one canonical."""
+        self.parent = parent
         self._code_systems: dict[str, list[CodeSystemEntry]] = {}
         self._concept_maps: list[ConceptMapEntry] = []
         self._entries: dict[str, list[ResourceEntry]] = {t: [] for t in SEARCHABLE_TYPES}
+        self._by_id: dict[tuple[str, str], ResourceEntry] = {}
         seen: dict[tuple[str, str, str | None], dict] = {}
-        for resource in resources:
-            rtype = resource.get("resourceType")
+        for entry in compiled if compiled is not None else (compile_entry(r) for r in resources):
+            resource = entry.resource  # type: ignore[attr-defined]
+            rtype = resource["resourceType"]
             key = (rtype, resource.get("url"), resource.get("version"))
-            if resource.get("url") and key in seen:
+            if parent is None and resource.get("url") and key in seen:
                 if seen[key] != resource:
                     raise InvalidContent("DUPLICATE_CANONICAL", rtype, resource.get("url"), resource.get("version"))
                 continue
             seen[key] = resource
-            if rtype == "CodeSystem":
-                cs = compile_code_system(resource)
-                self._code_systems.setdefault(cs.url, []).append(cs)
-            elif rtype == "ConceptMap":
-                self._concept_maps.append(compile_concept_map(resource))
-            elif rtype not in self._entries:
-                continue
-            self._entries[rtype].append(compile_resource_entry(resource))
+            if isinstance(entry, CodeSystemEntry):
+                self._code_systems.setdefault(entry.url, []).append(entry)
+            elif isinstance(entry, ConceptMapEntry):
+                self._concept_maps.append(entry)
+            if rtype in self._entries:
+                generic = entry if isinstance(entry, ResourceEntry) else compile_resource_entry(resource)
+                self._entries[rtype].append(generic)
+                if generic.id and (rtype, generic.id) in self._by_id and parent is None:
+                    raise InvalidContent("DUPLICATE_ID", rtype, generic.id)
+                if generic.id:
+                    self._by_id.setdefault((rtype, generic.id), generic)
         for versions in self._code_systems.values():
             versions.sort(key=lambda e: version_key(e.version), reverse=True)
-        self._by_id: dict[tuple[str, str], ResourceEntry] = {}
-        for rtype, entries in self._entries.items():
-            for entry in entries:
-                if entry.id and (rtype, entry.id) in self._by_id:
-                    raise InvalidContent("DUPLICATE_ID", rtype, entry.id)
-                if entry.id:
-                    self._by_id[(rtype, entry.id)] = entry
 
     # --- code systems ---
 
     def code_systems(self) -> list[CodeSystemEntry]:
-        return [cs for versions in self._code_systems.values() for cs in versions]
+        urls = dict.fromkeys([*self._code_systems, *(cs.url for cs in self.parent.code_systems())]
+                             if self.parent else self._code_systems)
+        return [cs for url in urls for cs in self.code_system_versions(url)]
 
     def code_system_versions(self, url: str) -> list[CodeSystemEntry]:
-        return list(self._code_systems.get(url, ()))
+        """Every version of `url`, newest first; the overlay's hide the same versions below it."""
+        own = self._code_systems.get(url, [])
+        if self.parent is None:
+            return list(own)
+        mine = {cs.version for cs in own}
+        below = [cs for cs in self.parent.code_system_versions(url) if cs.version not in mine]
+        return sorted(own + below, key=lambda e: version_key(e.version), reverse=True) if below else list(own)
 
     def code_system(self, url: str, version: str | None = None) -> CodeSystemEntry:
         """The code system `url` at `version` (latest when None); UnknownCodeSystem otherwise."""
-        versions = self._code_systems.get(url)
+        versions = self.code_system_versions(url)
         if not versions:
             raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_LOOKUP", url, expression="system")
         if version is None:
@@ -80,10 +97,11 @@ class Registry:
     # --- concept maps ---
 
     def concept_maps(self) -> tuple[ConceptMapEntry, ...]:
-        return tuple(self._concept_maps)
+        below = self.parent.concept_maps() if self.parent else ()
+        return tuple(self._concept_maps) + below
 
     def concept_map(self, url: str, version: str | None = None) -> ConceptMapEntry:
-        candidates = [cm for cm in self._concept_maps if cm.url == url]
+        candidates = [cm for cm in self.concept_maps() if cm.url == url]
         if not candidates:
             raise UnknownConceptMap("UNKNOWN_CONCEPTMAP", url, expression="url")
         if version is None:
@@ -94,10 +112,32 @@ class Registry:
         known = ", ".join(cm.version or "(none)" for cm in candidates)
         raise UnknownConceptMap("UNKNOWN_CONCEPTMAP_VERSION", url, version, known, expression="conceptMapVersion")
 
-    # --- read and search ---
+    # --- value sets and other resources ---
 
     def entries(self, resource_type: str) -> list[ResourceEntry]:
-        return list(self._entries.get(resource_type, ()))
+        own = self._entries.get(resource_type, [])
+        if self.parent is None:
+            return list(own)
+        mine = {(e.url, e.version) for e in own if e.url}
+        return own + [e for e in self.parent.entries(resource_type) if (e.url, e.version) not in mine]
+
+    def resource_versions(self, resource_type: str, url: str) -> list[ResourceEntry]:
+        """Every version of the canonical resource `url`, newest first."""
+        found = [e for e in self.entries(resource_type) if e.url == url]
+        return sorted(found, key=lambda e: version_key(e.version), reverse=True)
 
     def by_id(self, resource_type: str, resource_id: str) -> ResourceEntry | None:
-        return self._by_id.get((resource_type, resource_id))
+        own = self._by_id.get((resource_type, resource_id))
+        if own is None and self.parent is not None:
+            return self.parent.by_id(resource_type, resource_id)
+        return own
+
+
+def compile_entry(resource: dict) -> CodeSystemEntry | ConceptMapEntry | ResourceEntry:
+    """The compiled form of one validated R5 resource."""
+    rtype = resource.get("resourceType")
+    if rtype == "CodeSystem":
+        return compile_code_system(resource)
+    if rtype == "ConceptMap":
+        return compile_concept_map(resource)
+    return compile_resource_entry(resource)

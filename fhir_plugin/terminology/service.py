@@ -6,8 +6,10 @@ TerminologyClient` offers the same methods over HTTP and raises the same errors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from ..fhirversions import FhirVersion
 
 from .lookup import lookup_code
 from .models import (
@@ -19,14 +21,24 @@ from .models import (
     TranslateRequest,
     TranslateResult,
 )
+from .overlay import OverlayCache
 from .registry import Registry
 from .search import read_resource, search_resources
 from .translate import translate_concept
 
 
 class TerminologyService:
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, overlays: OverlayCache | None = None):
         self.registry = registry
+        self._overlays = overlays if overlays is not None else OverlayCache()
+
+    def with_resources(self, resources: Sequence[dict], version: FhirVersion = FhirVersion.R5) -> TerminologyService:
+        """This service with `resources` (a request's tx-resource parameters) on top, for one request.
+
+        The resources are validated and compiled once per distinct content, then cached."""
+        if not resources:
+            return self
+        return TerminologyService(self._overlays.overlay(self.registry, resources, version), self._overlays)
 
     @classmethod
     def from_paths(cls, paths: Iterable[Path] | None = None) -> TerminologyService:

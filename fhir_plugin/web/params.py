@@ -177,6 +177,15 @@ def collect(params: list[Param], spec: dict[str, str], repeating: frozenset[str]
     return values
 
 
+def tx_resources(params: list[Param]) -> list[dict]:
+    """The resources of every `tx-resource` parameter (any operation may carry them)."""
+    found = []
+    for param in params:
+        if param.name == "tx-resource":
+            found.append(_typed(param, "resource"))
+    return found
+
+
 # --- operations --------------------------------------------------------------------------------
 
 LOOKUP_SPEC = {"system": "uri", "code": "code", "version": "string", "coding": "Coding", "date": "dateTime",

@@ -37,6 +37,11 @@ def _params():
     return params.read_params(request, _state().settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
 
 
+def _service_for(given: list, version: FhirVersion):
+    """The service, with the request's tx-resource parameters on top."""
+    return _state().service.with_resources(params.tx_resources(given), version)
+
+
 def _base_url() -> str:
     configured = _state().settings["FHIR_PLUGIN_BASE_URL"]
     local = url_for(f"{request.blueprint}.metadata", _external=True).removesuffix("/metadata")
@@ -75,28 +80,32 @@ def versions(version: FhirVersion) -> Response:
 
 @route("/CodeSystem/$lookup", ("GET", "POST"))
 def lookup(version: FhirVersion) -> Response:
-    result = _state().service.lookup(params.lookup_request(_params()))
+    given = _params()
+    result = _service_for(given, version).lookup(params.lookup_request(given))
     return respond(request, version, codec.lookup_parameters(result, version))
 
 
 @route("/CodeSystem/<resource_id>/$lookup", ("GET", "POST"))
 def lookup_instance(version: FhirVersion, resource_id: str) -> Response:
-    service = _state().service
-    result = service.lookup(params.lookup_request(_params(), service.code_system_by_id(resource_id)))
+    given = _params()
+    service = _service_for(given, version)
+    result = service.lookup(params.lookup_request(given, service.code_system_by_id(resource_id)))
     return respond(request, version, codec.lookup_parameters(result, version))
 
 
 @route("/ConceptMap/$translate", ("GET", "POST"))
 def translate(version: FhirVersion) -> Response:
-    translate_request, r4_dialect = params.translate_request(_params())
-    result = _state().service.translate(translate_request)
+    given = _params()
+    translate_request, r4_dialect = params.translate_request(given)
+    result = _service_for(given, version).translate(translate_request)
     return respond(request, version, codec.translate_parameters(result, version, r4_dialect))
 
 
 @route("/ConceptMap/<resource_id>/$translate", ("GET", "POST"))
 def translate_instance(version: FhirVersion, resource_id: str) -> Response:
-    service = _state().service
-    translate_request, r4_dialect = params.translate_request(_params(), service.concept_map_by_id(resource_id))
+    given = _params()
+    service = _service_for(given, version)
+    translate_request, r4_dialect = params.translate_request(given, service.concept_map_by_id(resource_id))
     result = service.translate(translate_request)
     return respond(request, version, codec.translate_parameters(result, version, r4_dialect))
 
