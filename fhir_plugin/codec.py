@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from .fhirversions import FhirVersion, relationship_for, relationship_from
+from .terminology.subsumes import SubsumesResult
 from .terminology.models import Coding, Designation, LookupResult, PropertyValue, TranslateMatch, TranslateResult
 
 
@@ -159,3 +160,10 @@ def translate_result(parameters: dict) -> TranslateResult:
                     origin = value
             matches.append(TranslateMatch(relationship, concept or Coding(), origin, source))
     return TranslateResult(result=result, matches=tuple(matches), message=message)
+
+
+# --- $subsumes ---------------------------------------------------------------------------------
+
+
+def subsumes_parameters(result: SubsumesResult) -> dict:
+    return {"resourceType": "Parameters", "parameter": [{"name": "outcome", "valueCode": result.outcome}]}

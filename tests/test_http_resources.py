@@ -236,6 +236,7 @@ def test_capability_statement_operations_point_to_the_hl7_definitions(client):
     operations = {(r["type"], o["name"]): o["definition"] for r in rest["resource"] for o in r.get("operation", [])}
     assert operations == {
         ("CodeSystem", "lookup"): "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup",
+        ("CodeSystem", "subsumes"): "http://hl7.org/fhir/OperationDefinition/CodeSystem-subsumes",
         ("ConceptMap", "translate"): "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate",
     }
     assert rest["operation"] == [
@@ -367,6 +368,7 @@ def test_capability_statement_matches_the_routes_both_ways(client, app, base, ve
     assert declared == {
         "/metadata", "/$versions",
         "/CodeSystem", "/CodeSystem/<id>", "/CodeSystem/$lookup", "/CodeSystem/<id>/$lookup",
+        "/CodeSystem/$subsumes", "/CodeSystem/<id>/$subsumes",
         "/ValueSet", "/ValueSet/<id>",
         "/ConceptMap", "/ConceptMap/<id>", "/ConceptMap/$translate", "/ConceptMap/<id>/$translate",
     }
@@ -376,15 +378,14 @@ def test_every_declared_route_answers(client):
     """Each route the CapabilityStatement declares answers 200 on /r4 for a sensible request."""
     statement = ok_json(client.get("/r4/metadata"), "R4")
     ids = {"CodeSystem": "cpt-97116-fragment", "ValueSet": "cpt-gait-training", "ConceptMap": "cpt-97116-to-icd-10-cm"}
-    queries = {"$lookup": "?code=97116", "$translate": f"?code=97116&system={CPT}"}
+    queries = {"$lookup": "?code=97116", "$translate": f"?code=97116&system={CPT}",
+               "$subsumes": "?codeA=97116&codeB=97116"}
     for route in sorted(routes_from_capability_statement(statement)):
         rtype = route.split("/")[1]
         url = "/r4" + route.replace("<id>", ids.get(rtype, ""))
-        if "/CodeSystem/$lookup" in url:
-            url += f"?system={CPT}"
-            url += "&code=97116"
-        else:
-            url += queries.get(route.rsplit("/", 1)[-1], "")
+        url += queries.get(route.rsplit("/", 1)[-1], "")
+        if url.startswith(("/r4/CodeSystem/$lookup", "/r4/CodeSystem/$subsumes")):
+            url += f"&system={CPT}"
         response = client.get(url)
         assert response.status_code == 200, (url, response.get_data(as_text=True)[:300])
         validate(body_of(response), "R4")

@@ -54,6 +54,8 @@ MESSAGES: dict[str, str] = {
     "TRANSLATE_NOT_FOUND": "No translations found for '{0}' in '{1}'{2}",
     "TRANSLATE_PAIR_NOT_MAPPED": "'{0}' in '{1}' is not mapped to '{2}' in '{3}'",
     "TRANSLATE_CODING_INCOMPLETE": "Parameter '{0}' needs both a system and a code",
+    "SUBSUMES_MISSING": "Code {0} is missing: give code{0} (with system) or coding{0}",
+    "SUBSUMES_SYSTEMS_DIFFER": "$subsumes needs two codes of one code system, not '{0}' and '{1}'",
     "UNKNOWN_CONCEPTMAP": "Unable to find ConceptMap '{0}'",
     "UNKNOWN_CONCEPTMAP_VERSION": "Unable to find ConceptMap '{0}' version '{1}'. Valid versions: {2}",
     # parameters in general
@@ -120,7 +122,8 @@ class InvalidRequest(TerminologyError):
     issue_code = "invalid"
     message_ids = frozenset({
         "LOOKUP_NO_CODE", "TRANSLATE_NO_SOURCE", "TRANSLATE_REVERSE_WITH_TARGET", "PARAM_REQUIRES",
-        "PARAM_CONFLICT", "PARAM_EXCLUSIVE", "TRANSLATE_CODING_INCOMPLETE", "PARAM_REPEATED", "PARAM_BAD_VALUE", "PARAM_BAD_TYPE",
+        "PARAM_CONFLICT", "PARAM_EXCLUSIVE", "TRANSLATE_CODING_INCOMPLETE",
+        "SUBSUMES_MISSING", "SUBSUMES_SYSTEMS_DIFFER", "PARAM_REPEATED", "PARAM_BAD_VALUE", "PARAM_BAD_TYPE",
         "PARAM_UNKNOWN", "BODY_NOT_JSON", "UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE",
         "VALUESET_CIRCULAR_REFERENCE", "BODY_NOT_PARAMETERS", "BODY_BAD_PARAMETERS", "BAD_FORMAT",
         "SEARCH_PARAM_UNKNOWN",

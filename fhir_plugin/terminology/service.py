@@ -24,6 +24,7 @@ from .models import (
 from .overlay import OverlayCache
 from .registry import Registry
 from .search import read_resource, search_resources
+from .subsumes import SubsumesRequest, SubsumesResult, subsumes
 from .translate import translate_concept
 
 
@@ -51,6 +52,10 @@ class TerminologyService:
     def lookup(self, request: LookupRequest) -> LookupResult:
         """CodeSystem/$lookup. Raises UnknownCodeSystem, UnknownCode, InvalidRequest, ..."""
         return lookup_code(self.registry, request)
+
+    def subsumes(self, request: SubsumesRequest) -> SubsumesResult:
+        """CodeSystem/$subsumes: equivalent, subsumes, subsumed-by or not-subsumed."""
+        return subsumes(self.registry, request)
 
     def translate(self, request: TranslateRequest) -> TranslateResult:
         """ConceptMap/$translate. No mapping is a result with result=False, not an error."""

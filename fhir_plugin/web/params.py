@@ -20,6 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ..fhirversions import R4_ONLY_TRANSLATE_NAMES, TRANSLATE_ALIASES
 from ..terminology.errors import InvalidRequest, RequestTooLarge
 from ..terminology.lookup import resolve_coding
+from ..terminology.subsumes import SubsumesRequest
 from ..terminology.models import CodeSystemEntry, Coding, ConceptMapEntry, LookupRequest, TranslateRequest
 from .formats import check_body_type
 
@@ -206,6 +207,21 @@ def lookup_request(params: list[Param], instance: CodeSystemEntry | None = None)
         display_language=v.get("displayLanguage"), properties=tuple(v.get("property", ())),
         use_supplements=tuple(v.get("useSupplement", ())),
     )
+
+
+SUBSUMES_SPEC = {"codeA": "code", "codeB": "code", "system": "uri", "version": "string", "codingA": "Coding",
+                 "codingB": "Coding"}
+
+
+def subsumes_request(params: list[Param], instance: CodeSystemEntry | None = None) -> SubsumesRequest:
+    v = collect(params, SUBSUMES_SPEC)
+    system, version = v.get("system"), v.get("version")
+    if instance is not None:
+        for name, given, own in (("system", system, instance.url), ("version", version, instance.version)):
+            if given is not None and given != own:
+                raise InvalidRequest("PARAM_CONFLICT", name, f"CodeSystem/{instance.id}", given, own, expression=name)
+        system, version = instance.url, instance.version
+    return SubsumesRequest(v.get("codeA"), v.get("codeB"), system, version, v.get("codingA"), v.get("codingB"))
 
 
 TRANSLATE_SPEC = {

@@ -93,6 +93,21 @@ def lookup_instance(version: FhirVersion, resource_id: str) -> Response:
     return respond(request, version, codec.lookup_parameters(result, version))
 
 
+@route("/CodeSystem/$subsumes", ("GET", "POST"))
+def subsumes(version: FhirVersion) -> Response:
+    given = _params()
+    result = _service_for(given, version).subsumes(params.subsumes_request(given))
+    return respond(request, version, codec.subsumes_parameters(result))
+
+
+@route("/CodeSystem/<resource_id>/$subsumes", ("GET", "POST"))
+def subsumes_instance(version: FhirVersion, resource_id: str) -> Response:
+    given = _params()
+    service = _service_for(given, version)
+    result = service.subsumes(params.subsumes_request(given, service.code_system_by_id(resource_id)))
+    return respond(request, version, codec.subsumes_parameters(result))
+
+
 @route("/ConceptMap/$translate", ("GET", "POST"))
 def translate(version: FhirVersion) -> Response:
     given = _params()

@@ -1,0 +1,74 @@
+"""CodeSystem/$subsumes: how two codes of one code system relate in its hierarchy.
+
+Spec: https://hl7.org/fhir/R5/codesystem-operation-subsumes.html. Outcome is `equivalent`,
+`subsumes` (A is an ancestor of B), `subsumed-by` or `not-subsumed`; both codes must exist, and
+both codings must be in the one code system named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import InvalidRequest, UnknownCode
+from .lookup import resolve_coding
+from .models import Coding
+from .registry import Registry
+
+
+@dataclass(frozen=True, slots=True)
+class SubsumesRequest:
+    code_a: str | None = None
+    code_b: str | None = None
+    system: str | None = None
+    version: str | None = None
+    coding_a: Coding | None = None
+    coding_b: Coding | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubsumesResult:
+    outcome: str
+    system: str
+    version: str | None
+
+
+def _ancestors(registry_concepts: dict, code: str) -> set[str]:
+    found: set[str] = set()
+    stack = list(registry_concepts[code].parents)
+    while stack:
+        parent = stack.pop()
+        if parent not in found and parent in registry_concepts:
+            found.add(parent)
+            stack.extend(registry_concepts[parent].parents)
+    return found
+
+
+def subsumes(registry: Registry, request: SubsumesRequest) -> SubsumesResult:
+    a = resolve_coding(request.system, request.code_a, request.version, request.coding_a,
+                       ("system", "codeA", "version", "codingA"))
+    b = resolve_coding(request.system, request.code_b, request.version, request.coding_b,
+                       ("system", "codeB", "version", "codingB"))
+    for name, coding in (("A", a), ("B", b)):
+        if not coding.code:
+            raise InvalidRequest("SUBSUMES_MISSING", name, expression=f"code{name}")
+    if not a.system or not b.system:
+        raise InvalidRequest("PARAM_REQUIRES", "codeA" if not a.system else "codeB", "system", expression="system")
+    if a.system != b.system:
+        raise InvalidRequest("SUBSUMES_SYSTEMS_DIFFER", a.system, b.system, expression="codingB")
+    cs = registry.code_system(a.system, a.version or b.version)
+    found = {}
+    for name, coding in (("A", a), ("B", b)):
+        concept = cs.find(coding.code)  # type: ignore[arg-type]
+        if concept is None:
+            raise UnknownCode("LOOKUP_CODE_NOT_FOUND", coding.code, cs.url, cs.version or "(none)",
+                              expression=f"code{name}")
+        found[name] = concept.code
+    if found["A"] == found["B"]:
+        outcome = "equivalent"
+    elif found["A"] in _ancestors(cs.concepts, found["B"]):
+        outcome = "subsumes"
+    elif found["B"] in _ancestors(cs.concepts, found["A"]):
+        outcome = "subsumed-by"
+    else:
+        outcome = "not-subsumed"
+    return SubsumesResult(outcome, cs.url, cs.version)
