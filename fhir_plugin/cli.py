@@ -185,6 +185,18 @@ def _translate(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     return 0 if result.result else 1
 
 
+def _conformance(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    """The HL7 terminology tests (fhir_plugin.txtests) against --server, or in-process with --app."""
+    from .txtests import command
+
+    app = None
+    if args.app:
+        from .app import create_app
+
+        app = create_app()
+    return command.main(args, app)
+
+
 # --- the command line ----------------------------------------------------------------------------
 
 
@@ -234,6 +246,28 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--source-scope", help="only maps with this source scope (ValueSet url)")
     translate.add_argument("--target-scope", help="only maps with this target scope (ValueSet url)")
     _common(translate)
+
+    conformance = commands.add_parser(
+        "conformance", help="run the HL7 terminology tests (tx-ecosystem suite) against a server",
+        description="Runs the HL7 terminology test suite as the official runner (TxTester) does; prints "
+                    "per-suite counts and 'N passed, M failed'. Exit code 0 if all passed, 1 otherwise.")
+    target = conformance.add_mutually_exclusive_group(required=True)
+    target.add_argument("--server", metavar="URL", help="FHIR base of a live server, e.g. http://127.0.0.1:8080/r4")
+    target.add_argument("--app", action="store_true",
+                        help="this project's app, in-process: R5 on /r5 and R4 on /r4 (FHIR_PLUGIN_CONTENT applies)")
+    conformance.add_argument("--fhir-version", choices=[v.value for v in FhirVersion], type=str.upper,
+                             help="the server's FHIR version (default: detected as the official runner does)")
+    conformance.add_argument("--mode", default="general", metavar="MODES",
+                             help="comma-separated test modes; general is always on unless !general (default general)")
+    conformance.add_argument("--filter", metavar="TEXT", help="only tests whose suite/test id contains TEXT")
+    conformance.add_argument("--output", metavar="DIR", help="write expected/ and actual/ JSON of failed tests here")
+    conformance.add_argument("--tests", metavar="PATH",
+                             help="the test folder (or its test-cases.json); default FHIR_PLUGIN_TX_TESTS or ../shared/tx-tests")
+    conformance.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                             help="with --server: seconds to wait for each answer (default 120)")
+    conformance.add_argument("--write-expected-failures", metavar="FILE",
+                             help="update this expected-failures list (e.g. conformance/tx-expected-failures.json) from the run")
+    conformance.add_argument("-v", "--verbose", action="store_true", help="list every failed test with its first difference")
     return parser
 
 
@@ -250,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    handler = {"serve": _serve, "lookup": _lookup, "translate": _translate}[args.command]
+    handler = {"serve": _serve, "lookup": _lookup, "translate": _translate, "conformance": _conformance}[args.command]
     try:
         return handler(args, settings)
     except TerminologyError as error:

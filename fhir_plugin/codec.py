@@ -12,6 +12,8 @@ from typing import Any
 
 from .fhirversions import FhirVersion, relationship_for, relationship_from
 from .terminology.subsumes import SubsumesResult
+from .terminology.errors import TerminologyError
+from .terminology.validate_code import Issue, ValidateCodeResult
 from .terminology.models import Coding, Designation, LookupResult, PropertyValue, TranslateMatch, TranslateResult
 
 
@@ -167,3 +169,72 @@ def translate_result(parameters: dict) -> TranslateResult:
 
 def subsumes_parameters(result: SubsumesResult) -> dict:
     return {"resourceType": "Parameters", "parameter": [{"name": "outcome", "valueCode": result.outcome}]}
+
+
+# --- $validate-code ----------------------------------------------------------------------------
+
+TX_ISSUE_TYPE = "http://hl7.org/fhir/tools/CodeSystem/tx-issue-type"
+MESSAGE_ID = "http://hl7.org/fhir/StructureDefinition/operationoutcome-message-id"
+
+
+def issues_outcome(issues: tuple[Issue, ...] | list[Issue]) -> dict:
+    """The `issues` OperationOutcome of a validate-code answer (tx-issue-type codings, FHIRPath
+    expressions, catalogue message ids)."""
+    rendered = []
+    for item in issues:
+        entry: dict[str, Any] = {}
+        if item.message_id:
+            entry["extension"] = [{"url": MESSAGE_ID, "valueString": item.message_id}]
+        entry["severity"] = item.severity
+        entry["code"] = item.code
+        entry["details"] = {"coding": [{"system": TX_ISSUE_TYPE, "code": item.tx_type}], "text": item.text}
+        if item.expression:
+            entry["expression"] = [item.expression]
+        rendered.append(entry)
+    return {"resourceType": "OperationOutcome", "issue": rendered}
+
+
+def validate_parameters(result: ValidateCodeResult, version: FhirVersion) -> dict:
+    """The $validate-code answer; the same names on R4 and R5 (the ecosystem expects R5's outputs
+    on R4 servers too)."""
+    params: list[dict] = [{"name": "result", "valueBoolean": result.result}]
+    if result.code is not None:
+        params.append({"name": "code", "valueCode": result.code})
+    if result.system is not None:
+        params.append({"name": "system", "valueUri": result.system})
+    if result.version is not None:
+        params.append({"name": "version", "valueString": result.version})
+    if result.display is not None:
+        params.append({"name": "display", "valueString": result.display})
+    if result.message:
+        params.append({"name": "message", "valueString": result.message})
+    if result.issues:
+        params.append({"name": "issues", "resource": issues_outcome(result.issues)})
+    if result.inactive is not None:
+        params.append({"name": "inactive", "valueBoolean": result.inactive})
+    if result.status:
+        params.append({"name": "status", "valueCode": result.status})
+    if result.codeable_concept is not None:
+        params.append({"name": "codeableConcept", "valueCodeableConcept": result.codeable_concept})
+    for canonical in result.caused_by_unknown_system:
+        params.append({"name": "x-caused-by-unknown-system", "valueCanonical": canonical})
+    for canonical in result.unknown_systems:
+        params.append({"name": "x-unknown-system", "valueCanonical": canonical})
+    if result.normalized_code:
+        params.append({"name": "normalized-code", "valueCode": result.normalized_code})
+    return {"resourceType": "Parameters", "parameter": params}
+
+
+def batch_validate_parameters(results: list[ValidateCodeResult | TerminologyError], version: FhirVersion) -> dict:
+    """$batch-validate-code: one `validation` per request, a Parameters answer or, for a request
+    that failed, a plain OperationOutcome (severity, code, text: what the HL7 tests expect there)."""
+    parameters = []
+    for item in results:
+        if isinstance(item, TerminologyError):
+            resource = {"resourceType": "OperationOutcome", "issue": [
+                {"severity": "error", "code": item.issue_code, "details": {"text": item.text}}]}
+        else:
+            resource = validate_parameters(item, version)
+        parameters.append({"name": "validation", "resource": resource})
+    # an empty `parameter` array is not valid FHIR JSON: a batch without validations is just {}
+    return {"resourceType": "Parameters", "parameter": parameters} if parameters else {"resourceType": "Parameters"}

@@ -38,9 +38,11 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_PLUGIN_MAX_REQUEST_BYTES": 1_048_576,
     # Public base URL used in Bundle links and CapabilityStatement.implementation; empty = from the request.
     "FHIR_PLUGIN_BASE_URL": "",
+    # Largest $expand answered without paging (count); beyond it, a too-costly OperationOutcome.
+    "FHIR_PLUGIN_MAX_EXPANSION": 10_000,
 }
 
-_INT_KEYS = {"FHIR_PLUGIN_PORT", "FHIR_PLUGIN_WORKERS", "FHIR_PLUGIN_MAX_REQUEST_BYTES"}
+_INT_KEYS = {"FHIR_PLUGIN_PORT", "FHIR_PLUGIN_WORKERS", "FHIR_PLUGIN_MAX_REQUEST_BYTES", "FHIR_PLUGIN_MAX_EXPANSION"}
 
 
 def load_settings(

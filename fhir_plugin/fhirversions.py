@@ -121,9 +121,10 @@ def _dicts(value: Any) -> list[dict]:
 
 
 def to_r5(resource: dict) -> dict:
-    """An R4 resource as R5 (only ConceptMap differs for the resources we load)."""
+    """An R4 resource as R5 (only ConceptMap differs for the resources we load, apart from the
+    R5 elements that R4 carries as cross-version extensions: see the end of this module)."""
     if resource.get("resourceType") != "ConceptMap":
-        return resource
+        return _from_cross_version(resource)
     cm = copy.deepcopy(resource)
     for r4, r5 in (("sourceUri", "sourceScopeUri"), ("sourceCanonical", "sourceScopeCanonical"),
                    ("targetUri", "targetScopeUri"), ("targetCanonical", "targetScopeCanonical")):
@@ -153,6 +154,7 @@ def to_r5(resource: dict) -> dict:
                 element["target"] = kept
             else:
                 element.pop("target", None)
+    _restore_r5_elements(cm)
     return cm
 
 
@@ -236,6 +238,7 @@ def resource_for(version: FhirVersion, resource: dict) -> dict:
     if rtype not in _R5_ONLY_TOP and rtype != "ConceptMap":
         return resource
     out = copy.deepcopy(resource)
+    _carry_r5_elements(out)  # before the R5-only elements below are dropped
     if rtype == "ConceptMap":
         return _conceptmap_to_r4(out)
     for key in _R5_ONLY_TOP[rtype]:
@@ -259,3 +262,157 @@ def model_class(version: FhirVersion, resource_type: str) -> Any:
         return r4b(resource_type)
     from fhir.resources import get_fhir_model_class as r5
     return r5(resource_type)
+
+
+# --- cross-version extensions: R5 elements carried in R4 -----------------------------------------
+# R4 has no place for a few R5 elements that terminology content and answers use. The official
+# 4.0<->5.0 converter (and so the HL7 terminology test runner, which sends R4 servers converted
+# requests and converts their answers back) carries them as the cross-version extensions of
+# https://hl7.org/fhir/versions.html#extensions. resource_for() moves them into those extensions
+# and to_r5() moves them back, so an R5 resource that uses them survives R5 -> R4 -> R5 unchanged.
+# Only the elements the HL7 tests need are handled: a filter operator R4 lacks, the expansion's
+# property definitions and values, CodeSystem.versionAlgorithm[x] and ConceptMap unmapped.relationship.
+
+_XVER = "http://hl7.org/fhir/5.0/StructureDefinition/extension-"
+EXT_FILTER_OP = _XVER + "ValueSet.compose.include.filter.op"
+EXT_EXPANSION_PROPERTY = _XVER + "ValueSet.expansion.property"
+EXT_CONTAINS_PROPERTY = _XVER + "ValueSet.expansion.contains.property"
+EXT_VERSION_ALGORITHM = _XVER + "CodeSystem.versionAlgorithm"
+EXT_UNMAPPED_RELATIONSHIP = _XVER + "ConceptMap.group.unmapped.relationship"
+# R4's filter-operator value set; R5 added child-of and descendent-leaf.
+R4_FILTER_OPS = frozenset({"=", "is-a", "descendent-of", "is-not-a", "regex", "in", "not-in", "generalizes", "exists"})
+
+
+def _add_extension(element: dict, extension: dict) -> None:
+    element.setdefault("extension", []).append(extension)
+
+
+def _take_extensions(element: dict, url: str) -> list[dict]:
+    """Remove and return the extensions of `element` with `url` (an emptied list goes too)."""
+    extensions = element.get("extension")
+    if not isinstance(extensions, list):
+        return []
+    taken = [e for e in extensions if isinstance(e, dict) and e.get("url") == url]
+    if taken:
+        kept = [e for e in extensions if e not in taken]
+        if kept:
+            element["extension"] = kept
+        else:
+            del element["extension"]
+    return taken
+
+
+def _value_items(element: dict) -> list[tuple[str, Any]]:
+    """The value[x] entries of an element (normally one)."""
+    return [(key, value) for key, value in element.items() if key.startswith("value")]
+
+
+def _first_value(extension: dict) -> Any:
+    return next((value for _, value in _value_items(extension)), None)
+
+
+def _filters(value_set: dict) -> list[dict]:
+    compose = value_set.get("compose")
+    if not isinstance(compose, dict):
+        return []
+    return [f for part in ("include", "exclude") for include in _dicts(compose.get(part))
+            for f in _dicts(include.get("filter"))]
+
+
+def _contains_to_r4(contains: Any) -> None:
+    for item in _dicts(contains):
+        for prop in _dicts(item.pop("property", None)):
+            parts = [{"url": "code", "valueCode": prop.get("code")}]
+            parts += [{"url": "value", key: value} for key, value in _value_items(prop)]
+            _add_extension(item, {"url": EXT_CONTAINS_PROPERTY, "extension": parts})
+        _contains_to_r4(item.get("contains"))
+
+
+def _contains_to_r5(contains: Any) -> None:
+    for item in _dicts(contains):
+        for extension in _take_extensions(item, EXT_CONTAINS_PROPERTY):
+            prop: dict = {}
+            for part in _dicts(extension.get("extension")):
+                if part.get("url") == "code":
+                    prop["code"] = _first_value(part)
+                elif part.get("url") == "value":
+                    prop.update(_value_items(part))
+            item.setdefault("property", []).append(prop)
+        _contains_to_r5(item.get("contains"))
+
+
+def _carry_r5_elements(resource: dict) -> None:
+    """R5 -> R4, in place (on resource_for's copy): R5-only elements into their extensions."""
+    rtype = resource.get("resourceType")
+    if rtype == "ValueSet":
+        for f in _filters(resource):
+            if isinstance(f.get("op"), str) and f["op"] not in R4_FILTER_OPS:
+                primitive = f.get("_op") if isinstance(f.get("_op"), dict) else {}
+                _add_extension(primitive, {"url": EXT_FILTER_OP, "valueCode": f.pop("op")})
+                f["_op"] = primitive
+        expansion = resource.get("expansion")
+        if isinstance(expansion, dict):
+            for prop in _dicts(expansion.pop("property", None)):
+                parts = [{"url": "code", "valueCode": prop["code"]}] if "code" in prop else []
+                parts += [{"url": "uri", "valueUri": prop["uri"]}] if "uri" in prop else []
+                _add_extension(expansion, {"url": EXT_EXPANSION_PROPERTY, "extension": parts})
+            _contains_to_r4(expansion.get("contains"))
+    elif rtype == "CodeSystem":
+        for key in ("versionAlgorithmString", "versionAlgorithmCoding"):
+            if key in resource:
+                value_key = "value" + key.removeprefix("versionAlgorithm")
+                _add_extension(resource, {"url": EXT_VERSION_ALGORITHM, value_key: resource.pop(key)})
+    elif rtype == "ConceptMap":
+        for group in _dicts(resource.get("group")):
+            unmapped = group.get("unmapped")
+            if isinstance(unmapped, dict) and "relationship" in unmapped:
+                _add_extension(unmapped, {"url": EXT_UNMAPPED_RELATIONSHIP, "valueCode": unmapped.pop("relationship")})
+
+
+def _restore_r5_elements(resource: dict) -> None:
+    """R4 -> R5, in place (on to_r5's copy): the cross-version extensions back into R5 elements."""
+    rtype = resource.get("resourceType")
+    if rtype == "ValueSet":
+        for f in _filters(resource):
+            primitive = f.get("_op")
+            if isinstance(primitive, dict) and "op" not in f:
+                taken = _take_extensions(primitive, EXT_FILTER_OP)
+                if taken:
+                    f["op"] = _first_value(taken[0])
+                    if not primitive:
+                        del f["_op"]
+        expansion = resource.get("expansion")
+        if isinstance(expansion, dict):
+            for extension in _take_extensions(expansion, EXT_EXPANSION_PROPERTY):
+                prop = {part["url"]: _first_value(part) for part in _dicts(extension.get("extension"))
+                        if part.get("url") in ("code", "uri")}
+                expansion.setdefault("property", []).append(prop)
+            _contains_to_r5(expansion.get("contains"))
+    elif rtype == "CodeSystem":
+        for extension in _take_extensions(resource, EXT_VERSION_ALGORITHM):
+            for value_key, value in _value_items(extension):
+                resource["versionAlgorithm" + value_key.removeprefix("value")] = value
+    elif rtype == "ConceptMap":
+        for group in _dicts(resource.get("group")):
+            unmapped = group.get("unmapped")
+            if isinstance(unmapped, dict):
+                for extension in _take_extensions(unmapped, EXT_UNMAPPED_RELATIONSHIP):
+                    unmapped["relationship"] = _first_value(extension)
+
+
+def _from_cross_version(resource: dict) -> dict:
+    """to_r5 for everything but ConceptMap: containers recurse, CodeSystem/ValueSet are restored."""
+    rtype = resource.get("resourceType")
+    if rtype in ("Bundle", "Parameters"):
+        key = "entry" if rtype == "Bundle" else "parameter"
+        if not isinstance(resource.get(key), list):
+            return resource
+        items = [{**item, "resource": to_r5(item["resource"])}
+                 if isinstance(item, dict) and isinstance(item.get("resource"), dict) else item
+                 for item in resource[key]]
+        return {**resource, key: items}
+    if rtype not in ("CodeSystem", "ValueSet"):
+        return resource
+    out = copy.deepcopy(resource)
+    _restore_r5_elements(out)
+    return out

@@ -81,6 +81,7 @@ def test_every_message_id_belongs_to_one_class():
             owners.setdefault(message_id, []).append(cls.__name__)
     assert {k: v for k, v in owners.items() if len(v) > 1} == {}
     answers = {"TRANSLATE_NO_MAP", "TRANSLATE_NOT_FOUND", "TRANSLATE_PAIR_NOT_MAPPED"}  # result=false messages
+    answers |= errors.VALIDATE_ANSWER_IDS
     assert set(errors.MESSAGES) - set(owners) == answers
 
 

@@ -237,6 +237,10 @@ def test_capability_statement_operations_point_to_the_hl7_definitions(client):
     assert operations == {
         ("CodeSystem", "lookup"): "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup",
         ("CodeSystem", "subsumes"): "http://hl7.org/fhir/OperationDefinition/CodeSystem-subsumes",
+        ("ValueSet", "expand"): "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
+        ("CodeSystem", "validate-code"): "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code",
+        ("ValueSet", "validate-code"): "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code",
+        ("ValueSet", "batch-validate-code"): "http://hl7.org/fhir/OperationDefinition/ValueSet-batch-validate-code",
         ("ConceptMap", "translate"): "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate",
     }
     assert rest["operation"] == [
@@ -369,7 +373,9 @@ def test_capability_statement_matches_the_routes_both_ways(client, app, base, ve
         "/metadata", "/$versions",
         "/CodeSystem", "/CodeSystem/<id>", "/CodeSystem/$lookup", "/CodeSystem/<id>/$lookup",
         "/CodeSystem/$subsumes", "/CodeSystem/<id>/$subsumes",
-        "/ValueSet", "/ValueSet/<id>",
+        "/ValueSet", "/ValueSet/<id>", "/ValueSet/$expand", "/ValueSet/<id>/$expand",
+        "/CodeSystem/$validate-code", "/CodeSystem/<id>/$validate-code", "/ValueSet/$validate-code",
+        "/ValueSet/<id>/$validate-code", "/ValueSet/$batch-validate-code", "/ValueSet/<id>/$batch-validate-code",
         "/ConceptMap", "/ConceptMap/<id>", "/ConceptMap/$translate", "/ConceptMap/<id>/$translate",
     }
 
@@ -379,13 +385,16 @@ def test_every_declared_route_answers(client):
     statement = ok_json(client.get("/r4/metadata"), "R4")
     ids = {"CodeSystem": "cpt-97116-fragment", "ValueSet": "cpt-gait-training", "ConceptMap": "cpt-97116-to-icd-10-cm"}
     queries = {"$lookup": "?code=97116", "$translate": f"?code=97116&system={CPT}",
-               "$subsumes": "?codeA=97116&codeB=97116"}
+               "$subsumes": "?codeA=97116&codeB=97116", "$validate-code": f"?code=97116&system={CPT}",
+               "$expand": "?url=http://fhir-plugin.org/fhir/ValueSet/cpt-gait-training"}
     for route in sorted(routes_from_capability_statement(statement)):
         rtype = route.split("/")[1]
         url = "/r4" + route.replace("<id>", ids.get(rtype, ""))
         url += queries.get(route.rsplit("/", 1)[-1], "")
         if url.startswith(("/r4/CodeSystem/$lookup", "/r4/CodeSystem/$subsumes")):
             url += f"&system={CPT}"
+        if url.startswith("/r4/ValueSet/$validate-code"):
+            url += f"&url={CPT_VS}"
         response = client.get(url)
         assert response.status_code == 200, (url, response.get_data(as_text=True)[:300])
         validate(body_of(response), "R4")

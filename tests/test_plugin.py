@@ -195,7 +195,7 @@ def test_settings_layering():
     assert load_settings(environ={}) == {
         "FHIR_PLUGIN_CONTENT": "", "FHIR_PLUGIN_DEFAULT_VERSION": "R4", "FHIR_PLUGIN_HOST": "127.0.0.1",
         "FHIR_PLUGIN_PORT": 8080, "FHIR_PLUGIN_WORKERS": 2, "FHIR_PLUGIN_MAX_REQUEST_BYTES": 1_048_576,
-        "FHIR_PLUGIN_BASE_URL": ""}
+        "FHIR_PLUGIN_BASE_URL": "", "FHIR_PLUGIN_MAX_EXPANSION": 10_000}
 
 
 def test_standalone_app_loads_the_bundled_content_by_itself():

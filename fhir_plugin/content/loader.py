@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from typing import Any
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -43,11 +44,26 @@ def load_resource(resource: dict, origin: str = "(inline)", prefer: FhirVersion 
     return resource
 
 
+def _without_language_keys(node: Any) -> Any:
+    """`node` without properties such as `display:de` or `title:en`: a JSON shorthand for the
+    translation extension that some authoring tools write (the HL7 terminology test resources
+    carry them next to the real extensions). They are not FHIR elements, so the strict models
+    refuse them; the extension they duplicate stays."""
+    if isinstance(node, dict):
+        if not any(":" in key for key in node) and not any(isinstance(v, (dict, list)) for v in node.values()):
+            return node
+        return {k: _without_language_keys(v) for k, v in node.items() if ":" not in k}
+    if isinstance(node, list):
+        return [_without_language_keys(item) for item in node]
+    return node
+
+
 def _validated(resource: dict, origin: str, prefer: FhirVersion) -> dict:
     rtype = resource.get("resourceType") if isinstance(resource, dict) else None
     if rtype not in LOADABLE_TYPES:
         raise InvalidContent("CONTENT_UNSUPPORTED_TYPE", origin, rtype or "JSON value without resourceType")
     label = f"{rtype}/{resource.get('id') or resource.get('url') or '?'}"
+    resource = _without_language_keys(resource)
     if looks_like_r4(resource):
         order = (FhirVersion.R4,)
     elif prefer is FhirVersion.R4:

@@ -84,6 +84,100 @@ MESSAGES: dict[str, str] = {
     "VS_EXP_IMPORT_UNK_PINNED": "Unable to find included value set '{0}' version '{1}'",
     "UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE": "The system {0} filter with property = {1}, op = {2} has no value",
     "VALUESET_CIRCULAR_REFERENCE": "Found a circularity pointing to {0} processing ValueSet with pathway {1}",
+    # $expand (HL7 catalogue)
+    "UNKNOWN_CODESYSTEM_EXP": "A definition for CodeSystem '{0}' could not be found, so the value set cannot be expanded",
+    "UNKNOWN_CODESYSTEM_VERSION_EXP": (
+        "A definition for CodeSystem '{0}' version '{1}' could not be found, so the value set cannot be expanded. "
+        "Valid versions: {2}"
+    ),
+    "VALUESET_VERSION_CHECK": (
+        "The version '{1}' is not allowed for system '{0}': required to be '{2}' by a version-check parameter"
+    ),
+    "VALUESET_TOO_COSTLY": "The value set '{0}' expansion has too many codes to produce ({1})",
+    "EXPAND_NO_VALUESET": "Must provide a value set: url, valueSet, or the ValueSet of the path",
+    # $validate-code (HL7 catalogue; issues in result=false answers, not errors, except where noted)
+    "VALIDATE_NO_CODE": (
+        "Unable to find code to validate (looked for coding | codeableConcept | code+system | code+inferSystem in "
+        "parameters"
+    ),
+    "VALIDATE_NO_VALUESET": "Must provide a value set: url, valueSet, or the ValueSet of the path",
+    "VALIDATE_NO_CODESYSTEM": "Must provide a code system: url (or system), the coding's system, or the CodeSystem of the path",
+    "None_of_the_provided_codes_are_in_the_value_set_one": "The provided code '{2}' was not found in the value set '{1}'",
+    "None_of_the_provided_codes_are_in_the_value_set_other": "None of the provided codes [{2}] are in the value set '{1}'",
+    "TX_GENERAL_CC_ERROR_MESSAGE": "No valid coding was found for the value set '{0}'",
+    "Unknown_Code_in_Version": "Unknown code '{0}' in the CodeSystem '{1}' version '{2}'",
+    "UNKNOWN_CODESYSTEM": "A definition for CodeSystem '{0}' could not be found, so the code cannot be validated",
+    # the same message as the reference servers word it when the value set does not use the system
+    "UNKNOWN_CODESYSTEM_UNQUOTED": "A definition for CodeSystem {0} could not be found, so the code cannot be validated",
+    "UNKNOWN_CODESYSTEM_VERSION": (
+        "A definition for CodeSystem '{0}' version '{1}' could not be found, so the code cannot be validated. "
+        "Valid versions: {2}"
+    ),
+    "UNKNOWN_CODESYSTEM_VERSION_NONE": (
+        "A definition for CodeSystem '{0}' version '{1}' could not be found, so the code cannot be validated. "
+        "No versions of this code system are known"
+    ),
+    "Display_Name_for__should_be_one_of__instead_of": (
+        "Wrong Display Name '{4}' for {1}#{2}. Valid display is {3} (for the language(s) '{5}')"
+    ),
+    "Display_Name_WS_for__should_be_one_of__instead_of": (
+        "Wrong whitespace in Display Name '{4}' for {1}#{2}. Valid display is {3} (for the language(s) '{5}')"
+    ),
+    "NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_OK": (
+        "There are no valid display names found for the code {1}#{2} for language(s) '{3}'. The display is '{4}' "
+        "which is a valid display for the default language"
+    ),
+    "NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_ERR": (
+        "Wrong Display Name '{0}' for {1}#{2}. There are no valid display names found for language(s) '{3}'. "
+        "Default display is '{4}'"
+    ),
+    "INVALID_DISPLAY_NAME": "Invalid displayLanguage: '{0}'",
+    "INACTIVE_CONCEPT_FOUND": "The concept '{1}' has a status of {0} and its use should be reviewed",
+    "DEPRECATED_CONCEPT_FOUND": "The concept '{1}' is deprecated and its use should be reviewed",
+    "STATUS_CODE_WARNING_CODE": "The concept '{1}' is valid but is {0}",
+    "INACTIVE_DISPLAY_FOUND_one": (
+        "'{1}' is no longer considered a correct display for code '{2}' (status = {4}). The correct display is {3}"
+    ),
+    "INACTIVE_DISPLAY_FOUND_other": (
+        "'{1}' is no longer considered a correct display for code '{2}' (status = {4}). The correct display is one "
+        "of {3}"
+    ),
+    "CONCEPT_DEPRECATED_IN_VALUESET": (
+        "The presence of the concept '{1}' in the system '{0}' in the value set {3} is marked with a status of {2} "
+        "and its use should be reviewed"
+    ),
+    "CODE_CASE_DIFFERENCE": (
+        "The code '{0}' differs from the correct code '{1}' by case. Although the code system '{2}' is case "
+        "insensitive, implementers are strongly encouraged to use the correct case anyway"
+    ),
+    "ABSTRACT_CODE_NOT_ALLOWED": "Code '{0}#{1}' is abstract, and not allowed in this context",
+    "UNABLE_TO_INFER_CODESYSTEM": "The System URI could not be determined for the code '{0}' in the ValueSet '{1}'",
+    "Unable_to_resolve_system__value_set_has_multiple_matches": (
+        "The System URI could not be determined for the code '{0}' in the ValueSet '{1}': value set expansion has "
+        "multiple matches: {2}"
+    ),
+    "Terminology_TX_System_ValueSet2": "The Coding references a value set, not a code system ('{0}')",
+    "Terminology_TX_System_Relative": "Coding.system must be an absolute reference, not a local reference",
+    "Coding_has_no_system__cannot_validate": (
+        "Coding has no system. A code with no system has no defined meaning, and it cannot be validated. A system "
+        "should be provided"
+    ),
+    "CODESYSTEM_CS_NO_SUPPLEMENT": "CodeSystem {0} is a supplement, so can't be used as a value in Coding.system",
+    "VALUESET_VALUE_MISMATCH": (
+        "The code system '{0}' version '{1}' in the ValueSet include is different to the one in the value ('{2}')"
+    ),
+    "VALUESET_VALUE_MISMATCH_DEFAULT": (
+        "The code system '{0}' version '{1}' for the versionless include in the ValueSet include is different to "
+        "the one in the value ('{3}')"
+    ),
+    "VALUESET_VALUE_MISMATCH_CHANGED": (
+        "The code system '{0}' version '{1}' resulting from the version '{2}' in the ValueSet include is different "
+        "to the one in the value ('{3}')"
+    ),
+    "MSG_DRAFT": "Reference to draft {2} {0}",
+    "MSG_DEPRECATED": "Reference to deprecated {2} {0}",
+    "MSG_WITHDRAWN": "Reference to withdrawn {2} {0}",
+    "MSG_EXPERIMENTAL": "Reference to experimental {2} {0}",
     # loading content, and the client
     "SERVER_UNREACHABLE": "Cannot reach the terminology server at {0}: {1}",
     "CONTENT_NOT_JSON": "{0}: not valid JSON: {1}",
@@ -94,6 +188,23 @@ MESSAGES: dict[str, str] = {
     "DUPLICATE_CANONICAL": "{0} '{1}' version '{2}' is loaded twice with different content",
     "DUPLICATE_ID": "{0}/{1} is loaded twice",
 }
+
+
+# Catalogue ids that only ever appear in answers (issues of a result=false $validate-code), never
+# as errors of their own: no error class owns them.
+VALIDATE_ANSWER_IDS: frozenset[str] = frozenset({
+    "None_of_the_provided_codes_are_in_the_value_set_one", "None_of_the_provided_codes_are_in_the_value_set_other",
+    "TX_GENERAL_CC_ERROR_MESSAGE", "Unknown_Code_in_Version", "UNKNOWN_CODESYSTEM", "UNKNOWN_CODESYSTEM_UNQUOTED",
+    "UNKNOWN_CODESYSTEM_VERSION", "UNKNOWN_CODESYSTEM_VERSION_NONE", "Display_Name_for__should_be_one_of__instead_of",
+    "Display_Name_WS_for__should_be_one_of__instead_of", "NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_OK",
+    "NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_ERR", "INACTIVE_CONCEPT_FOUND", "DEPRECATED_CONCEPT_FOUND",
+    "STATUS_CODE_WARNING_CODE", "INACTIVE_DISPLAY_FOUND_one", "INACTIVE_DISPLAY_FOUND_other",
+    "CONCEPT_DEPRECATED_IN_VALUESET", "CODE_CASE_DIFFERENCE", "ABSTRACT_CODE_NOT_ALLOWED", "UNABLE_TO_INFER_CODESYSTEM",
+    "Unable_to_resolve_system__value_set_has_multiple_matches", "Terminology_TX_System_ValueSet2",
+    "Terminology_TX_System_Relative", "Coding_has_no_system__cannot_validate", "CODESYSTEM_CS_NO_SUPPLEMENT",
+    "VALUESET_VALUE_MISMATCH", "VALUESET_VALUE_MISMATCH_DEFAULT", "VALUESET_VALUE_MISMATCH_CHANGED", "MSG_DRAFT",
+    "MSG_DEPRECATED", "MSG_WITHDRAWN", "MSG_EXPERIMENTAL",
+})
 
 
 def message(message_id: str, *args: object) -> str:
@@ -124,10 +235,52 @@ class InvalidRequest(TerminologyError):
         "LOOKUP_NO_CODE", "TRANSLATE_NO_SOURCE", "TRANSLATE_REVERSE_WITH_TARGET", "PARAM_REQUIRES",
         "PARAM_CONFLICT", "PARAM_EXCLUSIVE", "TRANSLATE_CODING_INCOMPLETE",
         "SUBSUMES_MISSING", "SUBSUMES_SYSTEMS_DIFFER", "PARAM_REPEATED", "PARAM_BAD_VALUE", "PARAM_BAD_TYPE",
-        "PARAM_UNKNOWN", "BODY_NOT_JSON", "UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE",
-        "VALUESET_CIRCULAR_REFERENCE", "BODY_NOT_PARAMETERS", "BODY_BAD_PARAMETERS", "BAD_FORMAT",
+        "PARAM_UNKNOWN", "BODY_NOT_JSON", "EXPAND_NO_VALUESET", "BODY_NOT_PARAMETERS", "BODY_BAD_PARAMETERS", "BAD_FORMAT",
         "SEARCH_PARAM_UNKNOWN",
     })
+
+
+class InvalidValueSet(InvalidRequest):
+    """A ValueSet whose definition cannot be evaluated (broken filter, circular import)."""
+
+    tx_issue_type = "vs-invalid"
+    message_ids = frozenset({"UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE"})
+
+
+class CircularValueSet(InvalidValueSet):
+    issue_code = "processing"
+    message_ids = frozenset({"VALUESET_CIRCULAR_REFERENCE"})
+
+
+class VersionCheckFailed(InvalidRequest):
+    """A code system version that a check-system-version parameter does not allow."""
+
+    status = 400
+    issue_code = "exception"
+    tx_issue_type = "version-error"
+    message_ids = frozenset({"VALUESET_VERSION_CHECK"})
+
+
+class TooCostly(InvalidRequest):
+    """An expansion larger than FHIR_PLUGIN_MAX_EXPANSION (or the client's X-TOO-COSTLY-THRESHOLD);
+    `count` (paging) gets it answered."""
+
+    issue_code = "too-costly"
+    message_ids = frozenset({"VALUESET_TOO_COSTLY"})
+
+
+class InvalidValidateRequest(InvalidRequest):
+    """$validate-code without anything to validate, or without a value set / code system."""
+
+    message_ids = frozenset({"VALIDATE_NO_CODE", "VALIDATE_NO_VALUESET", "VALIDATE_NO_CODESYSTEM"})
+
+
+class InvalidDisplayLanguage(InvalidRequest):
+    """A displayLanguage that is not a language list (the HL7 tests expect 4xx + processing)."""
+
+    issue_code = "processing"
+    tx_issue_type = "invalid-display"
+    message_ids = frozenset({"INVALID_DISPLAY_NAME"})
 
 
 class NotSupported(TerminologyError):
@@ -144,7 +297,8 @@ class NotFound(TerminologyError):
 
 
 class UnknownCodeSystem(NotFound):
-    message_ids = frozenset({"UNKNOWN_CODESYSTEM_LOOKUP", "UNKNOWN_CODESYSTEM_VERSION_LOOKUP"})
+    message_ids = frozenset({"UNKNOWN_CODESYSTEM_LOOKUP", "UNKNOWN_CODESYSTEM_VERSION_LOOKUP",
+                             "UNKNOWN_CODESYSTEM_EXP", "UNKNOWN_CODESYSTEM_VERSION_EXP"})
 
 
 class UnknownCode(NotFound):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..fhirversions import FhirVersion
 
+from .expand import ExpandRequest, expand_value_set
 from .lookup import lookup_code
 from .models import (
     CodeSystemEntry,
@@ -25,7 +26,9 @@ from .overlay import OverlayCache
 from .registry import Registry
 from .search import read_resource, search_resources
 from .subsumes import SubsumesRequest, SubsumesResult, subsumes
+from .errors import TerminologyError
 from .translate import translate_concept
+from .validate_code import ValidateCodeRequest, ValidateCodeResult, batch_validate, validate_code
 
 
 class TerminologyService:
@@ -60,6 +63,26 @@ class TerminologyService:
     def translate(self, request: TranslateRequest) -> TranslateResult:
         """ConceptMap/$translate. No mapping is a result with result=False, not an error."""
         return translate_concept(self.registry, request)
+
+    def validate_code(self, request: ValidateCodeRequest) -> ValidateCodeResult:
+        """CodeSystem/ or ValueSet/$validate-code. An invalid code is result=False with issues;
+        raises only for a malformed request or an unknown value set."""
+        return validate_code(self.registry, request)
+
+    def batch_validate(self, requests: Sequence[ValidateCodeRequest | TerminologyError]
+                       ) -> list[ValidateCodeResult | TerminologyError]:
+        """ValueSet/$batch-validate-code: one result per request, in order. A request that is an
+        error already (it could not be read), or that fails, is answered by its error in place."""
+        return batch_validate(self.registry, list(requests))
+
+    def expand(self, request: ExpandRequest) -> dict:
+        """ValueSet/$expand: the R5 ValueSet with its expansion. Raises UnknownValueSet,
+        UnknownCodeSystem, TooCostly, ..."""
+        return expand_value_set(self.registry, request)
+
+    def value_set_by_id(self, resource_id: str) -> dict:
+        """The ValueSet resource behind `ValueSet/{id}` (for instance-level operations)."""
+        return read_resource(self.registry, "ValueSet", resource_id).resource
 
     def code_system_by_id(self, resource_id: str) -> CodeSystemEntry:
         """The compiled CodeSystem behind `CodeSystem/{id}` (for instance-level operations)."""

@@ -1,21 +1,24 @@
 """Value set semantics: which concepts a ValueSet's compose selects.
 
 `evaluate` walks compose.include / compose.exclude in order and returns the selected members,
-flat and in definition order, with the code systems and value sets it used. $expand renders the
-members; $validate-code asks whether a coding is among them. Filters follow the R5 filter-operator
-value set (https://hl7.org/fhir/R5/valueset-filter-operator.html); the `concept` (or `code`)
-property means the hierarchy, any other property a concept property.
+flat and in definition order, with the code systems, value sets and supplements it used and the
+status warnings an expansion reports. $expand renders the members; $validate-code asks whether a
+coding is among them. Filters are in filters.py.
+
+Code system versions follow the $expand rules: `force-system-version` beats the include's
+version, which beats `system-version`; `check-system-version` picks among versions for a
+versionless include and refuses a version it does not allow. Versions may be wildcards
+(`1.x.x`, `1.0.x`): a segment `x` or `*` matches anything, the other segments exactly.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .errors import InvalidRequest, NotSupported, UnknownValueSet
+from .errors import CircularValueSet, UnknownCodeSystem, UnknownSupplement, UnknownValueSet, VersionCheckFailed
+from .filters import filter_codes
 from .models import CodeSystemEntry, Concept
-from .registry import Registry
+from .registry import Registry, version_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,8 @@ class Member:
     display: str | None
     concept: Concept | None  # None when the code system is not loaded (an enumerated code taken on trust)
     code_system: CodeSystemEntry | None = None
+    nestable: bool = False  # from a whole-system or filter include: may sit under its parent in a hierarchy
+    entry: dict | None = None  # the compose include.concept element that listed it, if any
 
     @property
     def key(self) -> tuple[str, str]:
@@ -33,185 +38,260 @@ class Member:
 
 
 @dataclass
+class EvaluationOptions:
+    """Version rules of the request: canonical url -> version (pattern)."""
+
+    system_versions: dict[str, str] = field(default_factory=dict)
+    check_versions: dict[str, str] = field(default_factory=dict)
+    force_versions: dict[str, str] = field(default_factory=dict)
+    default_value_set_versions: dict[str, str] = field(default_factory=dict)
+    use_supplements: tuple[str, ...] = ()
+
+
+@dataclass
 class Evaluation:
     members: list[Member] = field(default_factory=list)
     used_code_systems: list[str] = field(default_factory=list)  # canonical url|version, in order of use
     used_value_sets: list[str] = field(default_factory=list)
+    used_supplements: list[str] = field(default_factory=list)
+    used_fragments: list[str] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (warning-<status>, canonical)
+    applied: list[tuple[str, str]] = field(default_factory=list)  # version parameters that changed a choice
+    unknown_systems: list[str] = field(default_factory=list)  # enumerated includes of unloaded systems
+    multi_version_systems: set[str] = field(default_factory=set)  # systems named twice in compose
+
+    def merge(self, other: Evaluation) -> None:
+        for name in ("used_code_systems", "used_value_sets", "used_supplements", "used_fragments", "warnings",
+                     "applied", "unknown_systems"):
+            mine = getattr(self, name)
+            mine.extend(x for x in getattr(other, name) if x not in mine)
+        self.multi_version_systems |= other.multi_version_systems
 
 
-def resolve_value_set(registry: Registry, canonical: str, version: str | None = None) -> dict:
+def canonical_of(resource: dict) -> str:
+    url, version = resource.get("url", ""), resource.get("version")
+    return f"{url}|{version}" if version else url
+
+
+def version_matches(pattern: str, version: str | None) -> bool:
+    if version is None:
+        return False
+    if pattern == version:
+        return True
+    wanted, have = pattern.split("."), version.split(".")
+    return len(wanted) == len(have) and all(w in ("x", "X", "*") or w == h for w, h in zip(wanted, have))
+
+
+def resolve_value_set(registry: Registry, canonical: str, version: str | None = None,
+                      options: EvaluationOptions | None = None) -> dict:
     """The ValueSet resource named by `canonical` (`url` or `url|version`); UnknownValueSet if absent."""
     url, _, pinned = canonical.partition("|")
-    wanted = version or pinned or None
+    wanted = version or pinned or (options.default_value_set_versions.get(url) if options else None) or None
     versions = registry.resource_versions("ValueSet", url)
     for entry in versions:
-        if wanted is None or entry.version == wanted:
+        if wanted is None or entry.version == wanted or version_matches(wanted, entry.version):
             return entry.resource
     if wanted and versions:
         raise UnknownValueSet("VS_EXP_IMPORT_UNK_PINNED", url, wanted)
     raise UnknownValueSet("Unable_to_resolve_value_Set_", canonical)
 
 
-# --- filters on one code system ---------------------------------------------------------------
-
-
-def _descendants(cs: CodeSystemEntry, code: str) -> Iterator[str]:
-    stack = list(reversed(cs.concepts[code].children)) if code in cs.concepts else []
-    seen: set[str] = set()
-    while stack:
-        child = stack.pop()
-        if child in seen or child not in cs.concepts:
-            continue
-        seen.add(child)
-        yield child
-        stack.extend(reversed(cs.concepts[child].children))
-
-
-def _ancestors(cs: CodeSystemEntry, code: str) -> set[str]:
-    found: set[str] = set()
-    stack = list(cs.concepts[code].parents) if code in cs.concepts else []
-    while stack:
-        parent = stack.pop()
-        if parent not in found:
-            found.add(parent)
-            stack.extend(cs.concepts[parent].parents if parent in cs.concepts else ())
+def status_warnings(resource: dict) -> list[tuple[str, str]]:
+    """The warning-* expansion parameters a used resource causes (draft, experimental, ...)."""
+    found = []
+    standards = next((e.get("valueCode") for e in resource.get("extension", [])
+                      if e.get("url", "").endswith("/structuredefinition-standards-status")), None)
+    if standards in ("deprecated", "withdrawn"):
+        found.append((f"warning-{standards}", canonical_of(resource)))
+    if resource.get("status") == "draft":
+        found.append(("warning-draft", canonical_of(resource)))
+    if resource.get("experimental") is True:
+        found.append(("warning-experimental", canonical_of(resource)))
     return found
 
 
-def _property_values(concept: Concept, name: str) -> list[str]:
-    values = []
-    for prop in concept.properties:
-        if prop.code == name:
-            value = prop.value
-            if isinstance(value, bool):
-                values.append("true" if value else "false")
-            elif hasattr(value, "code"):
-                values.append(value.code)  # type: ignore[union-attr]
-            else:
-                values.append(str(value))
-    if name == "parent":
-        values.extend(concept.parents)
-    elif name == "child":
-        values.extend(concept.children)
-    elif name in ("display",) and concept.display:
-        values.append(concept.display)
-    elif name in ("inactive",) and not any(p.code == "inactive" for p in concept.properties):
-        values.append("true" if concept.inactive else "false")
-    elif name in ("notSelectable", "not-selectable") and not values:
-        values.append("true" if concept.abstract else "false")
-    return values
+# --- code system choice ---------------------------------------------------------------------
 
 
-def _filter_codes(cs: CodeSystemEntry, flt: dict) -> set[str]:
-    prop, op, value = flt.get("property"), flt.get("op"), flt.get("value")
-    if value is None and op != "exists":
-        raise InvalidRequest("UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE", cs.url, prop, op)
-    all_codes = cs.concepts.keys()
-    if prop in ("concept", "code"):
-        if op == "is-a":
-            return {value, *_descendants(cs, value)} if value in cs.concepts else set()
-        if op == "descendent-of":
-            return set(_descendants(cs, value))
-        if op == "is-not-a":
-            return set(all_codes) - {value, *_descendants(cs, value)}
-        if op == "child-of":
-            return set(cs.concepts[value].children) if value in cs.concepts else set()
-        if op == "descendent-leaf":
-            return {c for c in _descendants(cs, value) if not cs.concepts[c].children}
-        if op == "generalizes":
-            return {value, *_ancestors(cs, value)} if value in cs.concepts else set()
-        if op in ("in", "not-in"):
-            listed = {v.strip() for v in value.split(",")}
-            return listed & set(all_codes) if op == "in" else set(all_codes) - listed
-        if op == "=":
-            return {value} if value in cs.concepts else set()
-        if op == "regex":
-            pattern = _regex(value)
-            return {c for c in all_codes if pattern.fullmatch(c)}
-    if op == "exists":
-        wanted = str(value).lower() != "false"
-        return {c for c, concept in cs.concepts.items() if bool(_property_values(concept, prop)) == wanted}
-    if op == "=":
-        return {c for c, concept in cs.concepts.items() if value in _property_values(concept, prop)}
-    if op in ("in", "not-in"):
-        listed = {v.strip() for v in value.split(",")}
-        inside = {c for c, concept in cs.concepts.items() if listed & set(_property_values(concept, prop))}
-        return inside if op == "in" else set(all_codes) - inside
-    if op == "regex":
-        pattern = _regex(value)
-        return {c for c, concept in cs.concepts.items()
-                if any(pattern.fullmatch(v) for v in _property_values(concept, prop))}
-    raise NotSupported("PARAM_NOT_SUPPORTED", f"filter {prop} {op}", "this filter is not supported")
+def _pick(versions: list[CodeSystemEntry], pattern: str) -> CodeSystemEntry | None:
+    return next((cs for cs in versions if version_matches(pattern, cs.version)), None)  # newest first
 
 
-def _regex(value: str) -> re.Pattern:
-    try:
-        return re.compile(value)
-    except re.error as error:
-        raise InvalidRequest("PARAM_BAD_VALUE", "filter", "regex", f"{value!r} ({error})") from None
+def choose_code_system(registry: Registry, system: str, version: str | None, options: EvaluationOptions,
+                       evaluation: Evaluation) -> CodeSystemEntry | None:
+    """The code system version an include uses (None: not loaded, UnknownCodeSystem: no such version)."""
+    versions = [cs for cs in registry.code_system_versions(system) if cs.content != "supplement"]
+    if not versions:
+        return None
+    forced, check = options.force_versions.get(system), options.check_versions.get(system)
+    wanted = forced or version
+    if forced:
+        evaluation.applied.append(("force-system-version", f"{system}|{forced}"))
+    elif wanted is None and system in options.system_versions:
+        wanted = options.system_versions[system]
+        evaluation.applied.append(("system-version", f"{system}|{wanted}"))
+    elif wanted is None and check:
+        wanted = check
+        evaluation.applied.append(("check-system-version", f"{system}|{check}"))
+    cs = versions[0] if wanted is None else _pick(versions, wanted)
+    if cs is None:
+        known = " or ".join(sorted((v.version or "(none)" for v in versions), key=version_key))
+        raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_VERSION_EXP", system, wanted, known)
+    if check and not forced and not version_matches(check, cs.version):
+        raise VersionCheckFailed("VALUESET_VERSION_CHECK", system, cs.version, check)
+    return cs
+
+
+def _supplements(registry: Registry, cs: CodeSystemEntry, wanted: list[str], evaluation: Evaluation) -> None:
+    for canonical in wanted:
+        url, _, version = canonical.partition("|")
+        found = next((s for s in registry.code_system_versions(url)
+                      if s.content == "supplement" and (not version or s.version == version)), None)
+        if found is None:
+            raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", canonical)
+        base = (found.resource.get("supplements") or "").partition("|")[0]
+        if base == cs.url and found.canonical not in evaluation.used_supplements:
+            evaluation.used_supplements.append(found.canonical)
 
 
 # --- compose ----------------------------------------------------------------------------------
 
 
-def _include(registry: Registry, include: dict, evaluation: Evaluation, depth: int) -> list[Member]:
+def _include(registry: Registry, include: dict, evaluation: Evaluation, options: EvaluationOptions,
+             path: tuple[str, ...], where: str, supplements: list[str]) -> list[Member]:
     """The members one include (or exclude) element selects, in code system order."""
     system = include.get("system")
     imported: list[set[tuple[str, str]]] = []
     imported_members: list[Member] = []
     for canonical in include.get("valueSet", []):
-        sub = evaluate(registry, resolve_value_set(registry, canonical), depth + 1)
-        evaluation.used_value_sets.append(canonical)
-        for used in sub.used_code_systems:
-            if used not in evaluation.used_code_systems:
-                evaluation.used_code_systems.append(used)
+        value_set = resolve_value_set(registry, canonical, options=options)
+        sub = _evaluate(registry, value_set, options, path)
+        used = canonical_of(value_set)
+        if used not in evaluation.used_value_sets:
+            evaluation.used_value_sets.append(used)
+        evaluation.warnings.extend(w for w in status_warnings(value_set) if w not in evaluation.warnings)
+        evaluation.merge(sub)
         imported.append({m.key for m in sub.members})
         if not imported_members:
             imported_members = sub.members
     if system is None:
         return [m for m in imported_members if all(m.key in keys for keys in imported)]
 
-    cs = registry.find_code_system(system, include.get("version"))
+    cs = choose_code_system(registry, system, include.get("version"), options, evaluation)
     if cs is None:
         if include.get("concept") and not include.get("filter"):
-            return [Member(system, include.get("version"), c["code"], c.get("display"), None)
+            evaluation.unknown_systems.append(system)
+            return [Member(system, include.get("version"), c["code"], c.get("display"), None, entry=c)
                     for c in include["concept"]]
-        registry.code_system(system, include.get("version"))  # raises the precise not-found error
-    assert cs is not None
+        raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_EXP", system, expression="system")
     if cs.canonical not in evaluation.used_code_systems:
         evaluation.used_code_systems.append(cs.canonical)
+        evaluation.warnings.extend(w for w in status_warnings(cs.resource) if w not in evaluation.warnings)
+    if cs.content == "fragment" and cs.canonical not in evaluation.used_fragments:
+        evaluation.used_fragments.append(cs.canonical)
+    _supplements(registry, cs, supplements, evaluation)
     if include.get("concept"):
-        codes = []
+        members = []
         for item in include["concept"]:
             concept = cs.find(item["code"])
             if concept is not None:
-                codes.append((concept, item.get("display")))
-        members = [Member(cs.url, cs.version, c.code, given or c.display, c, cs) for c, given in codes]
+                members.append(Member(cs.url, cs.version, concept.code, item.get("display") or concept.display,
+                                      concept, cs, entry=item))
     else:
         selected: set[str] | None = None
-        for flt in include.get("filter", []):
-            codes_for = _filter_codes(cs, flt)
+        for index, flt in enumerate(include.get("filter", [])):
+            codes_for = filter_codes(cs, flt, f"{where}.filter[{index}]")
             selected = codes_for if selected is None else selected & codes_for
         ordered = cs.concepts.keys() if selected is None else [c for c in cs.concepts if c in selected]
-        members = [Member(cs.url, cs.version, code, cs.concepts[code].display, cs.concepts[code], cs)
+        members = [Member(cs.url, cs.version, code, cs.concepts[code].display, cs.concepts[code], cs, nestable=True)
                    for code in ordered]
     if imported:
         members = [m for m in members if all(m.key in keys for keys in imported)]
     return members
 
 
-def evaluate(registry: Registry, value_set: dict, depth: int = 0) -> Evaluation:
-    """The members `value_set` selects (compose only; a ValueSet without compose selects nothing)."""
-    if depth > 20:
-        raise InvalidRequest("VALUESET_CIRCULAR_REFERENCE", value_set.get("url"), "(import depth over 20)")
+def _value_set_supplements(value_set: dict, options: EvaluationOptions) -> list[str]:
+    found = [e["valueCanonical"] for e in value_set.get("extension", [])
+             if e.get("url") == "http://hl7.org/fhir/StructureDefinition/valueset-supplement" and "valueCanonical" in e]
+    return found + [s for s in options.use_supplements if s not in found]
+
+
+EXPANSION_PARAMETER = "http://hl7.org/fhir/StructureDefinition/valueset-expansion-parameter"
+
+
+def compose_parameters(value_set: dict) -> dict[str, str]:
+    """Expansion parameters the ValueSet itself sets (valueset-expansion-parameter extension)."""
+    found: dict[str, str] = {}
+    for holder in (value_set, value_set.get("compose") or {}):
+        for ext in holder.get("extension", []):
+            if ext.get("url") != EXPANSION_PARAMETER:
+                continue
+            parts = {e.get("url"): next((v for k, v in e.items() if k.startswith("value")), None)
+                     for e in ext.get("extension", [])}
+            if parts.get("name") and parts.get("value") is not None:
+                value = parts["value"]
+                found[parts["name"]] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return found
+
+
+def _merge_versions(seen: dict) -> dict:
+    """versionsMatch=true: one member per code, from the newest version that has it."""
+    best: dict[tuple[str, str], Member] = {}
+    for member in seen.values():
+        current = best.get(member.key)
+        if current is None or version_key(member.version) > version_key(current.version):
+            best[member.key] = member
+    return {(m.system, m.version, m.code): m for m in best.values()}
+
+
+def _evaluate(registry: Registry, value_set: dict, options: EvaluationOptions, path: tuple[str, ...]) -> Evaluation:
+    me = canonical_of(value_set)
+    if me and me in path:
+        raise CircularValueSet("VALUESET_CIRCULAR_REFERENCE", me, "[" + ", ".join(path + (me,)) + "]")
+    path = path + ((me,) if me else ())
     evaluation = Evaluation()
     compose = value_set.get("compose") or {}
-    seen: dict[tuple[str, str], Member] = {}
-    for include in compose.get("include", []):
-        for member in _include(registry, include, evaluation, depth):
-            seen.setdefault(member.key, member)
-    excluded: set[tuple[str, str]] = set()
-    for exclude in compose.get("exclude", []):
-        excluded.update(m.key for m in _include(registry, exclude, evaluation, depth))
-    evaluation.members = [m for k, m in seen.items() if k not in excluded]
+    supplements = _value_set_supplements(value_set, options)
+    systems = [i.get("system") for i in compose.get("include", []) + compose.get("exclude", []) if i.get("system")]
+    evaluation.multi_version_systems = {s for s in systems if systems.count(s) > 1}
+    seen: dict[tuple[str, str | None, str], Member] = {}
+    for index, include in enumerate(compose.get("include", [])):
+        for member in _include(registry, include, evaluation, options, path,
+                               f"ValueSet.compose.include[{index}]", supplements):
+            seen.setdefault((member.system, member.version, member.code), member)
+    versions_match = compose_parameters(value_set).get("versionsMatch")
+    if versions_match == "true":
+        evaluation.applied.append(("versionsMatch", "true"))
+        seen = _merge_versions(seen)
+    included_versions: dict[str, set[str | None]] = {}
+    for system, version, _ in seen:
+        included_versions.setdefault(system, set()).add(version)
+    excluded: set[tuple[str, str | None, str]] = set()
+    for index, exclude in enumerate(compose.get("exclude", [])):
+        for member in _include(registry, exclude, evaluation, options, path,
+                               f"ValueSet.compose.exclude[{index}]", supplements):
+            # An exclude of a version the includes do not use removes the code from every version
+            # (versionsMatch, unless the ValueSet says versionsMatch=false); one of a version they
+            # use removes only that version's code.
+            same_version = member.version in included_versions.get(member.system, set())
+            if versions_match == "false" or (exclude.get("version") and same_version):
+                excluded.add((member.system, member.version, member.code))
+            else:
+                excluded.add((member.system, None, member.code))
+                if exclude.get("version") and ("versionsMatch", "true") not in evaluation.applied:
+                    evaluation.applied.append(("versionsMatch", "true"))
+    evaluation.members = [m for k, m in seen.items()
+                          if k not in excluded and (m.system, None, m.code) not in excluded]
+    for canonical in options.use_supplements:
+        if not any(u == canonical or u.partition("|")[0] == canonical for u in evaluation.used_supplements):
+            raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", canonical)
     return evaluation
+
+
+def evaluate(registry: Registry, value_set: dict, depth: int = 0, options: EvaluationOptions | None = None) -> Evaluation:
+    """The members `value_set` selects (compose only; a ValueSet without compose selects nothing).
+
+    Members are unique per (system, version, code): two versions of one code system may both
+    contribute a code. `depth` is kept for callers of the first version; cycles are detected by
+    the import pathway instead."""
+    return _evaluate(registry, value_set, options or EvaluationOptions(), ())

@@ -18,7 +18,8 @@ from .. import codec
 from ..conformance import capability_statement, terminology_capabilities
 from ..fhirversions import FhirVersion
 from ..terminology.errors import MethodNotAllowed, NotFound, TerminologyError, http_outcome, to_outcome
-from . import params
+from . import params, params_expand, params_validate
+from .params_expand import too_costly_threshold
 from .render import outcome_response, respond, searchset, versions_parameters
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,80 @@ def translate_instance(version: FhirVersion, resource_id: str) -> Response:
     translate_request, r4_dialect = params.translate_request(given, service.concept_map_by_id(resource_id))
     result = service.translate(translate_request)
     return respond(request, version, codec.translate_parameters(result, version, r4_dialect))
+
+
+@route("/CodeSystem/$validate-code", ("GET", "POST"))
+def validate_code_cs(version: FhirVersion) -> Response:
+    given = _params()
+    service = _service_for(given, version)
+    result = service.validate_code(params_validate.codesystem_validate_request(
+        given, accept_language=request.headers.get("Accept-Language")))
+    return respond(request, version, codec.validate_parameters(result, version))
+
+
+@route("/CodeSystem/<resource_id>/$validate-code", ("GET", "POST"))
+def validate_code_cs_instance(version: FhirVersion, resource_id: str) -> Response:
+    given = _params()
+    service = _service_for(given, version)
+    result = service.validate_code(params_validate.codesystem_validate_request(
+        given, service.code_system_by_id(resource_id), request.headers.get("Accept-Language")))
+    return respond(request, version, codec.validate_parameters(result, version))
+
+
+@route("/ValueSet/$validate-code", ("GET", "POST"))
+def validate_code_vs(version: FhirVersion) -> Response:
+    given = _params()
+    service = _service_for(given, version)
+    result = service.validate_code(params_validate.valueset_validate_request(
+        given, accept_language=request.headers.get("Accept-Language"), version=version))
+    return respond(request, version, codec.validate_parameters(result, version))
+
+
+@route("/ValueSet/<resource_id>/$validate-code", ("GET", "POST"))
+def validate_code_vs_instance(version: FhirVersion, resource_id: str) -> Response:
+    given = _params()
+    service = _service_for(given, version)
+    result = service.validate_code(params_validate.valueset_validate_request(
+        given, service.value_set_by_id(resource_id), request.headers.get("Accept-Language"), version))
+    return respond(request, version, codec.validate_parameters(result, version))
+
+
+@route("/ValueSet/$batch-validate-code", ("GET", "POST"))
+def batch_validate_code(version: FhirVersion) -> Response:
+    given = _params()
+    service = _service_for(given, version)
+    results = service.batch_validate(params_validate.batch_validate_requests(
+        given, request.headers.get("Accept-Language"), version))
+    return respond(request, version, codec.batch_validate_parameters(results, version))
+
+
+@route("/ValueSet/<resource_id>/$batch-validate-code", ("GET", "POST"))
+def batch_validate_code_instance(version: FhirVersion, resource_id: str) -> Response:
+    given = _params()
+    service = _service_for(given, version)
+    results = service.batch_validate(params_validate.batch_validate_requests(
+        given, request.headers.get("Accept-Language"), version, service.value_set_by_id(resource_id)))
+    return respond(request, version, codec.batch_validate_parameters(results, version))
+
+
+def _expand(version: FhirVersion, resource_id: str | None) -> Response:
+    given = _params()
+    service = _service_for(given, version)
+    limit = too_costly_threshold(_state().settings["FHIR_PLUGIN_MAX_EXPANSION"],
+                                 request.headers.get("X-TOO-COSTLY-THRESHOLD"))
+    instance = service.value_set_by_id(resource_id) if resource_id else None
+    expand_request = params_expand.expand_request(given, instance, request.headers.get("Accept-Language"), limit, version)
+    return respond(request, version, service.expand(expand_request))
+
+
+@route("/ValueSet/$expand", ("GET", "POST"))
+def expand(version: FhirVersion) -> Response:
+    return _expand(version, None)
+
+
+@route("/ValueSet/<resource_id>/$expand", ("GET", "POST"))
+def expand_instance(version: FhirVersion, resource_id: str) -> Response:
+    return _expand(version, resource_id)
 
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>")

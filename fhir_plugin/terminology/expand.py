@@ -1,0 +1,230 @@
+"""ValueSet/$expand: the ValueSet with an `expansion` listing its concepts.
+
+Spec: https://hl7.org/fhir/R5/valueset-operation-expand.html. The output follows what the HL7
+terminology test suite expects (and tx.fhir.org returns): every parameter that shaped the result
+is echoed in `expansion.parameter` (those the client gave, the version rules that were applied,
+`used-codesystem` / `used-valueset` / `used-supplement` as url|version, `warning-<status>` for
+draft, experimental, deprecated and withdrawn content); `contains` is nested along the code
+system hierarchy for whole-system and filter includes unless `excludeNested` is true or the
+result is paged or text-filtered (paging counts a flat list).
+
+The text filter (`filter`) is a case-insensitive word-prefix match: every word of the filter must
+start some word of the display or of a designation ("gait tra" finds "Gait training").
+Expansions larger than FHIR_PLUGIN_MAX_EXPANSION codes (or the client's X-TOO-COSTLY-THRESHOLD
+header, whichever is lower) are refused as too-costly unless `count` pages them.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .errors import InvalidRequest, TooCostly
+from .expansion_render import contains_tree
+from .registry import Registry
+from .valueset import EvaluationOptions, Member, canonical_of, compose_parameters, evaluate, resolve_value_set
+
+DEFAULT_MAX_EXPANSION = 10_000
+# The ValueSet's own elements an expansion repeats: its identity and status, not its definition
+# (compose, description, narrative, extensions), as tx.fhir.org answers and the HL7 tests expect.
+_ECHOED_ELEMENTS = ("resourceType", "id", "language", "url", "version", "name", "title", "status", "experimental",
+                    "date", "publisher")
+
+
+@dataclass(frozen=True, slots=True)
+class ExpandRequest:
+    """$expand input. Booleans are None when the client did not give them (then they are not echoed)."""
+
+    url: str | None = None
+    value_set: dict | None = None
+    value_set_version: str | None = None
+    filter: str | None = None
+    date: str | None = None
+    offset: int | None = None
+    count: int | None = None
+    include_designations: bool | None = None
+    designations: tuple[str, ...] = ()
+    include_definition: bool | None = None
+    active_only: bool | None = None
+    exclude_nested: bool | None = None
+    exclude_not_for_ui: bool | None = None
+    exclude_post_coordinated: bool | None = None
+    display_language: str | None = None
+    accept_language: str | None = None  # the HTTP Accept-Language header, used when displayLanguage is absent
+    exclude_systems: tuple[str, ...] = ()
+    system_versions: tuple[str, ...] = ()  # url|version canonicals
+    check_system_versions: tuple[str, ...] = ()
+    force_system_versions: tuple[str, ...] = ()
+    properties: tuple[str, ...] = ()
+    use_supplements: tuple[str, ...] = ()
+    default_value_set_versions: tuple[str, ...] = ()
+    max_expansion: int = DEFAULT_MAX_EXPANSION
+
+
+def _by_system(canonicals: tuple[str, ...]) -> dict[str, str]:
+    found = {}
+    for canonical in canonicals:
+        url, _, version = canonical.partition("|")
+        if version:
+            found[url] = version
+    return found
+
+
+def _options(request: ExpandRequest) -> EvaluationOptions:
+    return EvaluationOptions(
+        system_versions=_by_system(request.system_versions),
+        check_versions=_by_system(request.check_system_versions),
+        force_versions=_by_system(request.force_system_versions),
+        default_value_set_versions=_by_system(request.default_value_set_versions),
+        use_supplements=request.use_supplements,
+    )
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.split(r"[^\w]+", text.casefold()) if w]
+
+
+def text_matches(member: Member, wanted: list[str]) -> bool:
+    texts = [member.display or "", member.code]
+    if member.concept is not None:
+        texts.extend(d.value for d in member.concept.designations)
+    words = [w for text in texts for w in _words(text)]
+    return all(any(w.startswith(part) for w in words) for part in wanted)
+
+
+def _is_inactive(member: Member) -> bool:
+    return member.concept is not None and member.concept.inactive
+
+
+def _excluded_system(member: Member, excluded: tuple[str, ...]) -> bool:
+    for canonical in excluded:
+        url, _, version = canonical.partition("|")
+        if member.system == url and (not version or member.version == version):
+            return True
+    return False
+
+
+def _language_echo(value: str) -> str:
+    """tx.fhir.org re-renders a weighted language list with ', ' between the ranges."""
+    return ", ".join(part.strip() for part in value.split(",")) if ";" in value else value
+
+
+def _display_language(request: ExpandRequest, value_set: dict) -> str | None:
+    return (request.display_language or request.accept_language
+            or compose_parameters(value_set).get("displayLanguage") or value_set.get("language"))
+
+
+def expand_value_set(registry: Registry, request: ExpandRequest) -> dict:
+    """The R5 ValueSet (definition + expansion). Raises the TerminologyError subclasses of evaluate."""
+    if request.value_set is not None:
+        value_set = request.value_set
+    elif request.url:
+        value_set = resolve_value_set(registry, request.url, request.value_set_version, _options(request))
+    else:
+        raise InvalidRequest("EXPAND_NO_VALUESET", expression="url")
+    evaluation = evaluate(registry, value_set, options=_options(request))
+    if evaluation.unknown_systems:
+        from .errors import UnknownCodeSystem
+
+        raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_EXP", evaluation.unknown_systems[0], expression="system")
+    members = evaluation.members
+    compose = value_set.get("compose") or {}
+    if request.active_only or compose.get("inactive") is False:
+        members = [m for m in members if not _is_inactive(m)]
+    if request.exclude_not_for_ui:
+        members = [m for m in members if not (m.concept is not None and m.concept.abstract)]
+    if request.exclude_systems:
+        members = [m for m in members if not _excluded_system(m, request.exclude_systems)]
+    if request.filter:
+        wanted = _words(request.filter)
+        members = [m for m in members if text_matches(m, wanted)]
+    total = len(members)
+    limit = request.max_expansion
+    if request.count is None and total > limit:
+        name = canonical_of(value_set) or "(inline)"
+        raise TooCostly("VALUESET_TOO_COSTLY", name, f">{limit}")
+
+    paged = request.offset is not None or request.count is not None
+    offset = request.offset or 0
+    if paged:
+        end = None if request.count is None else offset + request.count
+        shown = members[offset:end]
+    else:
+        shown = members
+    nested = not request.exclude_nested and not paged and not request.filter
+    language = _display_language(request, value_set)
+    contains, properties = contains_tree(shown, nested, request, evaluation.multi_version_systems, language)
+
+    expansion: dict = {
+        "identifier": f"urn:uuid:{uuid.uuid4()}",
+        "timestamp": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
+        "total": total,
+    }
+    if evaluation.used_fragments:
+        expansion["extension"] = [
+            {"url": "http://hl7.org/fhir/StructureDefinition/valueset-unclosed", "valueBoolean": True},
+            {"url": "http://hl7.org/fhir/StructureDefinition/valueset-unclosed-reason",
+             "valueString": "This extension is based on a fragment of the code system "
+                            + evaluation.used_fragments[0].partition("|")[0]},
+        ]
+    if paged:
+        expansion["offset"] = offset
+    expansion["parameter"] = _echo(request, evaluation, language)
+    if properties:
+        expansion["property"] = properties
+    if contains:
+        expansion["contains"] = contains
+    out = {k: value_set[k] for k in _ECHOED_ELEMENTS if k in value_set}
+    out["expansion"] = expansion
+    return out
+
+
+def _echo(request: ExpandRequest, evaluation, language: str | None) -> list[dict]:
+    params: list[dict] = []
+
+    def add(name: str, kind: str, value: object) -> None:
+        item = {"name": name, f"value{kind}": value}
+        if item not in params:
+            params.append(item)
+
+    for name, value in (("activeOnly", request.active_only), ("excludeNested", request.exclude_nested),
+                        ("includeDesignations", request.include_designations),
+                        ("includeDefinition", request.include_definition),
+                        ("excludeNotForUI", request.exclude_not_for_ui),
+                        ("excludePostCoordinated", request.exclude_post_coordinated)):
+        if value is not None:
+            add(name, "Boolean", value)
+    if language:
+        add("displayLanguage", "Code", _language_echo(language))
+    if request.filter:
+        add("filter", "String", request.filter)
+    if request.count is not None:
+        add("count", "Integer", request.count)
+    if request.offset is not None:
+        add("offset", "Integer", request.offset)
+    for designation in request.designations:
+        add("designation", "String", designation)
+    for canonical in request.exclude_systems:
+        add("exclude-system", "Uri", canonical)
+    for canonical in request.force_system_versions:
+        add("force-system-version", "Uri", canonical)
+    for canonical in request.default_value_set_versions:
+        add("default-valueset-version", "Uri", canonical)
+    for name, value in evaluation.applied:
+        if name == "versionsMatch":
+            add(name, "Boolean", value == "true")
+        elif name != "force-system-version":
+            add(name, "Uri", value)
+    for canonical in evaluation.used_code_systems:
+        add("used-codesystem", "Uri", canonical)
+    for canonical in evaluation.used_value_sets:
+        add("used-valueset", "Uri", canonical)
+    for canonical in evaluation.used_supplements:
+        add("used-supplement", "Uri", canonical)
+    for canonical in evaluation.used_fragments:
+        add("used-fragment", "Uri", canonical)
+    for name, canonical in evaluation.warnings:
+        add(name, "Uri", canonical)
+    return params

@@ -1,0 +1,115 @@
+"""$validate-code: issues, and the display check with its language rules.
+
+The wording, issue codes and tx-issue-type codes follow what the HL7 terminology tests expect
+(docs/hl7-tx-tests.md section 8). Each issue says whether it goes into the `message` output:
+the reference servers put errors and some warnings there, but not notes such as a case
+difference or a code unknown to a fragment.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidDisplayLanguage, message
+from .lookup import _language_ranges
+from .models import CodeSystemEntry, Concept
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    severity: str  # error | warning | information
+    code: str  # OperationOutcome issue type: code-invalid, not-found, invalid, business-rule, ...
+    tx_type: str  # http://hl7.org/fhir/tools/CodeSystem/tx-issue-type code
+    text: str
+    message_id: str | None = None
+    expression: str | None = None
+    in_message: bool = True
+
+
+def issue(severity: str, code: str, tx_type: str, message_id: str, *args: object, expression: str | None = None,
+          in_message: bool = True) -> Issue:
+    return Issue(severity, code, tx_type, message(message_id, *args), message_id, expression, in_message)
+
+
+# --- languages ---------------------------------------------------------------------------------
+
+_LANGUAGE_TAG = re.compile(r"^([A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*|\*)$")
+
+
+def check_language_list(value: str | None) -> None:
+    """A displayLanguage that is no language list at all (e.g. '-') is a client error."""
+    if value is None:
+        return
+    for item in value.split(","):
+        tag = item.split(";")[0].strip()
+        if not _LANGUAGE_TAG.match(tag):
+            raise InvalidDisplayLanguage("INVALID_DISPLAY_NAME", value)
+
+
+def _matches(wanted: list[str], language: str | None) -> bool:
+    """A display with no language matches any request; 'de' matches 'de-CH' and the reverse."""
+    if language is None:
+        return True
+    have = language.lower()
+    return any(tag == "*" or tag == have or tag.split("-")[0] == have.split("-")[0] for tag in wanted)
+
+
+def candidates(concept: Concept, cs: CodeSystemEntry) -> list[tuple[str, str | None]]:
+    """Every (display, language) the concept is known by, the preferred display first."""
+    default = cs.resource.get("language")
+    found: list[tuple[str, str | None]] = []
+    if concept.display:
+        found.append((concept.display, default))
+    for designation in concept.designations:
+        language = designation.language or default
+        if designation.value and (designation.value, language) not in found:
+            found.append((designation.value, language))
+    return found
+
+
+def display_for(concept: Concept, cs: CodeSystemEntry, languages: str | None) -> str | None:
+    """The display to report: the first one in a requested language, else the preferred one."""
+    if languages:
+        wanted = _language_ranges(languages)
+        for tag in wanted:
+            for value, language in candidates(concept, cs):
+                if language is not None and _matches([tag], language):
+                    return value
+    return concept.display
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _choices(found: list[tuple[str, str | None]]) -> str:
+    shown = [f"'{value}' ({language})" if language else f"'{value}'" for value, language in found]
+    if len(shown) == 1:
+        return shown[0]
+    return f"one of {len(shown)} choices: " + " or ".join(shown)
+
+
+def check_display(given: str, concept: Concept, cs: CodeSystemEntry, system: str, languages: str | None,
+                  lenient: bool, path: str) -> Issue | None:
+    """None when `given` is a valid display of the concept for the requested languages."""
+    every = candidates(concept, cs)
+    wanted = _language_ranges(languages) if languages else []
+    label = languages if languages else "--"
+    in_language = [c for c in every if _matches(wanted, c[1])] if wanted else every
+    if not in_language:
+        # Nothing in the requested language: the display is judged against the default ones.
+        if any(value == given for value, _ in every):
+            return issue("information", "invalid", "invalid-display", "NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_OK",
+                         "", system, concept.code, label, given, expression=path)
+        return issue("warning" if lenient else "error", "invalid", "invalid-display",
+                     "NO_VALID_DISPLAY_FOUND_NONE_FOR_LANG_ERR", given, system, concept.code, label,
+                     concept.display, expression=path)
+    if any(value == given for value, _ in in_language):
+        return None
+    severity = "warning" if lenient else "error"
+    if any(_normalised(value) == _normalised(given) for value, _ in in_language):
+        return issue(severity, "invalid", "invalid-display", "Display_Name_WS_for__should_be_one_of__instead_of",
+                     "", system, concept.code, _choices(in_language), given, label, expression=path)
+    return issue(severity, "invalid", "invalid-display", "Display_Name_for__should_be_one_of__instead_of",
+                 "", system, concept.code, _choices(in_language), given, label, expression=path)
