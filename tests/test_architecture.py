@@ -7,7 +7,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fhir_plugin"
 FLASK_FREE = sorted(
-    [*(PACKAGE / "terminology").glob("*.py"), *(PACKAGE / "content").glob("*.py"),
+    [*(PACKAGE / "terminology").glob("*.py"), *(PACKAGE / "content").glob("*.py"), *(PACKAGE / "txtests").glob("*.py"),
      PACKAGE / "codec.py", PACKAGE / "fhirversions.py", PACKAGE / "config.py", PACKAGE / "conformance.py",
      PACKAGE / "client.py"]
 )

@@ -30,6 +30,8 @@ TEMPLATES = [
     ("$choice:a|b$", "c", False),
     ("$choice:a|b$", "a|b", False),
     ("$choice:a|$", "", False),  # Java's split drops the trailing empty option
+    ("$choice:|$", "", False),  # ... all of them: no option at all
+    ("$choice:$", "", True),  # but splitting "" gives [""]
     ("$fragments:Unknown|code1X$", "the code 'CODE1x' is unknown here", True),
     ("$fragments:Unknown|code1X$", "the code 'code1x' is not known", False),
     ("$external:1$", "whatever the server says", True),
@@ -514,3 +516,14 @@ def test_an_r4_answer_is_converted_to_r5_before_comparing():
     # an R5 endpoint answering with the extensions is not converted: they are scrubbed away
     assert check("expand", "2xx", expected, 200, r4_answer, FhirVersion.R5).message == \
         'expansion.contains[0].property: missing property, expected [{"code":"prop","valueCode":"x"}]'
+
+
+def test_malformed_answers_are_differences_not_crashes():
+    expected = {"resourceType": "ValueSet", "expansion": {"contains": [{"code": "a"}]}}
+    answer = {"resourceType": "ValueSet", "expansion": {"contains": [{"code": "a", "contains": 5}, "x"]}}
+    assert check("expand", "2xx", expected, 200, answer).message == "expansion.contains: expected 1 items, got 2"
+    assert check("lookup", "2xx", PARAMETERS_OK, 200, {"resourceType": "Parameters", "parameter": "oops"}).message == \
+        'parameter: expected an array [{"name":"result","valueBoolean":true}], got a primitive "oops"'
+    only_diagnostics = {"resourceType": "Parameters", "parameter": [{"name": "diagnostics", "valueString": "x"}]}
+    assert check("lookup", "2xx", PARAMETERS_OK, 200, only_diagnostics).message == \
+        'parameter: missing property, expected [{"name":"result","valueBoolean":true}]'

@@ -242,6 +242,15 @@ def test_a_transport_failure_fails_only_its_test(tests_dir):
     assert runner.run_case(_case(tests_dir, "metadata")).passed
 
 
+def test_an_unexpected_error_fails_only_its_test(tests_dir):
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    runner = Runner(fake_server({**METADATA, "/CodeSystem/$lookup": broken}), FhirVersion.R5)
+    result = runner.run_case(_case(tests_dir, "lookup-ok"))
+    assert (result.passed, result.message) == (False, "runner error: RuntimeError: boom")
+
+
 def test_write_outputs(tests_dir, tmp_path):
     results = run(fake_server(METADATA), "R5", tests_dir=tests_dir)
     out = tmp_path / "out"

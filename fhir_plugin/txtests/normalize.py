@@ -39,6 +39,12 @@ def is_managed(url: Any) -> bool:
     return not (isinstance(url, str) and _ABSOLUTE_URL.fullmatch(url)) or url in MANAGED_EXTENSIONS
 
 
+def _items(element: Any, key: str) -> list[dict]:
+    """The objects of `element[key]` when it is an array (servers can send anything)."""
+    value = element.get(key) if isinstance(element, dict) else None
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 # --- scrubbing (section 5.1) ----------------------------------------------------------------------
 
 
@@ -83,7 +89,10 @@ def scrub_domain_resource(resource: dict) -> None:
 
 def scrub_operation_outcome(outcome: dict) -> None:
     scrub_domain_resource(outcome)
-    issues = [i for i in outcome.get("issue", []) if not (isinstance(i, dict) and "diagnostics" in i and "details" not in i)]
+    issues = outcome.get("issue")
+    if not isinstance(issues, list):
+        return
+    issues = [i for i in issues if not (isinstance(i, dict) and "diagnostics" in i and "details" not in i)]
     for issue in issues:
         # Diagnostics are free text, never compared, unless they carry the request id back.
         if isinstance(issue, dict) and "x-request-id" not in str(issue.get("diagnostics", "")).lower():
@@ -91,14 +100,21 @@ def scrub_operation_outcome(outcome: dict) -> None:
     if issues:
         outcome["issue"] = issues
     else:
-        outcome.pop("issue", None)
+        del outcome["issue"]
 
 
 def scrub_parameters(parameters: dict) -> None:
     parameters.pop("meta", None)
-    items = [p for p in parameters.get("parameter", []) if not (isinstance(p, dict) and p.get("name") == "diagnostics")]
-    for item in items:
-        resource = item.get("resource") if isinstance(item, dict) else None
+    items = parameters.get("parameter")
+    if not isinstance(items, list):
+        return
+    items = [p for p in items if not (isinstance(p, dict) and p.get("name") == "diagnostics")]
+    if items:
+        parameters["parameter"] = items
+    else:
+        del parameters["parameter"]
+    for item in _items(parameters, "parameter"):
+        resource = item.get("resource")
         rtype = resource.get("resourceType") if isinstance(resource, dict) else None
         if rtype == "ValueSet":
             scrub_domain_resource(resource)
@@ -106,8 +122,6 @@ def scrub_parameters(parameters: dict) -> None:
             scrub_operation_outcome(resource)
         elif rtype == "Parameters":
             scrub_parameters(resource)
-    if "parameter" in parameters:
-        parameters["parameter"] = items
 
 
 # --- sorting helpers ------------------------------------------------------------------------------
@@ -161,7 +175,7 @@ def _compare_extensions(a: dict, b: dict) -> int:
 
 
 def _part(parameter: dict, name: str) -> dict | None:
-    return next((p for p in parameter.get("part", []) if isinstance(p, dict) and p.get("name") == name), None)
+    return next((p for p in _items(parameter, "part") if p.get("name") == name), None)
 
 
 def _part_value(parameter: dict, name: str) -> str | None:
@@ -201,9 +215,7 @@ def sort_issues(outcome: dict) -> None:
 
 def sort_parameters(parameters: dict) -> None:
     _sort(parameters, "parameter", _compare_parameters)
-    for item in parameters.get("parameter", []):
-        if not isinstance(item, dict):
-            continue
+    for item in _items(parameters, "parameter"):
         resource = item.get("resource")
         if isinstance(resource, dict) and resource.get("resourceType") == "OperationOutcome":
             sort_issues(resource)
@@ -246,9 +258,8 @@ def _sort_contains_features(item: dict) -> None:
     _sort(item, "extension", _compare_extensions)
     _sort(item, "designation", _compare_designations)
     _sort(item, "property", _by("code"))
-    for child in item.get("contains", []):
-        if isinstance(child, dict):
-            _sort_contains_features(child)
+    for child in _items(item, "contains"):
+        _sort_contains_features(child)
 
 
 def sort_value_set(value_set: dict) -> None:
@@ -260,9 +271,8 @@ def sort_value_set(value_set: dict) -> None:
     _sort(expansion, "property", _compare_property_definitions)
     _sort(expansion, "extension", _compare_extensions)
     _sort(expansion, "contains", _by("code"))  # by code only, not system
-    for item in expansion.get("contains", []):
-        if isinstance(item, dict):
-            _sort_contains_features(item)
+    for item in _items(expansion, "contains"):
+        _sort_contains_features(item)
 
 
 # --- metadata -------------------------------------------------------------------------------------
@@ -282,13 +292,13 @@ def sort_capability_statement(statement: dict) -> None:
     for key in ("format", "instantiates", "imports", "acceptLanguage"):
         _sort_strings(statement, key)
     _sort(statement, "rest", _by("mode"))
-    for rest in statement.get("rest", []):
-        security = rest.get("security") if isinstance(rest, dict) else None
-        for concept in security.get("service", []) if isinstance(security, dict) else []:
+    for rest in _items(statement, "rest"):
+        security = rest.get("security")
+        for concept in _items(security, "service"):
             _sort(concept, "coding", _compare_codings)
         _sort(security, "service", _compare_concepts)
         _sort(rest, "resource", _by("type"))
-        for resource in rest.get("resource", []):
+        for resource in _items(rest, "resource"):
             for key in ("supportedProfile", "searchInclude", "searchRevInclude"):
                 _sort_strings(resource, key)
             _sort(resource, "interaction", _by("code"))
@@ -307,9 +317,9 @@ def _compare_versions(a: dict, b: dict) -> int:
 
 def sort_terminology_capabilities(capabilities: dict) -> None:
     _sort(capabilities, "codeSystem", _by("uri"))
-    for system in capabilities.get("codeSystem", []):
+    for system in _items(capabilities, "codeSystem"):
         _sort(system, "version", _compare_versions)
-        for version in system.get("version", []) if isinstance(system, dict) else []:
+        for version in _items(system, "version"):
             _sort_strings(version, "language")
             _sort_strings(version, "property")
             _sort(version, "filter", _by("code"))

@@ -70,12 +70,12 @@ class Runner:
         return self._metadata[operation]
 
     def run_case(self, case: TestCase) -> Result:
-        status = None
+        status, expected = None, None
         try:
             expected = case.load(case.response)
             if case.operation in METADATA_OPERATIONS:
                 resource = self._fetch_metadata(case.operation)
-                verdict = Verdict(resource, actual=None) if isinstance(resource, str) else \
+                verdict = Verdict(resource) if isinstance(resource, str) else \
                     check_metadata(case.operation, expected, resource, self.version, self.modes)
             else:
                 request = build_request(case, self.version)
@@ -85,7 +85,11 @@ class Runner:
         except _TransportError as error:
             verdict = Verdict(str(error))
         except (OSError, ValueError) as error:  # a missing or broken test file, an unknown operation
-            expected, verdict = None, Verdict(f"test error: {error}")
+            verdict = Verdict(f"test error: {error}")
+        except Exception as error:  # noqa: BLE001
+            # As in the official runner, anything else (an answer too odd to scrub, say) fails this
+            # test only, and says so, instead of stopping the run.
+            verdict = Verdict(f"runner error: {type(error).__name__}: {error}")
         keep = verdict.message is not None or bool(verdict.warnings)
         return Result(
             id=case.id, suite=case.suite, name=case.name, version=self.version,

@@ -63,7 +63,7 @@ def build_parameters(case: TestCase) -> dict:
 
 
 def _primitive(value: Any) -> bool:
-    return isinstance(value, (str, bool, Number))
+    return isinstance(value, (str, bool, int, float, Number))
 
 
 def _query_text(value: Any) -> str:
