@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_plugin.terminology.errors import TooCostly, UnknownCodeSystem, UnknownValueSet, VersionCheckFailed
+from fhir_plugin.terminology.errors import (
+    TooCostly,
+    UnknownCodeSystem,
+    UnknownSupplement,
+    UnknownValueSet,
+    VersionCheckFailed,
+)
 from fhir_plugin.terminology.expand import ExpandRequest, expand_value_set
+from fhir_plugin.terminology.filters import flatten_nested_quantifiers, has_nested_quantifier
+from fhir_plugin.terminology.lookup import lookup_code
+from fhir_plugin.terminology.models import Designation, LookupRequest
+from fhir_plugin.terminology.registry import Registry
 from fhir_plugin.web.params_expand import too_costly_threshold
 
 from helpers import assert_outcome, ok_json, param, parameters
@@ -150,3 +160,210 @@ def test_http_errors(client):
     response = client.get(f"/r5/ValueSet/$expand?url={DIAGNOSES}", headers={"X-TOO-COSTLY-THRESHOLD": "2"})
     assert_outcome(response, 400, "too-costly", text=f"The value set '{DIAGNOSES}|1.0.0' expansion has too many "
                    "codes to produce (>2)")
+
+
+# --- value set engine rules (each from an HL7 tx-test, with our own small content) -------------
+
+EX = "http://example.org/fhir"
+CS = f"{EX}/CodeSystem/rules"
+SD = "http://hl7.org/fhir/StructureDefinition/"
+CP = "http://hl7.org/fhir/concept-properties#"
+
+
+def cs(url: str = CS, version: str | None = "1", concepts: list | None = None, **extra) -> dict:
+    resource = {"resourceType": "CodeSystem", "url": url, "status": "active", "content": "complete",
+                "concept": concepts or [], **extra}
+    if version:
+        resource["version"] = version
+    return resource
+
+
+def vs(*includes: dict, **extra) -> dict:
+    return {"resourceType": "ValueSet", "status": "active", "compose": {"include": list(includes)}, **extra}
+
+
+def expand(resources: list[dict], value_set: dict, **request) -> dict:
+    return expand_value_set(Registry(resources), ExpandRequest(value_set=value_set, **request))["expansion"]
+
+
+SELECTABLE = [{"code": "u", "display": "U"},
+              {"code": "s", "display": "S", "property": [{"code": "not-selectable", "valueBoolean": False}]},
+              {"code": "ns", "display": "NS", "property": [{"code": "not-selectable", "valueBoolean": True}]}]
+
+
+def test_not_selectable_property_makes_a_code_abstract_under_either_spelling():
+    found = expand([cs(concepts=SELECTABLE)], vs({"system": CS}))
+    assert [(c["code"], c.get("abstract")) for c in found["contains"]] == [("u", None), ("s", None), ("ns", True)]
+    # a code of another name bound to the standard property uri counts too
+    bound = cs(concepts=[{"code": "x", "property": [{"code": "sel", "valueBoolean": True}]}],
+               property=[{"code": "sel", "uri": CP + "notSelectable", "type": "boolean"}])
+    assert expand([bound], vs({"system": CS}))["contains"][0]["abstract"] is True
+
+
+@pytest.mark.parametrize("op, value, expected", [
+    ("=", "false", ["s"]),  # only a code that says false: u says nothing
+    ("=", "true", ["ns"]),
+    ("=", "TRUE", []),  # values compare exactly
+    ("in", "true", ["ns"]),
+    ("not-in", "true", ["u", "s"]),
+])
+def test_not_selectable_filter_matches_stated_values_exactly(op, value, expected):
+    include = {"system": CS, "filter": [{"property": "not-selectable", "op": op, "value": value}]}
+    found = expand([cs(concepts=SELECTABLE)], vs(include))
+    assert codes(found.get("contains", [])) == expected and found["total"] == len(expected)
+
+
+OVERLOAD = [cs(version="1.0.0", concepts=[{"code": "a", "display": "A1"}, {"code": "b", "display": "B1"}]),
+            cs(version="2.0.0", concepts=[{"code": "a", "display": "A2"}, {"code": "c", "display": "C2"}])]
+
+
+def test_a_code_in_two_stated_versions_is_listed_newest_first():
+    found = expand(OVERLOAD, vs({"system": CS, "version": "1.0.0"}, {"system": CS, "version": "2.0.0"}))
+    assert [(c["code"], c["version"]) for c in found["contains"]] == [
+        ("a", "2.0.0"), ("c", "2.0.0"), ("a", "1.0.0"), ("b", "1.0.0")]
+    # a versionless include keeps its place: the stated version comes first
+    mixed = expand(OVERLOAD, vs({"system": CS, "version": "1.0.0"}, {"system": CS}))
+    assert [(c["code"], c["version"]) for c in mixed["contains"]] == [
+        ("a", "1.0.0"), ("b", "1.0.0"), ("a", "2.0.0"), ("c", "2.0.0")]
+
+
+def test_one_version_named_twice_does_not_show_versions():
+    value_set = vs({"system": CS})
+    value_set["compose"]["exclude"] = [{"system": CS, "concept": [{"code": "b"}]}]
+    found = expand(OVERLOAD[:1], value_set)
+    assert found["contains"] == [{"system": CS, "code": "a", "display": "A1"}]
+
+
+def test_the_value_sets_own_withdrawn_status_is_warned_about_and_imports_are_flat():
+    tree = cs(concepts=[{"code": "p", "display": "P", "concept": [{"code": "c", "display": "C"}]}])
+    withdrawn = vs({"system": CS}, url=f"{EX}/ValueSet/w", version="2",
+                   extension=[{"url": SD + "structuredefinition-standards-status", "valueCode": "withdrawn"}])
+    found = expand([tree, withdrawn], withdrawn)
+    assert {"name": "warning-withdrawn", "valueUri": f"{EX}/ValueSet/w|2"} in found["parameter"]
+    assert codes(found["contains"]) == ["p"] and codes(found["contains"][0]["contains"]) == ["c"]
+    importing = expand([tree, withdrawn], vs({"valueSet": [f"{EX}/ValueSet/w"]}))
+    assert codes(importing["contains"]) == ["p", "c"]  # imported members are not nested
+    assert {"name": "warning-withdrawn", "valueUri": f"{EX}/ValueSet/w|2"} in importing["parameter"]
+
+
+def test_status_shown_unasked_is_declared_with_the_standard_uri():
+    retired = cs(concepts=[{"code": "r", "property": [{"code": "status", "valueCode": "retired"}]}])
+    found = expand([retired], vs({"system": CS}))
+    assert found["property"] == [{"code": "status", "uri": CP + "status"}]
+    assert found["contains"][0]["property"] == [{"code": "status", "valueCode": "retired"}]
+
+
+EXTENDED = cs(version=None, concepts=[
+    {"code": "e1", "display": "E1",
+     "extension": [{"url": SD + "codesystem-conceptOrder", "valueInteger": 6},
+                   {"url": SD + "rendering-style", "valueString": "bold"},
+                   {"url": f"{EX}/unknown", "valueString": "dropped"}],
+     "designation": [{"language": "de", "value": "Eins",
+                      "extension": [{"url": SD + "coding-sctdescid", "valueId": "1"},
+                                    {"url": f"{EX}/unknown", "valueString": "dropped"}]}]},
+    {"code": "e2", "display": "E2",
+     "extension": [{"url": SD + "structuredefinition-standards-status", "valueCode": "deprecated"}]}])
+SUPPLEMENT = {"resourceType": "CodeSystem", "url": f"{EX}/CodeSystem/supp", "version": "0.1", "status": "active",
+              "content": "supplement", "supplements": CS,
+              "property": [{"code": "p1", "uri": f"{EX}/p1", "type": "string"}],
+              "concept": [{"code": "e1", "designation": [{"language": "nl", "value": "een"}],
+                           "extension": [{"url": SD + "itemWeight", "valueDecimal": 1.2},
+                                         {"url": SD + "codesystem-label", "valueString": "a."}],
+                           "property": [{"code": "p1", "valueString": "v1"}]}]}
+
+
+def test_code_system_extensions_become_properties_and_designations_keep_core_extensions():
+    found = expand([EXTENDED], vs({"system": CS}), include_designations=True)
+    e1, e2 = found["contains"]
+    assert e1 == {"extension": [{"url": SD + "rendering-style", "valueString": "bold"}], "system": CS, "code": "e1",
+                  "display": "E1",
+                  "designation": [{"language": "de", "value": "Eins",
+                                   "extension": [{"url": SD + "coding-sctdescid", "valueId": "1"}]}],
+                  "property": [{"code": "order", "valueDecimal": 6}]}
+    assert e2["property"] == [{"code": "status", "valueCode": "deprecated"}] and "inactive" not in e2
+    assert found["property"] == [{"code": "order", "uri": CP + "order"}, {"code": "status", "uri": CP + "status"}]
+
+
+def test_supplements_add_designations_properties_and_are_reported():
+    value_set = vs({"system": CS}, extension=[{"url": SD + "valueset-supplement", "valueCanonical": f"{EX}/CodeSystem/supp"}])
+    found = expand([EXTENDED, SUPPLEMENT], value_set, include_designations=True, properties=("p1",))
+    e1 = found["contains"][0]
+    assert [d["value"] for d in e1["designation"]] == ["Eins", "een"]
+    assert e1["property"] == [{"code": "order", "valueDecimal": 6}, {"code": "weight", "valueDecimal": 1.2},
+                              {"code": "label", "valueString": "a."}, {"code": "p1", "valueString": "v1"}]
+    assert {"code": "p1", "uri": f"{EX}/p1"} in found["property"]
+    assert {"code": "weight", "uri": CP + "itemWeight"} in found["property"]
+    assert {"name": "used-supplement", "valueUri": f"{EX}/CodeSystem/supp|0.1"} in found["parameter"]
+    by_request = expand([EXTENDED, SUPPLEMENT], vs({"system": CS}), use_supplements=(f"{EX}/CodeSystem/supp",))
+    assert {"name": "used-supplement", "valueUri": f"{EX}/CodeSystem/supp|0.1"} in by_request["parameter"]
+    with pytest.raises(UnknownSupplement, match=f"Required supplement not found: {EX}/CodeSystem/nope"):
+        expand([EXTENDED], vs({"system": CS}), use_supplements=(f"{EX}/CodeSystem/nope",))
+
+
+def test_compose_entry_extensions_override_and_only_known_ones_are_echoed():
+    entry = {"code": "e1", "extension": [{"url": SD + "valueset-conceptOrder", "valueInteger": 0},
+                                         {"url": SD + "valueset-label", "valueString": "x."},
+                                         {"url": SD + "valueset-deprecated", "valueBoolean": True},
+                                         {"url": f"{EX}/unknown", "valueString": "dropped"}]}
+    found = expand([EXTENDED], vs({"system": CS, "concept": [entry]}))
+    [e1] = found["contains"]
+    assert e1["extension"] == [{"url": SD + "valueset-deprecated", "valueBoolean": True},
+                               {"url": SD + "rendering-style", "valueString": "bold"}]
+    assert e1["property"] == [{"code": "order", "valueDecimal": 0}, {"code": "label", "valueString": "x."}]
+
+
+def test_include_definition_echoes_the_definition():
+    value_set = vs({"system": CS}, extension=[{"url": f"{EX}/x", "valueString": "kept"}])
+    registry = Registry([EXTENDED])
+    with_definition = expand_value_set(registry, ExpandRequest(value_set=value_set, include_definition=True))
+    assert with_definition["extension"] == value_set["extension"]
+    assert with_definition["compose"] == value_set["compose"]
+    plain = expand_value_set(registry, ExpandRequest(value_set=value_set))
+    assert "extension" not in plain and "compose" not in plain
+
+
+def test_a_contained_value_set_is_imported_by_its_fragment_reference():
+    tree = cs(concepts=[{"code": "p", "concept": [{"code": "c"}]}, {"code": "q"}])
+    value_set = vs({"valueSet": ["#inner"]},
+                   contained=[{"resourceType": "ValueSet", "id": "inner", "url": f"{EX}/ValueSet/inner",
+                               "status": "active", "compose": {"include": [{"system": CS, "concept": [{"code": "c"}]}]}}])
+    found = expand([tree], value_set)
+    assert codes(found["contains"]) == ["c"]
+    assert not any(p["name"] == "used-valueset" for p in found["parameter"])  # part of the ValueSet itself
+    with pytest.raises(UnknownValueSet):
+        expand([tree], vs({"valueSet": ["#missing"]}))
+
+
+def test_text_filter_keeps_the_hierarchy_of_filter_includes_only():
+    tree = cs(concepts=[{"code": "data", "display": "Data", "concept": [{"code": "data1", "display": "Data 1"}]}])
+    by_filter = expand([tree], vs({"system": CS, "filter": [{"property": "concept", "op": "is-a", "value": "data"}]}),
+                       filter="data")
+    assert codes(by_filter["contains"]) == ["data"] and codes(by_filter["contains"][0]["contains"]) == ["data1"]
+    whole = expand([tree], vs({"system": CS}), filter="data")
+    assert codes(whole["contains"]) == ["data", "data1"]
+
+
+@pytest.mark.parametrize("pattern, flat", [
+    ("(a+)+", "(a)+"), ("((a+)+)+", "((a))+"), ("(a*)+", "(a)*"), ("([a-z]+)*", "([a-z])*"),
+    ("(?:\\d+)+", "(?:\\d)+"), ("(ab+)+", "(ab+)+"), ("a+", "a+"),
+])
+def test_redundant_nested_quantifiers_are_flattened(pattern, flat):
+    assert flatten_nested_quantifiers(pattern) == flat
+
+
+def test_runaway_regexes_are_answered_quickly_and_correctly():
+    long_codes = cs(concepts=[{"code": "a" * 59}, {"code": "a" * 59 + "!"}, {"code": "a" * 58 + "Y"}])
+    for pattern in ("(a+)+", "((a+)+)+"):
+        found = expand([long_codes], vs({"system": CS, "filter": [{"property": "code", "op": "regex", "value": pattern}]}))
+        assert codes(found["contains"]) == ["a" * 59]
+    assert has_nested_quantifier("(ab+)+") and not has_nested_quantifier("[(+]+")
+
+
+def test_lookup_with_a_supplement():
+    registry = Registry([EXTENDED, SUPPLEMENT])
+    result = lookup_code(registry, LookupRequest(system=CS, code="e1", use_supplements=(f"{EX}/CodeSystem/supp",)))
+    assert result.designations[-1] == Designation("een", "nl", None, f"{EX}/CodeSystem/supp|0.1")
+    assert result.used_supplements == (f"{EX}/CodeSystem/supp|0.1",)
+    with pytest.raises(UnknownSupplement) as raised:
+        lookup_code(registry, LookupRequest(system=CS, code="e1", use_supplements=(f"{EX}/CodeSystem/nope",)))
+    assert raised.value.expression is None

@@ -114,6 +114,7 @@ def supplement_client(supplement_service):
 # --- each row, each endpoint family ----------------------------------------------------------
 
 LOOKUP = f"/r4/CodeSystem/$lookup?system={CPT}&code=97116"
+VS_URL = "http://fhir-plugin.org/fhir/ValueSet/cpt-gait-training"
 LOOKUP_INSTANCE = "/r4/CodeSystem/cpt-97116-fragment/$lookup?code=97116"
 TRANSLATE = f"/r4/ConceptMap/$translate?code=97116&system={CPT}"
 TRANSLATE_INSTANCE = f"/r5/ConceptMap/cpt-97116-to-icd-10-cm/$translate?sourceCode=97116&sourceSystem={CPT}"
@@ -166,13 +167,14 @@ ROW_CASES = [
                                      "sourceUri": "http://example.org/vs",
                                      "group": [{"element": [{"code": "1", "target": [{"code": "2"}]}]}]}))),
     # NotSupported
-    case("NotSupported", "lookup", "GET", f"{LOOKUP}&useSupplement={SUPPLEMENT['url']}",
-         "Parameter 'useSupplement' is not supported by this server: supplements are not applied yet",
-         "PARAM_NOT_SUPPORTED", client="supplement_client"),
-    case("NotSupported", "lookup-instance", "POST", "/r5/CodeSystem/cpt-97116-fragment/$lookup",
-         "Parameter 'useSupplement' is not supported by this server: supplements are not applied yet",
-         "PARAM_NOT_SUPPORTED", client="supplement_client",
-         json=parameters(param("code", valueCode="97116"), param("useSupplement", valueCanonical=SUPPLEMENT["url"]))),
+    # (useSupplement on $lookup is applied now; expansion in a context is what remains unsupported)
+    case("NotSupported", "expand", "GET", f"/r4/ValueSet/$expand?url={VS_URL}&context=Patient.gender",
+         "Parameter 'context' is not supported by this server: expansion in a context is not supported",
+         "PARAM_NOT_SUPPORTED"),
+    case("NotSupported", "expand", "POST", "/r5/ValueSet/$expand",
+         "Parameter 'contextDirection' is not supported by this server: expansion in a context is not supported",
+         "PARAM_NOT_SUPPORTED",
+         json=parameters(param("url", valueUri=VS_URL), param("contextDirection", valueCode="incoming"))),
     # NotFound
     case("NotFound", "lookup", "GET", "/r4/CodeSystem/$lookup?system=http://example.org/cs&code=1",
          "A definition for CodeSystem 'http://example.org/cs' could not be found, so the code cannot be looked up",
@@ -581,3 +583,13 @@ def test_hostile_accept_headers_on_every_route(app, accept):
             response = client.get(f"/{version}{route}?code=97116&system={CPT}", headers=headers)
             assert response.status_code < 500
             check_response(response, version, "GET")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+@pytest.mark.parametrize("path, operation, rtype", [
+    ("/r5/ValueSet/$compare", "$compare", "ValueSet"),
+    ("/r4/CodeSystem/$find-matches", "$find-matches", "CodeSystem"),
+])
+def test_an_operation_we_do_not_have_is_404_whatever_the_method(client, method, path, operation, rtype):
+    assert_outcome(client.open(path, method=method), 404, "not-found", message_id="NO_SUCH_OPERATION",
+                   text=f"This server has no operation {operation} on {rtype}")

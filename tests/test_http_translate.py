@@ -329,7 +329,7 @@ def test_inline_concept_map(client, base, version, inline):
     response = client.post(f"{base}/ConceptMap/$translate", json=parameters(
         param("conceptMap", resource=inline), param("sourceCode", valueCode="1-8"),
         param("sourceSystem", valueUri=LOINC)))
-    concept = {"system": ICD, "code": "R26.2", "display": ICD_TITLES["R26.2"]}
+    concept = {"system": ICD, "code": "R26.2"}  # the map gives no display, so the match has none
     assert ok_json(response, version) == parameters(
         param("result", valueBoolean=True),
         {"name": "match", "part": [

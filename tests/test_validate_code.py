@@ -11,8 +11,10 @@ import json
 import pytest
 
 from fhir_plugin import TerminologyService
+from fhir_plugin.terminology.errors import UnknownSupplement, UnknownValueSet
 from fhir_plugin.terminology.models import Coding
 from fhir_plugin.terminology.validate_code import ValidateCodeRequest
+from fhir_plugin.terminology.validate_versions import VersionRules
 from helpers import CPT, ICD
 
 ICD_VS = "http://fhir-plugin.org/fhir/ValueSet/icd-10-cm-gait-training-diagnoses"
@@ -193,3 +195,195 @@ def test_http_batch_validate(client, base):
     answers = [p["resource"] for p in response.get_json()["parameter"]]
     assert [params(a)["result"]["valueBoolean"] for a in answers[:2]] == [True, True]
     assert answers[2]["resourceType"] == "OperationOutcome"
+
+
+# --- versions, statuses and supplements (rules taken from the HL7 tx tests) --------------------
+
+V = "http://example.org/v"
+
+
+def _cs(version: str, concepts: list[dict], **extra) -> dict:
+    return {"resourceType": "CodeSystem", "url": V, "version": version, "status": "active", "content": "complete",
+            "language": "en", "concept": concepts, **extra}
+
+
+def _vs(url: str, *includes: dict, **extra) -> dict:
+    return {"resourceType": "ValueSet", "url": url, "version": "1", "status": "active",
+            "compose": {"include": list(includes)}, **extra}
+
+
+V1 = _cs("1.0.0", [{"code": "c1", "display": "One (1.0)"}, {"code": "c2", "display": "Two"},
+                   {"code": "c3", "display": "Three"}])
+V2 = _cs("2.0.0", [{"code": "c1", "display": "One (2.0)"}, {"code": "c2", "display": "Two #2"},
+                   {"code": "c4", "display": "Four"}])
+VERSIONED = [V1, V2,
+             _vs("http://example.org/vs-none", {"system": V}),
+             _vs("http://example.org/vs-bad", {"system": V, "version": "9"}),
+             _vs("http://example.org/vs-both", {"system": V, "version": "1.0.0"}, {"system": V, "version": "2.0.0"}),
+             _vs("http://example.org/vs-mixed", {"system": V, "version": "1.0.0", "concept": [{"code": "c1"}]},
+                 {"system": V, "version": "2.0.0", "concept": [{"code": "c2"}]})]
+
+
+@pytest.fixture(scope="module")
+def versioned(service) -> TerminologyService:
+    return service.with_resources(VERSIONED)
+
+
+def _check(own, url, coding, **options):
+    return own.validate_code(ValidateCodeRequest(codings=(coding,), form="coding", url=url, **options))
+
+
+def test_unknown_value_set_version_names_the_full_canonical(versioned):
+    with pytest.raises(UnknownValueSet) as caught:
+        _check(versioned, "http://example.org/vs-none", Coding(V, "c1"), value_set_version="7")
+    assert (caught.value.message_id, caught.value.text) == (
+        "Unable_to_resolve_value_Set_",
+        "A definition for the value Set 'http://example.org/vs-none|7' could not be found")
+
+
+def test_check_system_version_chooses_when_nothing_else_does(versioned):
+    result = _check(versioned, "http://example.org/vs-none", Coding(V, "c1"),
+                    versions=VersionRules(check={V: "1.0.x"}))
+    assert (result.result, result.version, result.display, result.issues) == (True, "1.0.0", "One (1.0)", ())
+
+
+def test_unknown_include_version_is_no_membership_verdict(versioned):
+    result = _check(versioned, "http://example.org/vs-bad", Coding(V, "c1", "1.0.0"))
+    assert (result.result, result.version, result.display) == (False, "1.0.0", "One (1.0)")
+    assert [i.message_id for i in result.issues] == ["UNKNOWN_CODESYSTEM_VERSION", "VALUESET_VALUE_MISMATCH"]
+    assert result.caused_by_unknown_system == (f"{V}|9",)
+    assert result.message == (
+        f"A definition for CodeSystem '{V}' version '9' could not be found, so the code cannot be validated. Valid "
+        f"versions: 1.0.0 or 2.0.0; The code system '{V}' version '9' in the ValueSet include is different to the one "
+        "in the value ('1.0.0')")
+    latest = _check(versioned, "http://example.org/vs-bad", Coding(V, "c1"))
+    assert (latest.version, [i.message_id for i in latest.issues]) == ("2.0.0", ["UNKNOWN_CODESYSTEM_VERSION"])
+
+
+def test_force_system_version_applies_to_the_value_set_too(versioned):
+    result = _check(versioned, "http://example.org/vs-bad", Coding(V, "c1", "1.0.0"),
+                    versions=VersionRules(force={V: "1.0.x"}))
+    assert (result.result, result.version, result.issues) == (True, "1.0.0", ())
+
+
+def test_codeable_concept_in_value_set_but_wrong_version_still_reports_the_code(versioned):
+    result = versioned.validate_code(ValidateCodeRequest(
+        codings=(Coding(V, "c1", "2.0.0"),), form="codeableConcept", url="http://example.org/vs-both",
+        versions=VersionRules(check={V: "1.0.x"})))
+    assert (result.result, result.code, result.system, result.version) == (False, "c1", V, "2.0.0")
+    assert [i.message_id for i in result.issues] == ["VALUESET_VERSION_CHECK"]  # no TX_GENERAL_CC_ERROR_MESSAGE
+
+
+def test_unknown_system_with_a_version(versioned):
+    result = _check(versioned, "http://example.org/vs-none", Coding("http://example.org/nope", "x", "3"))
+    assert [i.text for i in result.issues if i.severity == "error"] == [
+        "A definition for CodeSystem 'http://example.org/nope' version '3' could not be found, so the code cannot be "
+        "validated. No versions of this code system are known",
+        "The provided code 'http://example.org/nope|3#x' was not found in the value set 'http://example.org/vs-none|1'"]
+
+
+@pytest.mark.parametrize(("coding", "version", "ok"), [
+    (Coding(V, "c1"), "2.0.0", True),  # in both: the newest
+    (Coding(V, "c3"), "1.0.0", True),  # only in 1.0.0
+    (Coding(V, "c2", display="Two"), "1.0.0", True),  # the version whose display fits
+    (Coding(V, "c2", display="Two #2"), "2.0.0", True),
+    (Coding(V, "c2", display="Deux"), "2.0.0", False),  # fits neither: the newest
+    (Coding(V, "c4", "1.0.0"), "1.0.0", False),  # a named included version is the one checked
+])
+def test_value_set_including_two_versions(versioned, coding, version, ok):
+    result = _check(versioned, "http://example.org/vs-both", coding)
+    assert (result.version, result.result) == (version, ok)
+
+
+def test_two_versions_membership_is_per_version(versioned):
+    result = _check(versioned, "http://example.org/vs-mixed", Coding(V, "c1"))
+    assert (result.result, result.version, result.display) == (True, "1.0.0", "One (1.0)")
+    v4 = _check(versioned, "http://example.org/vs-both", Coding(V, "c4", "1.0.0"))
+    assert [i.message_id for i in v4.issues] == ["Unknown_Code_in_Version",
+                                                 "None_of_the_provided_codes_are_in_the_value_set_one"]
+
+
+def test_status_notes_for_code_system_and_value_sets(service):
+    draft = {**_cs("1", [{"code": "a", "display": "A"}]), "url": "http://example.org/draft", "status": "draft"}
+    withdrawn = _vs("http://example.org/w", {"system": "http://example.org/draft"}, extension=[
+        {"url": "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status",
+         "valueCode": "withdrawn"}])
+    importing = _vs("http://example.org/imports", {"valueSet": ["http://example.org/w"]})
+    own = service.with_resources([draft, withdrawn, importing])
+    result = _check(own, "http://example.org/imports", Coding("http://example.org/draft", "a"))
+    assert (result.result, result.message) == (True, None)
+    assert [(i.severity, i.tx_type, i.text) for i in result.issues] == [
+        ("information", "status-check", "Reference to draft CodeSystem http://example.org/draft|1"),
+        ("information", "status-check", "Reference to withdrawn ValueSet http://example.org/w|1")]
+
+
+def test_concept_deprecated_in_the_value_set(service):
+    vs = _vs("http://example.org/dep", {"system": "http://example.org/cs", "concept": [{"code": "a", "extension": [
+        {"url": "http://hl7.org/fhir/StructureDefinition/valueset-deprecated", "valueBoolean": True}]}]})
+    own = service.with_resources([SIMPLE, vs])
+    result = _check(own, "http://example.org/dep", Coding("http://example.org/cs", "a"))
+    assert (result.result, result.message) == (True, None)
+    [issue] = result.issues
+    assert (issue.severity, issue.message_id, issue.expression, issue.text) == (
+        "warning", "CONCEPT_DEPRECATED_IN_VALUESET", "Coding.code",
+        "The presence of the concept 'a' in the system 'http://example.org/cs' in the value set "
+        "http://example.org/dep|1 "
+        "is marked with a status of deprecated and its use should be reviewed")
+
+
+STATUS_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
+EXT_CS = {**SIMPLE, "url": "http://example.org/ext", "concept": [
+    {"code": "a", "display": "Alpha one", "designation": [
+        {"language": "de", "value": "Alt", "extension": [{"url": STATUS_EXT, "valueCode": "withdrawn"}]},
+        {"use": {"system": "http://example.org/uses", "code": "olde"}, "value": "Ye Alpha"}]},
+    {"code": "d", "display": "Dep", "extension": [{"url": STATUS_EXT, "valueCode": "deprecated"}]}]}
+SUPPLEMENT = {"resourceType": "CodeSystem", "url": "http://example.org/supp", "version": "0.1", "status": "active",
+              "content": "supplement", "supplements": "http://example.org/ext",
+              "concept": [{"code": "a", "designation": [{"language": "nl", "value": "Alfa-nl"}]}]}
+
+
+@pytest.fixture(scope="module")
+def extended(service) -> TerminologyService:
+    return service.with_resources([EXT_CS, SUPPLEMENT])
+
+
+def _cs_check(own, coding, **options):
+    return own.validate_code(ValidateCodeRequest(codings=(coding,), code_system_url=coding.system, **options))
+
+
+def test_deprecated_concept_by_standards_status(extended):
+    result = _cs_check(extended, Coding("http://example.org/ext", "d"))
+    assert (result.result, result.status, result.inactive, result.message) == (
+        True, "deprecated", None, "The concept 'd' is deprecated and its use should be reviewed")
+
+
+def test_withdrawn_designation_is_accepted_with_a_warning(extended):
+    result = _cs_check(extended, Coding("http://example.org/ext", "a", display="Alt"))
+    assert (result.result, result.message) == (True, None)
+    [issue] = result.issues
+    assert (issue.severity, issue.tx_type, issue.message_id, issue.expression, issue.text) == (
+        "warning", "display-comment", "INACTIVE_DISPLAY_FOUND", "display",
+        "'Alt' is no longer considered a correct display for code 'a' (status = deprecated). The correct display is "
+        "one of \"Alpha one\".")  # quoted as the reference servers do: when not a single word
+
+
+def test_designation_with_a_use_and_no_language_is_no_display(extended):
+    result = _cs_check(extended, Coding("http://example.org/ext", "a", display="Ye Alpha"))
+    assert result.result is False
+    assert result.message == ("Wrong Display Name 'Ye Alpha' for http://example.org/ext#a. Valid display is "
+                              "'Alpha one' (en) (for the language(s) '--')")
+
+
+def test_use_supplement_adds_displays_and_must_exist(extended):
+    coding = Coding("http://example.org/ext", "a", display="Alfa-nl")
+    assert _cs_check(extended, coding).result is False
+    assert _cs_check(extended, coding, use_supplements=("http://example.org/supp",)).result is True
+    with pytest.raises(UnknownSupplement) as caught:
+        _cs_check(extended, coding, use_supplements=("http://example.org/supp-X",))
+    assert caught.value.text == "Required supplement not found: http://example.org/supp-X"
+
+
+def test_supplement_as_coding_system_reports_no_version(extended):
+    result = _cs_check(extended, Coding("http://example.org/supp", "a"))
+    assert (result.result, result.version, [i.message_id for i in result.issues]) == (
+        False, None, ["CODESYSTEM_CS_NO_SUPPLEMENT"])

@@ -34,10 +34,14 @@ def _validate(resource: dict, version: FhirVersion, origin: str, label: str) -> 
         raise InvalidContent("CONTENT_INVALID", origin, label, version.value, problem)
 
 
-def load_resource(resource: dict, origin: str = "(inline)", prefer: FhirVersion = FhirVersion.R5) -> dict:
+def load_resource(resource: dict, origin: str = "(inline)", prefer: FhirVersion = FhirVersion.R5,
+                  lenient: bool = False) -> dict:
     """One validated resource, as an R5 dict. `prefer` is the version tried first: the endpoint's,
-    for resources that arrive in a request."""
-    resource = _validated(resource, origin, prefer)
+    for resources that arrive in a request. `lenient` (for tx-resource) lets through a resource
+    whose only faults are missing required elements: it is used for one request, and the engine
+    reports the gap where it matters (a filter without a value), as the reference server does,
+    instead of refusing a whole request over a resource it may not even touch."""
+    resource = _validated(resource, origin, prefer, lenient)
     if resource["resourceType"] == "CodeSystem" and not resource.get("url"):
         # FHIR allows it (url is 0..1), but codes are looked up by system url: it could never be used.
         raise InvalidContent("CONTENT_NO_URL", origin, f"CodeSystem/{resource.get('id') or '?'}")
@@ -58,7 +62,11 @@ def _without_language_keys(node: Any) -> Any:
     return node
 
 
-def _validated(resource: dict, origin: str, prefer: FhirVersion) -> dict:
+def _only_missing_elements(error: ValidationError) -> bool:
+    return all(e.get("type") in ("missing", "model_field_validation.missing") for e in error.errors())
+
+
+def _validated(resource: dict, origin: str, prefer: FhirVersion, lenient: bool = False) -> dict:
     rtype = resource.get("resourceType") if isinstance(resource, dict) else None
     if rtype not in LOADABLE_TYPES:
         raise InvalidContent("CONTENT_UNSUPPORTED_TYPE", origin, rtype or "JSON value without resourceType")
@@ -79,6 +87,8 @@ def _validated(resource: dict, origin: str, prefer: FhirVersion) -> dict:
             continue
         return to_r5(resource) if version is FhirVersion.R4 else resource
     assert first_error is not None
+    if lenient and _only_missing_elements(first_error):
+        return to_r5(resource) if order[0] is FhirVersion.R4 else resource
     raise InvalidContent("CONTENT_INVALID", origin, label, order[0].value, _first_error(first_error)) from None
 
 

@@ -24,6 +24,41 @@ from .models import (
 
 _VALUE_TYPES = ("code", "Coding", "string", "integer", "boolean", "dateTime", "decimal")
 _INACTIVE_STATUSES = {"retired", "inactive"}
+_SD = "http://hl7.org/fhir/StructureDefinition/"
+# Property codes (or definition uris) that make a concept abstract: the R5 name, the R4-era
+# `not-selectable` spelling, and any code bound to the standard concept property.
+_NOT_SELECTABLE_CODES = frozenset({"notSelectable", "not-selectable"})
+_NOT_SELECTABLE_URI = "http://hl7.org/fhir/concept-properties#notSelectable"
+# Concept extensions that tx.fhir.org reports in an expansion as properties: url -> (property
+# code, value[x] key, property type). conceptOrder is an integer but is reported as a decimal.
+EXTENSION_PROPERTIES = {
+    _SD + "codesystem-conceptOrder": ("order", "valueInteger", "decimal"),
+    _SD + "codesystem-label": ("label", "valueString", "string"),
+    _SD + "itemWeight": ("weight", "valueDecimal", "decimal"),
+    _SD + "structuredefinition-standards-status": ("status", "valueCode", "code"),
+}
+# Concept extensions an expansion echoes on its `contains` entry.
+RENDERING_EXTENSIONS = frozenset({_SD + "rendering-style", _SD + "rendering-xhtml"})
+
+
+def core_extensions(raw: dict) -> tuple[dict, ...]:
+    """The extensions of an element that are defined by FHIR core; unknown ones are dropped."""
+    return tuple(e for e in raw.get("extension", []) if str(e.get("url", "")).startswith(_SD))
+
+
+def extension_property(ext: dict) -> PropertyValue | None:
+    """The expansion property a concept extension stands for (conceptOrder -> order, ...)."""
+    known = EXTENSION_PROPERTIES.get(ext.get("url"))
+    if known is None or known[1] not in ext:
+        return None
+    code, key, kind = known
+    value = ext[key]
+    return PropertyValue(code, Decimal(str(value)) if kind == "decimal" else value, kind)
+
+
+def designation(raw: dict) -> Designation:
+    return Designation(raw["value"], raw.get("language"), _coding(raw.get("use")),
+                       extensions=core_extensions(raw))
 
 
 def _coding(raw: dict | None) -> Coding | None:
@@ -72,6 +107,8 @@ def compile_code_system(resource: dict) -> CodeSystemEntry:
             elif prop.get("code") == "child" and "valueCode" in prop:
                 link(raw["code"], prop["valueCode"])
 
+    not_selectable = set(_NOT_SELECTABLE_CODES) | {p["code"] for p in resource.get("property", [])
+                                                  if p.get("uri") == _NOT_SELECTABLE_URI and "code" in p}
     concepts: dict[str, Concept] = {}
     for raw, _ in flat:
         code = raw["code"]
@@ -84,7 +121,7 @@ def compile_code_system(resource: dict) -> CodeSystemEntry:
             if value is None:
                 continue
             props.append(value)
-            if value.code == "notSelectable" and value.value is True:
+            if value.code in not_selectable and value.value is True:
                 abstract = True
             elif value.code == "inactive" and value.value is True:
                 inactive = True
@@ -94,15 +131,14 @@ def compile_code_system(resource: dict) -> CodeSystemEntry:
             code=code,
             display=raw.get("display"),
             definition=raw.get("definition"),
-            designations=tuple(
-                Designation(d["value"], d.get("language"), _coding(d.get("use")))
-                for d in raw.get("designation", [])
-            ),
+            designations=tuple(designation(d) for d in raw.get("designation", [])),
             properties=tuple(props),
             parents=tuple(parents.get(code, ())),
             children=tuple(children.get(code, ())),
             abstract=abstract,
             inactive=inactive,
+            extension_properties=tuple(p for p in map(extension_property, raw.get("extension", [])) if p),
+            extensions=tuple(e for e in raw.get("extension", []) if e.get("url") in RENDERING_EXTENSIONS),
         )
     case_sensitive = resource.get("caseSensitive", True)
     return CodeSystemEntry(

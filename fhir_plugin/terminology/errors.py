@@ -77,6 +77,7 @@ MESSAGES: dict[str, str] = {
     "BAD_FORMAT": "Unsupported _format '{0}': use json, application/json or application/fhir+json",
     "METHOD_NOT_ALLOWED": "Method {0} is not allowed on {1}",
     "NO_SUCH_PATH": "There is no FHIR endpoint at {0}",
+    "NO_SUCH_OPERATION": "This server has no operation {0} on {1}",
     "RESOURCE_NOT_FOUND": "{0}/{1} not found",
     "SEARCH_PARAM_UNKNOWN": "Unknown search parameter '{0}' for {1} (Prefer: handling=strict)",
     # value sets (HL7 catalogue)
@@ -293,7 +294,7 @@ class NotFound(TerminologyError):
     status = 404
     issue_code = "not-found"
     tx_issue_type = "not-found"
-    message_ids = frozenset({"NO_SUCH_PATH", "RESOURCE_NOT_FOUND"})
+    message_ids = frozenset({"NO_SUCH_PATH", "NO_SUCH_OPERATION", "RESOURCE_NOT_FOUND"})
 
 
 class UnknownCodeSystem(NotFound):

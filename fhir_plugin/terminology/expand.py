@@ -6,7 +6,9 @@ is echoed in `expansion.parameter` (those the client gave, the version rules tha
 `used-codesystem` / `used-valueset` / `used-supplement` as url|version, `warning-<status>` for
 draft, experimental, deprecated and withdrawn content); `contains` is nested along the code
 system hierarchy for whole-system and filter includes unless `excludeNested` is true or the
-result is paged or text-filtered (paging counts a flat list).
+result is paged (paging counts a flat list); with a text filter only filter includes nest.
+The ValueSet's own deprecated/withdrawn (standards-status) status is warned about like that of
+the resources it uses. `includeDefinition` echoes the definition (extensions, compose) too.
 
 The text filter (`filter`) is a case-insensitive word-prefix match: every word of the filter must
 start some word of the display or of a designation ("gait tra" finds "Gait training").
@@ -24,13 +26,16 @@ from datetime import datetime, timezone
 from .errors import InvalidRequest, TooCostly
 from .expansion_render import contains_tree
 from .registry import Registry
-from .valueset import EvaluationOptions, Member, canonical_of, compose_parameters, evaluate, resolve_value_set
+from .valueset import (EvaluationOptions, Member, canonical_of, compose_parameters, evaluate, resolve_value_set,
+                       status_warnings)
 
 DEFAULT_MAX_EXPANSION = 10_000
 # The ValueSet's own elements an expansion repeats: its identity and status, not its definition
 # (compose, description, narrative, extensions), as tx.fhir.org answers and the HL7 tests expect.
 _ECHOED_ELEMENTS = ("resourceType", "id", "language", "url", "version", "name", "title", "status", "experimental",
                     "date", "publisher")
+# What `includeDefinition=true` adds: the definition itself (R5 $expand parameter).
+_DEFINITION_ELEMENTS = ("extension", "description", "compose")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,7 @@ def _options(request: ExpandRequest) -> EvaluationOptions:
         force_versions=_by_system(request.force_system_versions),
         default_value_set_versions=_by_system(request.default_value_set_versions),
         use_supplements=request.use_supplements,
+        newest_version_first=True,
     )
 
 
@@ -125,6 +131,11 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> dict:
     else:
         raise InvalidRequest("EXPAND_NO_VALUESET", expression="url")
     evaluation = evaluate(registry, value_set, options=_options(request))
+    for warning in status_warnings(value_set):
+        # draft / experimental describe the request's own ValueSet and are not warned about (the
+        # HL7 tests expect none); deprecated and withdrawn are
+        if warning[0] in ("warning-deprecated", "warning-withdrawn") and warning not in evaluation.warnings:
+            evaluation.warnings.append(warning)
     if evaluation.unknown_systems:
         from .errors import UnknownCodeSystem
 
@@ -153,9 +164,10 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> dict:
         shown = members[offset:end]
     else:
         shown = members
-    nested = not request.exclude_nested and not paged and not request.filter
+    nested = not request.exclude_nested and not paged
     language = _display_language(request, value_set)
-    contains, properties = contains_tree(shown, nested, request, evaluation.multi_version_systems, language)
+    contains, properties = contains_tree(shown, nested, request, evaluation.multi_version_systems, language,
+                                         only_filtered=bool(request.filter))
 
     expansion: dict = {
         "identifier": f"urn:uuid:{uuid.uuid4()}",
@@ -176,7 +188,8 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> dict:
         expansion["property"] = properties
     if contains:
         expansion["contains"] = contains
-    out = {k: value_set[k] for k in _ECHOED_ELEMENTS if k in value_set}
+    echoed = _ECHOED_ELEMENTS + (_DEFINITION_ELEMENTS if request.include_definition else ())
+    out = {k: value_set[k] for k in echoed if k in value_set}
     out["expansion"] = expansion
     return out
 

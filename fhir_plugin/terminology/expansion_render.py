@@ -12,7 +12,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from .models import Designation, PropertyValue
+from .compile import core_extensions
+from .models import Coding, Designation, PropertyValue
 
 if TYPE_CHECKING:
     from .expand import ExpandRequest
@@ -22,11 +23,20 @@ PREFERRED_FOR_LANGUAGE = {"system": "http://terminology.hl7.org/CodeSystem/hl7Te
                           "code": "preferredForLanguage", "display": "Preferred For Language"}
 CONCEPT_PROPERTIES = "http://hl7.org/fhir/concept-properties#"
 _SD = "http://hl7.org/fhir/StructureDefinition/"
-# Extensions of a compose include.concept that describe the concept in this value set.
+# Extensions of a compose include.concept that describe the concept in this value set; its
+# label, order and weight extensions become properties instead (see _ENTRY_PROPERTIES).
 _CARRIED_EXTENSIONS = frozenset(_SD + n for n in ("valueset-deprecated", "structuredefinition-standards-status",
-                                                  "valueset-concept-definition", "valueset-label",
-                                                  "valueset-conceptOrder", "itemWeight"))
+                                                  "valueset-concept-definition", "rendering-style",
+                                                  "rendering-xhtml"))
+_ENTRY_PROPERTIES = {_SD + "valueset-conceptOrder": ("order", "valueInteger"),
+                     _SD + "valueset-label": ("label", "valueString"),
+                     _SD + "itemWeight": ("weight", "valueDecimal")}
 ALWAYS_SHOWN = ("status",)  # concept properties an expansion carries even when not asked for
+# The standard concept properties an expansion declares when the code system does not define
+# them itself (tx.fhir.org declares these uris; weight is the itemWeight extension).
+STANDARD_PROPERTY_URIS = {"status": CONCEPT_PROPERTIES + "status", "order": CONCEPT_PROPERTIES + "order",
+                          "label": CONCEPT_PROPERTIES + "label", "weight": CONCEPT_PROPERTIES + "itemWeight",
+                          "definition": CONCEPT_PROPERTIES + "definition"}
 
 
 def language_ranges(value: str) -> list[tuple[str, float]]:
@@ -88,7 +98,33 @@ def _designation_dict(designation: Designation, preferred: bool = False) -> dict
                                  ("display", designation.use.display)) if v}
         out["use"] = use
     out["value"] = designation.value
+    if designation.extensions:
+        out["extension"] = [dict(e) for e in designation.extensions]
     return out
+
+
+def _entry_designation(raw: dict) -> Designation:
+    use = raw.get("use")
+    coding = Coding(use.get("system"), use.get("code"), use.get("version"), use.get("display")) if use else None
+    return Designation(raw["value"], raw.get("language"), coding, extensions=core_extensions(raw))
+
+
+def _entry_properties(member: Member) -> list[PropertyValue]:
+    """Properties the concept's extensions give, overridden by those of the compose entry."""
+    by_code = {p.code: p for p in member.concept.extension_properties} if member.concept is not None else {}
+    for ext in (member.entry or {}).get("extension", []):
+        known = _ENTRY_PROPERTIES.get(ext.get("url"))
+        if known and known[1] in ext:
+            value = ext[known[1]]
+            by_code[known[0]] = (PropertyValue(known[0], Decimal(str(value)), "decimal") if known[0] != "label"
+                                 else PropertyValue("label", value, "string"))
+    return list(by_code.values())
+
+
+def _declare(declared: dict, member: Member, code: str) -> None:
+    definitions = member.code_system.property_definitions if member.code_system else ()
+    definition = next((d for d in definitions if d.code == code), None)
+    declared.setdefault(code, definition.uri if definition and definition.uri else STANDARD_PROPERTY_URIS.get(code))
 
 
 def _wanted_designation(designation: Designation, filters: tuple[str, ...]) -> bool:
@@ -117,10 +153,12 @@ def _property_dict(prop: PropertyValue) -> dict:
 def _entry(member: Member, request: ExpandRequest, multi_version: set[str], ranges, declared: dict) -> dict:
     concept = member.concept
     item: dict = {}
-    if member.entry and member.entry.get("extension"):
-        item["extension"] = [dict(e) for e in member.entry["extension"] if e.get("url") in _CARRIED_EXTENSIONS]
-        if not item["extension"]:
-            del item["extension"]
+    extensions = [dict(e) for e in (member.entry or {}).get("extension", []) if e.get("url") in _CARRIED_EXTENSIONS]
+    if concept is not None:
+        given = {e.get("url") for e in extensions}
+        extensions += [dict(e) for e in concept.extensions if e.get("url") not in given]
+    if extensions:
+        item["extension"] = extensions
     item["system"] = member.system
     if member.version and member.system in multi_version:
         item["version"] = member.version
@@ -131,7 +169,7 @@ def _entry(member: Member, request: ExpandRequest, multi_version: set[str], rang
     item["code"] = member.code
     designations = list(concept.designations) if concept is not None else []
     if member.entry:
-        designations.extend(Designation(d["value"], d.get("language"), None) for d in member.entry.get("designation", []))
+        designations.extend(_entry_designation(d) for d in member.entry.get("designation", []))
     display, designations, added = localise(member, designations, ranges)
     if display:
         item["display"] = display
@@ -146,22 +184,30 @@ def _entry(member: Member, request: ExpandRequest, multi_version: set[str], rang
         if "definition" in wanted and concept.definition:
             props.append({"code": "definition", "valueString": concept.definition})
             declared.setdefault("definition", CONCEPT_PROPERTIES + "definition")
+        # order, label, weight and a standards status from extensions are always shown, as
+        # tx.fhir.org does; a stated property of the same code wins over them
+        stated = {p.code for p in concept.properties}
+        for prop in _entry_properties(member):
+            if prop.code not in stated:
+                props.append(_property_dict(prop))
+                _declare(declared, member, prop.code)
         for prop in concept.properties:
             # status is shown unasked only when it says something (retired, deprecated), as tx.fhir.org does
             shown_anyway = prop.code in ALWAYS_SHOWN and prop.value != "active"
             if prop.code in wanted or "*" in wanted or shown_anyway:
                 props.append(_property_dict(prop))
-                definition = next((d for d in member.code_system.property_definitions if d.code == prop.code), None) \
-                    if member.code_system else None
-                declared.setdefault(prop.code, definition.uri if definition else None)
+                _declare(declared, member, prop.code)
         if props:
             item["property"] = props
     return item
 
 
 def contains_tree(members: list[Member], nested: bool, request: ExpandRequest, multi_version: set[str],
-                  language: str | None) -> tuple[list[dict], list[dict]]:
-    """The contains list (nested along the hierarchy when `nested`) and the property declarations."""
+                  language: str | None, only_filtered: bool = False) -> tuple[list[dict], list[dict]]:
+    """The contains list (nested along the hierarchy when `nested`) and the property declarations.
+    With `only_filtered` (a text-filtered expansion) only members of property-filter includes
+    nest: tx.fhir.org answers a text search over a whole code system as a flat list, but keeps
+    the hierarchy of a filtered include (HL7 search tests)."""
     ranges = language_ranges(language) if language else []
     declared: dict[str, str | None] = {}
     entries = [_entry(m, request, multi_version, ranges, declared) for m in members]
@@ -170,7 +216,7 @@ def contains_tree(members: list[Member], nested: bool, request: ExpandRequest, m
         where = {(m.system, m.version, m.code): e for m, e in zip(members, entries)}
         for member, entry in zip(members, entries):
             parent = None
-            if member.nestable and member.concept is not None:
+            if member.nestable and member.concept is not None and (member.filtered or not only_filtered):
                 parent = next((where[(member.system, member.version, p)] for p in member.concept.parents
                                if (member.system, member.version, p) in where), None)
             if parent is not None:

@@ -2,10 +2,10 @@
 
 Operators follow the R5 filter-operator value set (https://hl7.org/fhir/R5/valueset-filter-operator.html).
 The `concept` (or `code`) property means the hierarchy; any other property is a concept property,
-with `notSelectable`/`not-selectable`, `inactive`, `status` and `display` answered from the
-compiled concept when the code system does not carry them as explicit properties (the HL7
-notSelectable tests filter on `notSelectable=false` for code systems that never state it).
-Values of boolean properties compare case-insensitively (`TRUE` is `true`).
+with `inactive` and `display` answered from the compiled concept when the code system does not
+carry them as explicit properties. `notSelectable` is matched only where a concept states it:
+`notSelectable = false` selects the concepts that say false, not those that say nothing (HL7
+notSelectable tests). Values compare exactly: `TRUE` is not the boolean true.
 """
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ from .errors import InvalidRequest, InvalidValueSet, NotSupported
 from .models import CodeSystemEntry, Concept
 
 # A regex whose nested quantifiers could backtrack for ever ((a+)+, ((a+)+)+): Python's re has
-# no timeout, so such patterns are matched with a bounded-length guard instead (see _regex).
-_NESTED_QUANTIFIER = re.compile(r"\([^()]*[+*][^()]*\)[+*{]")
+# no timeout. The common shape, a group holding one quantified atom and quantified again, is
+# rewritten to an equivalent pattern without the nesting ((A+)+ = (A)+, (A*)+ = (A+)* = (A)*);
+# whatever nesting remains is matched only against strings short enough to fail fast.
+# An atom: an escape, a character class, a group without quantifiers inside, or one character.
+_ATOM = r"(?:\\.|\[(?:\\.|[^\]\\])*\]|\((?:\?:)?[^()+*?{}\\\[]*\)|[^()\[\]\\|+*?{}])"
+_REDUNDANT_NESTING = re.compile(r"\((\?:)?(" + _ATOM + r")([+*])\)([+*])(?![+?{])")
 _MAX_GUARDED_LENGTH = 40
 
 
@@ -63,13 +67,11 @@ def property_values(concept: Concept, name: str) -> list[str]:
         values.append(concept.display)
     elif name == "inactive" and not values:
         values.append("true" if concept.inactive else "false")
-    elif name in ("notSelectable", "not-selectable") and not values:
-        values.append("true" if concept.abstract else "false")
     return values
 
 
 def _same(a: str, b: str) -> bool:
-    return a == b or (a.lower() in ("true", "false") and a.lower() == b.lower())
+    return a == b
 
 
 def filter_codes(cs: CodeSystemEntry, flt: dict, where: str | None = None) -> set[str]:
@@ -116,12 +118,55 @@ def filter_codes(cs: CodeSystemEntry, flt: dict, where: str | None = None) -> se
     raise NotSupported("PARAM_NOT_SUPPORTED", f"filter {prop} {op}", "this filter is not supported")
 
 
+def has_nested_quantifier(value: str) -> bool:
+    """Whether a quantified group of `value` contains a quantifier (the exponential shape)."""
+    stack: list[bool] = []  # per open group: does it contain a quantifier so far
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == "[":  # skip a character class: its quantifier characters are literals
+            end = index + 1
+            while end < len(value) and value[end] != "]":
+                end += 2 if value[end] == "\\" else 1
+            index = end + 1
+            continue
+        if char == "(":
+            stack.append(False)
+        elif char == ")" and stack:
+            inner = stack.pop()
+            following = value[index + 1:index + 2]
+            if inner and following in ("+", "*", "{"):
+                return True
+            if stack:
+                stack[-1] = stack[-1] or inner or following in ("+", "*", "{", "?")
+        elif char in "+*{" and stack:
+            stack[-1] = True
+        index += 1
+    return False
+
+
+def flatten_nested_quantifiers(value: str) -> str:
+    """`value` with (A+)+, (A*)+, (A+)* and (A*)* (A one atom) rewritten to (A)+ or (A)*, which
+    match the same strings without exponential backtracking; repeated for deeper nesting."""
+    while True:
+        rewritten = _REDUNDANT_NESTING.sub(
+            lambda m: f"({m.group(1) or ''}{m.group(2)}){'+' if m.group(3) == m.group(4) == '+' else '*'}", value)
+        if rewritten == value:
+            return value
+        value = rewritten
+
+
 def _regex(value: str):
     try:
+        re.compile(value)
+        value = flatten_nested_quantifiers(value)
         pattern = re.compile(value)
     except re.error as error:
         raise InvalidRequest("PARAM_BAD_VALUE", "filter", "regex", f"{value!r} ({error})") from None
-    if not _NESTED_QUANTIFIER.search(value):
+    if not has_nested_quantifier(value):
         return pattern.fullmatch
     # Catastrophic backtracking needs a long non-matching input: refuse to try on long strings.
     return lambda text: len(text) <= _MAX_GUARDED_LENGTH and pattern.fullmatch(text) is not None

@@ -5,13 +5,17 @@ Without `property`, everything is returned (definition, designations, every prop
 child, inactive), as tx.fhir.org and HAPI do; with `property`, only what was asked for, `*`
 meaning all. `name`, `version`, `display` and `abstract` are always returned. `date` is
 accepted and checked, but loaded content carries no history, so it does not change the answer.
+`useSupplement` names supplements whose designations and properties are added (each designation
+carrying its supplement as `source`); one that is not loaded is an error without an expression,
+as tx.fhir.org reports it.
 """
 
 from __future__ import annotations
 
-from .errors import InvalidRequest, NotSupported, UnknownCode, UnknownSupplement
+from .errors import InvalidRequest, UnknownCode, UnknownSupplement
 from .models import CodeSystemEntry, Concept, Coding, LookupRequest, LookupResult, PropertyValue
 from .registry import Registry
+from .supplements import apply_supplements, find_supplement, supplements_base
 
 
 def resolve_coding(system: str | None, code: str | None, version: str | None, coding: Coding | None,
@@ -79,13 +83,15 @@ def lookup_code(registry: Registry, request: LookupRequest) -> LookupResult:
     if not coding.code or not coding.system:
         missing = "system" if coding.code else "code"
         raise InvalidRequest("LOOKUP_NO_CODE", expression=missing)
-    for supplement in request.use_supplements:
-        entry = registry.find_code_system(supplement.split("|")[0], supplement.partition("|")[2] or None)
-        if entry is None or entry.content != "supplement":
-            raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", supplement, expression="useSupplement")
-        raise NotSupported("PARAM_NOT_SUPPORTED", "useSupplement", "supplements are not applied yet",
-                           expression="useSupplement")
+    supplements = []
+    for canonical in request.use_supplements:
+        supplement = find_supplement(registry, canonical)
+        if supplement is None:
+            raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", canonical)
+        supplements.append(supplement)
     cs = registry.code_system(coding.system, coding.version)
+    supplements = [s for s in supplements if supplements_base(s) == cs.url]
+    cs = apply_supplements(cs, supplements)
     concept = cs.find(coding.code)
     if concept is None:
         version = cs.version or "(none)"
@@ -113,4 +119,5 @@ def lookup_code(registry: Registry, request: LookupRequest) -> LookupResult:
         abstract=concept.abstract,
         designations=concept.designations if _wants(wanted, "designation") else (),
         properties=tuple(properties),
+        used_supplements=tuple(s.canonical for s in supplements),
     )

@@ -26,6 +26,9 @@ class Designation:
     value: str
     language: str | None = None
     use: Coding | None = None
+    source: str | None = None  # url|version of the supplement that added it, if any
+    # FHIR extensions on the designation (raw dicts, e.g. coding-sctdescid); echoed by $expand
+    extensions: tuple[dict, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,11 @@ class Concept:
     children: tuple[str, ...] = ()
     abstract: bool = False
     inactive: bool = False
+    # What concept extensions say that $expand reports as properties (order, label, weight,
+    # status from codesystem-conceptOrder, codesystem-label, itemWeight, standards-status) and
+    # the rendering extensions it echoes; kept apart so that $lookup output does not change.
+    extension_properties: tuple[PropertyValue, ...] = ()
+    extensions: tuple[dict, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +184,7 @@ class LookupResult:
     abstract: bool
     designations: tuple[Designation, ...] = ()
     properties: tuple[PropertyValue, ...] = ()
+    used_supplements: tuple[str, ...] = ()  # url|version of the supplements applied (useSupplement)
 
 
 # --- $translate ------------------------------------------------------------------------------

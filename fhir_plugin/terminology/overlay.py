@@ -16,12 +16,22 @@ from collections.abc import Sequence
 
 from ..content.loader import load_resource
 from ..fhirversions import FhirVersion
+from .errors import InvalidContent
 from .registry import Registry, compile_entry
 
 
 def content_hash(resource: dict) -> str:
     canonical = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _compile(resource: dict, origin: str) -> object:
+    """Compile a leniently loaded resource; a shape the compiler cannot take is refused, not a 500."""
+    try:
+        return compile_entry(resource)
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        label = f"{resource.get('resourceType')}/{resource.get('id') or resource.get('url') or '?'}"
+        raise InvalidContent("CONTENT_INVALID", origin, label, "R5", f"cannot be compiled ({error!r})") from None
 
 
 class _Lru(OrderedDict):
@@ -61,7 +71,8 @@ class OverlayCache:
             with self._lock:
                 entry = self._entries.get(digest)
             if entry is None:
-                entry = compile_entry(load_resource(resource, f"tx-resource[{index}]", prefer=version))
+                entry = _compile(load_resource(resource, f"tx-resource[{index}]", prefer=version, lenient=True),
+                                 f"tx-resource[{index}]")
                 with self._lock:
                     self._entries.remember(digest, entry)
                     self.compiled += 1

@@ -11,6 +11,8 @@ Modes (TranslateRequest.mode):
   target, so one request answers "is 97116 -> R26.2 mapped?" with result true or false.
 Relationships are always reported as stored (source -> target). No map, or no match, is an answer:
 result=false with a message, never an error. An unknown `url` is an error.
+A match's `display` is the ConceptMap's own (target.display, element.display), never looked up
+in the code system: the map states what it maps, as tx.fhir.org answers (HL7 translate tests).
 """
 
 from __future__ import annotations
@@ -50,20 +52,11 @@ def _maps(registry: Registry, request: TranslateRequest) -> list[ConceptMapEntry
     return maps
 
 
-def _display(registry: Registry, system: str | None, version: str | None, code: str | None,
-             given: str | None) -> str | None:
-    if given or not code:
-        return given
-    cs = registry.find_code_system(system, version) or registry.find_code_system(system)
-    concept = cs.find(code) if cs else None
-    return concept.display if concept else None
-
-
 def _version_ok(wanted: str | None, stored: str | None) -> bool:
     return wanted is None or stored is None or wanted == stored
 
 
-def _forward(registry: Registry, request: TranslateRequest, maps: list[ConceptMapEntry],
+def _forward(request: TranslateRequest, maps: list[ConceptMapEntry],
              seen_groups: list[MapGroup]) -> list[TranslateMatch]:
     matches = []
     for coding in request.source:
@@ -76,13 +69,12 @@ def _forward(registry: Registry, request: TranslateRequest, maps: list[ConceptMa
                 seen_groups.append(group)
                 element = group.elements.get(coding.code)
                 for target in element.targets if element else ():
-                    concept = Coding(group.target, target.code, group.target_version,
-                                     _display(registry, group.target, group.target_version, target.code, target.display))
+                    concept = Coding(group.target, target.code, group.target_version, target.display)
                     matches.append(TranslateMatch(target.relationship, concept, cm.canonical))
     return matches
 
 
-def _backward(registry: Registry, request: TranslateRequest, maps: list[ConceptMapEntry],
+def _backward(request: TranslateRequest, maps: list[ConceptMapEntry],
               seen_groups: list[MapGroup]) -> list[TranslateMatch]:
     """Matches whose target is the given concept; R4 `reverse` reports the source side as `concept`."""
     given = request.source if request.reverse else request.target
@@ -99,10 +91,8 @@ def _backward(registry: Registry, request: TranslateRequest, maps: list[ConceptM
                     continue
                 seen_groups.append(group)
                 for element, target in group.by_target.get(coding.code, ()):
-                    target_coding = Coding(group.target, target.code, group.target_version,
-                                           _display(registry, group.target, group.target_version, target.code, target.display))
-                    source_coding = Coding(group.source, element.code, group.source_version,
-                                           _display(registry, group.source, group.source_version, element.code, element.display))
+                    target_coding = Coding(group.target, target.code, group.target_version, target.display)
+                    source_coding = Coding(group.source, element.code, group.source_version, element.display)
                     if request.reverse:
                         matches.append(TranslateMatch(target.relationship, source_coding, cm.canonical))
                     else:
@@ -117,12 +107,12 @@ def translate_concept(registry: Registry, request: TranslateRequest) -> Translat
     maps = _maps(registry, request)
     seen_groups: list[MapGroup] = []
     if mode in ("forward", "pair"):
-        matches = _forward(registry, request, maps, seen_groups)
+        matches = _forward(request, maps, seen_groups)
         if mode == "pair":
             matches = [m for m in matches if any(
                 m.concept.code == t.code and (not t.system or m.concept.system == t.system) for t in request.target)]
     else:
-        matches = _backward(registry, request, maps, seen_groups)
+        matches = _backward(request, maps, seen_groups)
     matches = list(dict.fromkeys(matches))
     result = any(m.relationship != "not-related-to" for m in matches)
     text = None

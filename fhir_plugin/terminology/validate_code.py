@@ -16,174 +16,17 @@ of its codings is; every coding is checked and reported.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-from .errors import InvalidValidateRequest, TerminologyError, UnknownCodeSystem, UnknownValueSet, message
-from .models import CodeSystemEntry, Coding, Concept
+from .errors import InvalidValidateRequest, TerminologyError, message
+from .models import Coding
 from .registry import Registry
+from .validate_context import (ValidateCodeRequest, ValidateCodeResult, _Checked, _concept_status, _Context,
+                               _inactive_text, _paths, _provided)
 from .validate_display import Issue, check_display, check_language_list, display_for, issue
-from .validate_versions import VersionRules, choose_version
-from .valueset import Evaluation, evaluate, resolve_value_set
-
-
-@dataclass(frozen=True, slots=True)
-class ValidateCodeRequest:
-    """Either a value set (`url`[+`value_set_version`] or inline `value_set`) or, for
-    CodeSystem/$validate-code, `code_system_url` (+ the coding's version). `form` says how the
-    concept was given: "code" (code+system+display), "coding" or "codeableConcept"; it decides the
-    FHIRPath expressions of the issues."""
-
-    codings: tuple[Coding, ...] = ()
-    form: str = "code"
-    codeable_concept: dict | None = None  # the CodeableConcept as given, echoed back
-    url: str | None = None
-    value_set_version: str | None = None
-    value_set: dict | None = None
-    code_system_url: str | None = None
-    display_language: str | None = None
-    accept_language: str | None = None
-    lenient_display: bool = False
-    abstract: bool | None = None
-    active_only: bool = False
-    infer_system: bool = False
-    membership_only: bool = False
-    default_value_set_version: tuple[str, ...] = ()
-    versions: VersionRules = field(default_factory=VersionRules)
-    use_supplements: tuple[str, ...] = ()
-    date: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ValidateCodeResult:
-    result: bool
-    code: str | None = None
-    system: str | None = None
-    version: str | None = None
-    display: str | None = None
-    message: str | None = None
-    issues: tuple[Issue, ...] = ()
-    inactive: bool | None = None
-    status: str | None = None
-    codeable_concept: dict | None = None
-    caused_by_unknown_system: tuple[str, ...] = ()
-    unknown_systems: tuple[str, ...] = ()
-    normalized_code: str | None = None
-
-
-# --- one coding ------------------------------------------------------------------------------
-
-
-@dataclass
-class _Checked:
-    """What validating one coding found out."""
-
-    coding: Coding
-    valid: bool = False  # the concept exists (or may: fragment) and is acceptable
-    in_vs: bool = False
-    cs: CodeSystemEntry | None = None
-    concept: Concept | None = None
-    issues: list[Issue] = field(default_factory=list)
-    unknown_system: str | None = None  # x-unknown-system
-    caused_by: str | None = None  # x-caused-by-unknown-system
-    display: str | None = None
-    skip_membership: bool = False
-
-
-def _paths(form: str, index: int) -> dict[str, str]:
-    if form == "code":
-        return {"": "code", "code": "code", "system": "system", "display": "display", "version": "version"}
-    base = "Coding" if form == "coding" else f"CodeableConcept.coding[{index}]"
-    return {"": base, **{k: f"{base}.{k}" for k in ("code", "system", "display", "version")}}
-
-
-def _provided(coding: Coding) -> str:
-    """The code as the not-in-value-set message shows it: system[|version]#code ('display')."""
-    text = f"{coding.system or ''}{'|' + coding.version if coding.version else ''}#{coding.code}"
-    return f"{text} ('{coding.display}')" if coding.display else text
-
-
-def _concept_status(concept: Concept) -> str | None:
-    for prop in concept.properties:
-        if prop.code == "status" and isinstance(prop.value, str):
-            return prop.value
-    return None
-
-
-def _inactive_text(concept: Concept) -> str:
-    status = _concept_status(concept)
-    if status and status not in ("inactive", "active"):
-        return f"{status} and inactive" if concept.inactive else status
-    return "inactive"
-
-
-class _Context:
-    """One request: the registry, the value set and its members (computed once)."""
-
-    def __init__(self, registry: Registry, request: ValidateCodeRequest):
-        self.registry = registry
-        self.request = request
-        self.value_set: dict | None = None
-        self.evaluation: Evaluation | None = None
-        self.vs_problem: Issue | None = None
-        self.vs_unknown_system: str | None = None
-        self.languages = request.display_language or request.accept_language
-        if request.code_system_url is None:
-            self._load_value_set()
-
-    @property
-    def vs_label(self) -> str:
-        vs = self.value_set or {}
-        if not vs.get("url"):
-            return "(unidentified)"
-        return f"{vs['url']}|{vs['version']}" if vs.get("version") else vs["url"]
-
-    def _load_value_set(self) -> None:
-        request = self.request
-        if request.value_set is not None:
-            self.value_set = request.value_set
-        else:
-            self.value_set = resolve_value_set(self.registry, request.url, request.value_set_version)
-        if not self.languages:
-            self.languages = _expansion_parameter(self.value_set, "displayLanguage") or self.value_set.get("language")
-        if self.value_set.get("contained"):  # its imports are rewritten below: never touch the caller's dict
-            self.value_set = copy.deepcopy(self.value_set)
-        self.registry = _with_contained(self.registry, self.value_set)
-        try:
-            self.evaluation = evaluate(self.registry, self.value_set)
-        except UnknownValueSet as error:  # a broken import: an answer about this value set, not a 404
-            self.vs_problem = Issue("error", "not-found", "not-found", error.text, error.message_id)
-        except UnknownCodeSystem as error:
-            self.vs_unknown_system = error.args_[0] if error.args_ else None
-            self.vs_problem = issue("error", "not-found", "not-found", "UNKNOWN_CODESYSTEM", self.vs_unknown_system)
-
-    def includes_system(self, system: str) -> bool:
-        compose = (self.value_set or {}).get("compose") or {}
-        return any(inc.get("system") == system for inc in compose.get("include", []) + compose.get("exclude", []))
-
-
-def _expansion_parameter(value_set: dict, name: str) -> str | None:
-    """A value the value set's author fixed for its expansions (valueset-expansion-parameter)."""
-    for extension in ((value_set.get("compose") or {}).get("extension") or []):
-        if extension.get("url") != "http://hl7.org/fhir/StructureDefinition/valueset-expansion-parameter":
-            continue
-        parts = {e.get("url"): e for e in extension.get("extension", [])}
-        if parts.get("name", {}).get("valueCode") == name:
-            value = parts.get("value", {})
-            return next((v for k, v in value.items() if k.startswith("value")), None)
-    return None
-
-
-def _with_contained(registry: Registry, value_set: dict) -> Registry:
-    """Contained value sets, importable as `#id`, on top of the registry for this request."""
-    contained = [r for r in value_set.get("contained", []) if r.get("resourceType") == "ValueSet" and r.get("id")]
-    if not contained:
-        return registry
-    local = {f"#{r['id']}": r.get("url") or f"urn:contained:{r['id']}" for r in contained}
-    for include in (value_set.get("compose") or {}).get("include", []):
-        if any(c in local for c in include.get("valueSet", [])):
-            include["valueSet"] = [local.get(c, c) for c in include["valueSet"]]
-    return Registry([{**r, "url": local[f"#{r['id']}"]} for r in contained], parent=registry)
+from .validate_status import code_system_notes, deprecated_in_value_set, value_set_notes
+from .validate_versions import choose_version
+from .valueset import Member
 
 
 def _check_coding(ctx: _Context, coding: Coding, index: int) -> _Checked:
@@ -205,6 +48,11 @@ def _check_coding(ctx: _Context, coding: Coding, index: int) -> _Checked:
     checked.caused_by = unknown_version
     if cs is None:
         return checked
+    if cs.content == "supplement":  # no version is reported: it is not a code system one may use
+        checked.issues.append(issue("error", "invalid", "invalid-data", "CODESYSTEM_CS_NO_SUPPLEMENT", cs.canonical,
+                                    expression=paths["system"]))
+        return checked
+    cs = ctx.supplemented(cs)
     checked.cs = cs
     if unknown_version or any(i.severity == "error" for i in version_issues):
         # The code is still looked up (display, version) in the version the value set means,
@@ -213,10 +61,6 @@ def _check_coding(ctx: _Context, coding: Coding, index: int) -> _Checked:
         concept = cs.find(coding.code or "")
         if concept is not None:
             checked.concept, checked.display = concept, display_for(concept, cs, ctx.languages)
-        return checked
-    if cs.content == "supplement":
-        checked.issues.append(issue("error", "invalid", "invalid-data", "CODESYSTEM_CS_NO_SUPPLEMENT", cs.canonical,
-                                    expression=paths["system"]))
         return checked
     concept = cs.find(coding.code or "")
     if concept is None:
@@ -288,39 +132,52 @@ def _unknown_system(ctx: _Context, checked: _Checked, paths: dict[str, str]) -> 
                                     expression=paths["system"]))
         return checked
     checked.unknown_system = system
+    if checked.coding.version and not relative:  # the version asked for is named too
+        checked.issues.append(issue("error", "not-found", "not-found", "UNKNOWN_CODESYSTEM_VERSION_NONE", system,
+                                    checked.coding.version, expression=paths["system"]))
+        return checked
     message_id = "UNKNOWN_CODESYSTEM" if relative or ctx.request.code_system_url else "UNKNOWN_CODESYSTEM_UNQUOTED"
     found = issue("error", "not-found", "not-found", message_id, system, expression=paths["system"])
     checked.issues.append(replace(found, message_id="UNKNOWN_CODESYSTEM"))  # one catalogue entry, two wordings
     return checked
 
 
-def _member(ctx: _Context, checked: _Checked) -> bool:
-    """Whether the checked coding is in the value set (its concept, in the chosen version)."""
+def _member(ctx: _Context, checked: _Checked) -> Member | None:
+    """The value set member the checked coding is (its concept, in the chosen version), if any."""
     if ctx.evaluation is None:
-        return False
+        return None
     code = checked.concept.code if checked.concept else checked.coding.code
     compose = (ctx.value_set or {}).get("compose") or {}
     if checked.concept is not None and checked.concept.inactive and (
             ctx.request.active_only or compose.get("inactive") is False):
-        return False
+        return None
     if checked.concept is not None and checked.concept.abstract and ctx.request.abstract is False:
-        return False
+        return None
+    # Which version applies was settled by choose_version (with mismatch issues); the value set
+    # evaluation may have used another version of the same code system for its member list. Only
+    # when the value set includes several versions of the system is membership per version.
+    per_version = checked.cs is not None and checked.coding.system in ctx.evaluation.multi_version_systems
     for member in ctx.evaluation.members:
         if member.system != checked.coding.system or member.code != code:
             continue
-        # Which version applies was settled by choose_version (with mismatch issues); the value set
-        # evaluation may have used another version of the same code system for its member list.
-        return True
-    return False
+        if per_version and member.version is not None and member.version != checked.cs.version:
+            continue
+        return member
+    return None
 
 
 def _membership(ctx: _Context, checked: _Checked, index: int, report_as_error: bool) -> None:
     request = ctx.request
     paths = _paths(request.form, index)
     if checked.skip_membership:
-        checked.in_vs = checked.valid
+        # No verdict and no not-in-vs issue; whether the code is among the members still decides
+        # which coding of a CodeableConcept is reported (and whether one is "in" at all).
+        checked.in_vs = checked.valid or (checked.cs is not None and _member(ctx, checked) is not None)
         return
-    checked.in_vs = _member(ctx, checked)
+    member = _member(ctx, checked)
+    checked.in_vs = member is not None
+    if member is not None and (note := deprecated_in_value_set(member, ctx.vs_label, paths["code"])):
+        checked.issues.append(note)
     concept = checked.concept
     if not checked.in_vs and concept is not None:
         compose = (ctx.value_set or {}).get("compose") or {}
@@ -363,7 +220,11 @@ def validate_code(registry: Registry, request: ValidateCodeRequest) -> ValidateC
             _membership(ctx, checked, index, report_as_error=not cc)
         elif request.code_system_url is not None:
             checked.in_vs = checked.valid
+        if checked.concept is not None and checked.cs is not None:
+            checked.issues.extend(code_system_notes(checked.cs.resource))
         results.append(checked)
+    if ctx.value_set is not None:
+        results[0].issues.extend(value_set_notes(ctx.value_set, ctx.evaluation))
     return _result(ctx, results)
 
 
@@ -408,6 +269,8 @@ def _result(ctx: _Context, results: list[_Checked]) -> ValidateCodeResult:
             if best.concept.inactive:
                 inactive = True
                 status = _concept_status(best.concept)
+            elif _concept_status(best.concept) == "deprecated":  # reported, though still active
+                status = "deprecated"
             if best.concept.code != best.coding.code:
                 normalized = best.concept.code
     texts = [i.text for i in issues if i.in_message and i.severity in ("error", "warning")]

@@ -9,11 +9,11 @@ difference or a code unknown to a fragment.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import InvalidDisplayLanguage, message
 from .lookup import _language_ranges
-from .models import CodeSystemEntry, Concept
+from .models import CodeSystemEntry, Concept, Designation
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,21 @@ def _matches(wanted: list[str], language: str | None) -> bool:
     return any(tag == "*" or tag == have or tag.split("-")[0] == have.split("-")[0] for tag in wanted)
 
 
+_STANDARDS_STATUS = "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status"
+
+
+def _retired(designation: Designation) -> bool:
+    """A designation marked deprecated or withdrawn: no longer a correct display."""
+    return any(e.get("url") == _STANDARDS_STATUS and e.get("valueCode") in ("deprecated", "withdrawn")
+               for e in designation.extensions)
+
+
+def _is_display(designation: Designation) -> bool:
+    # A designation with a use but no language is a term for that special use (e.g. an
+    # 'olde-english' form), not a display of the concept in the code system's language.
+    return bool(designation.value) and (designation.language is not None or designation.use is None)
+
+
 def candidates(concept: Concept, cs: CodeSystemEntry) -> list[tuple[str, str | None]]:
     """Every (display, language) the concept is known by, the preferred display first."""
     default = cs.resource.get("language")
@@ -63,9 +78,24 @@ def candidates(concept: Concept, cs: CodeSystemEntry) -> list[tuple[str, str | N
         found.append((concept.display, default))
     for designation in concept.designations:
         language = designation.language or default
-        if designation.value and (designation.value, language) not in found:
+        if _is_display(designation) and not _retired(designation) and (designation.value, language) not in found:
             found.append((designation.value, language))
     return found
+
+
+def _quoted(value: str) -> str:
+    return value if value.isalnum() else f'"{value}"'
+
+
+def retired_display(given: str, concept: Concept, cs: CodeSystemEntry, path: str) -> Issue | None:
+    """`given` is a designation of the concept that is marked deprecated or withdrawn: still
+    accepted, with a warning that names the correct displays (outside `message`)."""
+    if not any(d.value == given and _retired(d) for d in concept.designations):
+        return None
+    correct = ",".join(_quoted(value) for value, _ in candidates(concept, cs)) + "."
+    found = issue("warning", "invalid", "display-comment", "INACTIVE_DISPLAY_FOUND_other", "", given, concept.code,
+                  correct, "deprecated", expression=path, in_message=False)
+    return replace(found, message_id="INACTIVE_DISPLAY_FOUND")  # the catalogue id, without plural form
 
 
 def display_for(concept: Concept, cs: CodeSystemEntry, languages: str | None) -> str | None:
@@ -93,6 +123,9 @@ def _choices(found: list[tuple[str, str | None]]) -> str:
 def check_display(given: str, concept: Concept, cs: CodeSystemEntry, system: str, languages: str | None,
                   lenient: bool, path: str) -> Issue | None:
     """None when `given` is a valid display of the concept for the requested languages."""
+    retired = retired_display(given, concept, cs, path)
+    if retired is not None:
+        return retired
     every = candidates(concept, cs)
     wanted = _language_ranges(languages) if languages else []
     label = languages if languages else "--"

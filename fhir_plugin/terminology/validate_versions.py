@@ -1,9 +1,11 @@
 """$validate-code: which version of a code system a coding is checked against.
 
-Sources, strongest first: `force-system-version`, the coding's own version (or `systemVersion`),
-`system-version` (a default), the version the value set's include names, else the latest.
-`check-system-version` does not choose: it says which versions are acceptable. Versions may be
-wildcards (`1.0.x`), as in the FHIR version-selection rules.
+Sources, strongest first: `force-system-version`, the version the value set's include names,
+`system-version` (a default), `check-system-version` (when nothing else chooses), else the
+latest; a coding's own version is used when it fits, otherwise it gets a mismatch issue.
+`check-system-version` otherwise says which versions are acceptable. A value set that includes
+several versions of one system checks a coding in the included version that fits it. Versions
+may be wildcards (`1.0.x`), as in the FHIR version-selection rules.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from .models import CodeSystemEntry, Coding
 from .registry import version_key
-from .validate_display import Issue, issue
+from .validate_display import Issue, check_display, issue
 
 if TYPE_CHECKING:
-    from .validate_code import _Context
+    from .validate_context import _Context
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +75,31 @@ def known_versions(versions: list[CodeSystemEntry]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def include_version(ctx: _Context, system: str) -> str | None:
+def include_versions(ctx: _Context, system: str) -> list[str]:
+    """The versions the value set's includes name for `system`, in compose order."""
     compose = (ctx.value_set or {}).get("compose") or {}
-    for include in compose.get("include", []):
-        if include.get("system") == system and include.get("version"):
-            return include["version"]
-    return None
+    found = [i["version"] for i in compose.get("include", []) if i.get("system") == system and i.get("version")]
+    return list(dict.fromkeys(found))
+
+
+def _overloaded(ctx: _Context, coding: Coding, versions: list[CodeSystemEntry], included: list[str]
+                ) -> CodeSystemEntry | None:
+    """A value set that includes several versions of one code system: the version a versionless
+    coding is checked in is the newest included one whose part of the value set has the code,
+    preferring one in which the coding's display is valid; else the newest that has the code at
+    all; else the newest included one."""
+    entries = sorted({id(cs): cs for v in included if (cs := pick(versions, v))}.values(),
+                     key=lambda cs: version_key(cs.version), reverse=True)
+    code = coding.code or ""
+    members = {(m.version, m.code) for m in (ctx.evaluation.members if ctx.evaluation else [])
+               if m.system == coding.system}
+    selected = [cs for cs in entries if cs.find(code) is not None and (cs.version, cs.find(code).code) in members]
+    if coding.display is not None:
+        for cs in selected:
+            if check_display(coding.display, cs.find(code), cs, cs.url, ctx.languages, False, "") is None:
+                return cs
+    having = [cs for cs in entries if cs.find(code) is not None]
+    return (selected or having or entries or [None])[0]
 
 
 def choose_version(ctx: _Context, coding: Coding, versions: list[CodeSystemEntry], paths: dict[str, str]
@@ -92,34 +113,58 @@ def choose_version(ctx: _Context, coding: Coding, versions: list[CodeSystemEntry
     rules: VersionRules = ctx.request.versions
     system = coding.system or ""
     issues: list[Issue] = []
-    included = include_version(ctx, system) if ctx.request.code_system_url is None else None
-    from_parameter = rules.force.get(system) or (None if included else rules.default.get(system))
+    all_included = include_versions(ctx, system) if ctx.request.code_system_url is None else []
+    included = all_included[0] if all_included else None
+    if len(all_included) > 1 and not rules.force.get(system):
+        if coding.version and any(version_matches(v, coding.version) for v in all_included):
+            included = coding.version  # one of the included versions: checked in that one
+        elif not coding.version:
+            chosen = _overloaded(ctx, coding, versions, all_included)
+            if chosen is not None:
+                included = chosen.version
+    # check-system-version only chooses when nothing else does (a versionless include, no
+    # system-version); otherwise it judges the version chosen (VALUESET_VERSION_CHECK below).
+    from_parameter = rules.force.get(system) or (
+        None if included else rules.default.get(system) or rules.check.get(system))
     pattern = from_parameter or included
     if coding.version and version_matches(pattern, coding.version) and pick(versions, coding.version):
         cs = pick(versions, coding.version)
     else:
         cs = pick(versions, pattern)
     unknown = None
-    if cs is None:  # the version the value set (or a parameter) asks for does not exist
+    if cs is None:
+        # The version the value set (or a parameter) asks for does not exist. The code is still
+        # looked up, for its display and version, in the coding's version, else the one a
+        # system-version (or check-system-version) parameter names, else the latest;
+        # the caller does not judge membership (x-caused-by-unknown-system).
         issues.append(issue("error", "not-found", "not-found", "UNKNOWN_CODESYSTEM_VERSION", system, pattern,
                             known_versions(versions), expression=paths["system"]))
-        return None, issues, f"{system}|{pattern}"
+        fallback = pick(versions, coding.version or rules.default.get(system) or rules.check.get(system)) or (
+            None if coding.version else versions[0])
+        if coding.version and ctx.request.code_system_url is None and not version_matches(pattern, coding.version):
+            issues.append(_mismatch(system, from_parameter, included, coding.version, paths))
+        return fallback, issues, f"{system}|{pattern}"
     if coding.version and pick(versions, coding.version) is None:
         issues.append(issue("error", "not-found", "not-found", "UNKNOWN_CODESYSTEM_VERSION", system, coding.version,
                             known_versions(versions), expression=paths["system"]))
         unknown = f"{system}|{coding.version}"
     if coding.version and ctx.request.code_system_url is None and not version_matches(cs.version, coding.version):
-        if from_parameter:
-            issues.append(issue("error", "invalid", "vs-invalid", "VALUESET_VALUE_MISMATCH_CHANGED", system,
-                                from_parameter, included or "", coding.version, expression=paths["version"]))
-        elif included:
-            issues.append(issue("error", "invalid", "vs-invalid", "VALUESET_VALUE_MISMATCH", system, included,
-                                coding.version, expression=paths["version"]))
-        else:
-            issues.append(issue("warning", "invalid", "vs-invalid", "VALUESET_VALUE_MISMATCH_DEFAULT", system,
-                                cs.version, "", coding.version, expression=paths["version"], in_message=False))
+        issues.append(_mismatch(system, from_parameter, included, coding.version, paths, cs.version))
     check = rules.check.get(system)
     if check and not version_matches(check, cs.version):
         issues.append(issue("error", "exception", "version-error", "VALUESET_VERSION_CHECK", system, cs.version,
                             check, expression=paths["version"]))
     return cs, issues, unknown
+
+
+def _mismatch(system: str, from_parameter: str | None, included: str | None, given: str, paths: dict[str, str],
+              default: str | None = None) -> Issue:
+    """The coding names another version than the one the value set side chose."""
+    if from_parameter:
+        return issue("error", "invalid", "vs-invalid", "VALUESET_VALUE_MISMATCH_CHANGED", system, from_parameter,
+                     included or "", given, expression=paths["version"])
+    if included:
+        return issue("error", "invalid", "vs-invalid", "VALUESET_VALUE_MISMATCH", system, included, given,
+                     expression=paths["version"])
+    return issue("warning", "invalid", "vs-invalid", "VALUESET_VALUE_MISMATCH_DEFAULT", system, default, "", given,
+                 expression=paths["version"], in_message=False)

@@ -13,12 +13,13 @@ versionless include and refuses a version it does not allow. Versions may be wil
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import CircularValueSet, UnknownCodeSystem, UnknownSupplement, UnknownValueSet, VersionCheckFailed
 from .filters import filter_codes
 from .models import CodeSystemEntry, Concept
 from .registry import Registry, version_key
+from .supplements import apply_supplements, find_supplement, supplements_base
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class Member:
     concept: Concept | None  # None when the code system is not loaded (an enumerated code taken on trust)
     code_system: CodeSystemEntry | None = None
     nestable: bool = False  # from a whole-system or filter include: may sit under its parent in a hierarchy
+    filtered: bool = False  # from an include with a property filter (keeps its hierarchy under a text filter)
     entry: dict | None = None  # the compose include.concept element that listed it, if any
 
     @property
@@ -46,6 +48,9 @@ class EvaluationOptions:
     force_versions: dict[str, str] = field(default_factory=dict)
     default_value_set_versions: dict[str, str] = field(default_factory=dict)
     use_supplements: tuple[str, ...] = ()
+    # $expand lists a code in two stated versions newest first (see _include_order); validation
+    # keeps the definition order, which decides the version a versionless code is checked in.
+    newest_version_first: bool = False
 
 
 @dataclass
@@ -58,7 +63,7 @@ class Evaluation:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (warning-<status>, canonical)
     applied: list[tuple[str, str]] = field(default_factory=list)  # version parameters that changed a choice
     unknown_systems: list[str] = field(default_factory=list)  # enumerated includes of unloaded systems
-    multi_version_systems: set[str] = field(default_factory=set)  # systems named twice in compose
+    multi_version_systems: set[str] = field(default_factory=set)  # systems compose names in two versions
 
     def merge(self, other: Evaluation) -> None:
         for name in ("used_code_systems", "used_value_sets", "used_supplements", "used_fragments", "warnings",
@@ -142,32 +147,48 @@ def choose_code_system(registry: Registry, system: str, version: str | None, opt
     return cs
 
 
-def _supplements(registry: Registry, cs: CodeSystemEntry, wanted: list[str], evaluation: Evaluation) -> None:
+def _supplements(registry: Registry, cs: CodeSystemEntry, wanted: list[str], evaluation: Evaluation
+                 ) -> CodeSystemEntry:
+    """`cs` with those of the `wanted` supplements that supplement it applied."""
+    applied = []
     for canonical in wanted:
-        url, _, version = canonical.partition("|")
-        found = next((s for s in registry.code_system_versions(url)
-                      if s.content == "supplement" and (not version or s.version == version)), None)
+        found = find_supplement(registry, canonical)
         if found is None:
             raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", canonical)
-        base = (found.resource.get("supplements") or "").partition("|")[0]
-        if base == cs.url and found.canonical not in evaluation.used_supplements:
-            evaluation.used_supplements.append(found.canonical)
+        if supplements_base(found) == cs.url:
+            applied.append(found)
+            if found.canonical not in evaluation.used_supplements:
+                evaluation.used_supplements.append(found.canonical)
+    return apply_supplements(cs, applied)
+
+
+def _imported_value_set(registry: Registry, canonical: str, options: EvaluationOptions,
+                        contained: list[dict]) -> tuple[dict, bool]:
+    """(ValueSet, is it contained) for an include.valueSet entry; `#id` names a contained resource."""
+    if canonical.startswith("#"):
+        found = next((r for r in contained if r.get("resourceType") == "ValueSet" and r.get("id") == canonical[1:]),
+                     None)
+        if found is None:
+            raise UnknownValueSet("Unable_to_resolve_value_Set_", canonical)
+        return found, True
+    return resolve_value_set(registry, canonical, options=options), False
 
 
 # --- compose ----------------------------------------------------------------------------------
 
 
 def _include(registry: Registry, include: dict, evaluation: Evaluation, options: EvaluationOptions,
-             path: tuple[str, ...], where: str, supplements: list[str]) -> list[Member]:
+             path: tuple[str, ...], where: str, supplements: list[str], contained: list[dict]) -> list[Member]:
     """The members one include (or exclude) element selects, in code system order."""
     system = include.get("system")
     imported: list[set[tuple[str, str]]] = []
     imported_members: list[Member] = []
     for canonical in include.get("valueSet", []):
-        value_set = resolve_value_set(registry, canonical, options=options)
+        value_set, is_contained = _imported_value_set(registry, canonical, options, contained)
         sub = _evaluate(registry, value_set, options, path)
         used = canonical_of(value_set)
-        if used not in evaluation.used_value_sets:
+        # a contained ValueSet is part of the one being expanded, not a separate resource used
+        if not is_contained and used not in evaluation.used_value_sets:
             evaluation.used_value_sets.append(used)
         evaluation.warnings.extend(w for w in status_warnings(value_set) if w not in evaluation.warnings)
         evaluation.merge(sub)
@@ -175,7 +196,9 @@ def _include(registry: Registry, include: dict, evaluation: Evaluation, options:
         if not imported_members:
             imported_members = sub.members
     if system is None:
-        return [m for m in imported_members if all(m.key in keys for keys in imported)]
+        # Imported members are listed flat: the hierarchy belongs to the imported expansion
+        # (tx.fhir.org does not nest them, and the HL7 deprecated/not-withdrawn test expects that).
+        return [replace(m, nestable=False) for m in imported_members if all(m.key in keys for keys in imported)]
 
     cs = choose_code_system(registry, system, include.get("version"), options, evaluation)
     if cs is None:
@@ -189,7 +212,7 @@ def _include(registry: Registry, include: dict, evaluation: Evaluation, options:
         evaluation.warnings.extend(w for w in status_warnings(cs.resource) if w not in evaluation.warnings)
     if cs.content == "fragment" and cs.canonical not in evaluation.used_fragments:
         evaluation.used_fragments.append(cs.canonical)
-    _supplements(registry, cs, supplements, evaluation)
+    cs = _supplements(registry, cs, supplements, evaluation)
     if include.get("concept"):
         members = []
         for item in include["concept"]:
@@ -203,7 +226,9 @@ def _include(registry: Registry, include: dict, evaluation: Evaluation, options:
             codes_for = filter_codes(cs, flt, f"{where}.filter[{index}]")
             selected = codes_for if selected is None else selected & codes_for
         ordered = cs.concepts.keys() if selected is None else [c for c in cs.concepts if c in selected]
-        members = [Member(cs.url, cs.version, code, cs.concepts[code].display, cs.concepts[code], cs, nestable=True)
+        filtered = bool(include.get("filter"))
+        members = [Member(cs.url, cs.version, code, cs.concepts[code].display, cs.concepts[code], cs, nestable=True,
+                          filtered=filtered)
                    for code in ordered]
     if imported:
         members = [m for m in members if all(m.key in keys for keys in imported)]
@@ -244,6 +269,33 @@ def _merge_versions(seen: dict) -> dict:
     return {(m.system, m.version, m.code): m for m in best.values()}
 
 
+def _multi_version_systems(compose: dict) -> set[str]:
+    """Systems the compose names with different versions (a stated version vs another, or none):
+    their expansion entries carry `version`. One system named twice with the same (or no)
+    version is one version, and its entries do not."""
+    stated: dict[str, set[str | None]] = {}
+    for item in compose.get("include", []) + compose.get("exclude", []):
+        if item.get("system"):
+            stated.setdefault(item["system"], set()).add(item.get("version"))
+    return {system for system, versions in stated.items() if len(versions) > 1}
+
+
+def _include_order(includes: list[dict]) -> list[int]:
+    """The order includes are evaluated in: includes stating versions of the same system are
+    taken newest version first (they keep the places they hold among the others), so that a
+    code in two versions lists the newer first, as tx.fhir.org does (HL7 overload tests)."""
+    order = list(range(len(includes)))
+    positions: dict[str, list[int]] = {}
+    for index, include in enumerate(includes):
+        if include.get("system") and include.get("version"):
+            positions.setdefault(include["system"], []).append(index)
+    for places in positions.values():
+        ranked = sorted(places, key=lambda i: version_key(includes[i]["version"]), reverse=True)
+        for place, index in zip(places, ranked):
+            order[place] = index
+    return order
+
+
 def _evaluate(registry: Registry, value_set: dict, options: EvaluationOptions, path: tuple[str, ...]) -> Evaluation:
     me = canonical_of(value_set)
     if me and me in path:
@@ -252,12 +304,14 @@ def _evaluate(registry: Registry, value_set: dict, options: EvaluationOptions, p
     evaluation = Evaluation()
     compose = value_set.get("compose") or {}
     supplements = _value_set_supplements(value_set, options)
-    systems = [i.get("system") for i in compose.get("include", []) + compose.get("exclude", []) if i.get("system")]
-    evaluation.multi_version_systems = {s for s in systems if systems.count(s) > 1}
+    contained = value_set.get("contained", [])
+    evaluation.multi_version_systems = _multi_version_systems(compose)
     seen: dict[tuple[str, str | None, str], Member] = {}
-    for index, include in enumerate(compose.get("include", [])):
-        for member in _include(registry, include, evaluation, options, path,
-                               f"ValueSet.compose.include[{index}]", supplements):
+    includes = compose.get("include", [])
+    order = _include_order(includes) if options.newest_version_first else range(len(includes))
+    for index in order:
+        for member in _include(registry, includes[index], evaluation, options, path,
+                               f"ValueSet.compose.include[{index}]", supplements, contained):
             seen.setdefault((member.system, member.version, member.code), member)
     versions_match = compose_parameters(value_set).get("versionsMatch")
     if versions_match == "true":
@@ -269,7 +323,7 @@ def _evaluate(registry: Registry, value_set: dict, options: EvaluationOptions, p
     excluded: set[tuple[str, str | None, str]] = set()
     for index, exclude in enumerate(compose.get("exclude", [])):
         for member in _include(registry, exclude, evaluation, options, path,
-                               f"ValueSet.compose.exclude[{index}]", supplements):
+                               f"ValueSet.compose.exclude[{index}]", supplements, contained):
             # An exclude of a version the includes do not use removes the code from every version
             # (versionsMatch, unless the ValueSet says versionsMatch=false); one of a version they
             # use removes only that version's code.

@@ -55,6 +55,9 @@ def route(rule: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
     def register(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def view(fhir_version: str, **kwargs: str) -> Response:
+            operation = next((v for v in kwargs.values() if v.startswith("$")), None)
+            if operation is not None:  # e.g. /ValueSet/$compare matched the read route: no such operation
+                raise NotFound("NO_SUCH_OPERATION", operation, kwargs.get("resource_type", ""))
             if request.method not in methods + ("HEAD", "OPTIONS"):
                 raise MethodNotAllowed("METHOD_NOT_ALLOWED", request.method, request.path)
             return fn(FhirVersion(fhir_version), **kwargs)
