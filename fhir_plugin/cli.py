@@ -121,9 +121,12 @@ def lookup_lines(result: LookupResult) -> list[str]:
             lines.append(f"{label}: {value}")
     if result.abstract:
         lines.append("abstract: true")
-    if result.designations:
+    # the display, repeated as the preferred term of the code system's language, is shown once
+    designations = [d for d in result.designations
+                    if not (d.value == result.display and d.use and d.use.code == "preferredForLanguage")]
+    if designations:
         lines.append("designations:")
-    for designation in result.designations:
+    for designation in designations:
         about = []
         if designation.use is not None:
             about.append(designation.use.display or _coding_text(designation.use))

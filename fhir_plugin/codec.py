@@ -62,6 +62,8 @@ def lookup_parameters(result: LookupResult, version: FhirVersion) -> dict:
             parts.append({"name": "language", "valueCode": designation.language})
         if designation.use:
             parts.append({"name": "use", "valueCoding": coding_dict(designation.use)})
+        if designation.source:
+            parts.append({"name": "source", "valueCanonical": designation.source})
         parts.append({"name": "value", "valueString": designation.value})
         params.append({"name": "designation", "part": parts})
     for prop in result.properties:
@@ -70,6 +72,8 @@ def lookup_parameters(result: LookupResult, version: FhirVersion) -> dict:
         if prop.description:
             parts.append({"name": "description", "valueString": prop.description})
         params.append({"name": "property", "part": parts})
+    for supplement in result.used_supplements:
+        params.append({"name": "used-supplement", "valueCanonical": supplement})
     return {"resourceType": "Parameters", "parameter": params}
 
 
@@ -87,14 +91,16 @@ def _value(parameter: dict | None) -> tuple[str | None, Any]:
 
 def lookup_result(parameters: dict) -> LookupResult:
     single: dict[str, Any] = {}
-    designations, properties = [], []
+    designations, properties, supplements = [], [], []
     for parameter in parameters.get("parameter", []):
         name = parameter.get("name")
         if name == "designation":
             parts = _parts(parameter)
             designations.append(Designation(
                 _value(parts.get("value"))[1], _value(parts.get("language"))[1],
-                coding_from(_value(parts.get("use"))[1])))
+                coding_from(_value(parts.get("use"))[1]), _value(parts.get("source"))[1]))
+        elif name == "used-supplement":
+            supplements.append(_value(parameter)[1])
         elif name == "property":
             parts = _parts(parameter)
             kind, value = _value(parts.get("value"))
@@ -110,7 +116,7 @@ def lookup_result(parameters: dict) -> LookupResult:
         name=single.get("name"), system=single.get("system"), version=single.get("version"),
         code=single.get("code"), display=single.get("display"), definition=single.get("definition"),
         abstract=bool(single.get("abstract", False)), designations=tuple(designations),
-        properties=tuple(properties),
+        properties=tuple(properties), used_supplements=tuple(supplements),
     )
 
 

@@ -76,6 +76,8 @@ def test_lookup_cpt_97116_is_the_local_result(client, service):
     assert result.display == D_97116
     assert result.abstract is False
     assert result.designations == (
+        Designation(D_97116, "en", Coding("http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra",
+                                          "preferredForLanguage", None, "Preferred For Language")),
         Designation("Gait Training", "en", SYNONYM),
         Designation("Walking Therapy", "en", SYNONYM),
         Designation("Mobility Training", "en", SYNONYM),

@@ -56,7 +56,11 @@ def use_coding(raw: dict) -> Coding:
     return Coding(raw["system"], raw["code"], None, raw["display"])
 
 
-CPT_DESIGNATIONS = tuple(Designation(value, "en", use_coding(use)) for value, use in DESIGNATIONS_97116)
+PREFERRED = Coding("http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra", "preferredForLanguage", None,
+                   "Preferred For Language")
+# $lookup leads with the display as the preferred term in the code system's language (en)
+CPT_DESIGNATIONS = (Designation(DISPLAY_97116, "en", PREFERRED),
+                    *(Designation(value, "en", use_coding(use)) for value, use in DESIGNATIONS_97116))
 CPT_PROPERTIES = (
     PropertyValue("modifier", False, "boolean"),
     PropertyValue("modified", False, "boolean"),
@@ -71,7 +75,7 @@ CPT_97116 = LookupResult(
 )
 ICD_M62_8 = LookupResult(
     name="ICD10CM", system=ICD, version=ICD_VERSION, code="M62.8", display="Other specified disorders of muscle",
-    definition=None, abstract=True, designations=(),
+    definition=None, abstract=True, designations=(Designation("Other specified disorders of muscle", "en", PREFERRED),),
     properties=(
         PropertyValue("parent", "M62", "code", "Other disorders of muscle"),
         PropertyValue("child", "M62.81", "code", "Muscle weakness (generalized)"),

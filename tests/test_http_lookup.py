@@ -42,11 +42,16 @@ def designation(value: str, use: dict) -> dict:
         param("language", valueCode="en"), param("use", valueCoding=use), param("value", valueString=value)]}
 
 
+# The display comes back first as the preferred term in the code system's language, as tx.fhir.org does.
+PREFERRED = {"system": "http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra", "code": "preferredForLanguage",
+             "display": "Preferred For Language"}
+LOOKUP_DESIGNATIONS_97116 = [(DISPLAY_97116, PREFERRED), *DESIGNATIONS_97116]
+
 CPT_97116 = parameters(
     *HEAD,
     param("definition", valueString=DEFINITION_97116),
     param("abstract", valueBoolean=False),
-    *(designation(value, use) for value, use in DESIGNATIONS_97116),
+    *(designation(value, use) for value, use in LOOKUP_DESIGNATIONS_97116),
     prop("modifier", "valueBoolean", False),
     prop("modified", "valueBoolean", False),
     prop("kind", "valueCode", "code"),
@@ -62,6 +67,7 @@ ICD_M62_8 = parameters(
     param("code", valueCode="M62.8"),
     param("system", valueUri=ICD),
     param("abstract", valueBoolean=True),
+    designation("Other specified disorders of muscle", PREFERRED),
     prop("parent", "valueCode", "M62", "Other disorders of muscle"),
     prop("child", "valueCode", "M62.81", ICD_TITLES["M62.81"]),
     prop("notSelectable", "valueBoolean", True),
@@ -75,6 +81,7 @@ ICD_R26_2 = parameters(
     param("code", valueCode="R26.2"),
     param("system", valueUri=ICD),
     param("abstract", valueBoolean=False),
+    designation(ICD_TITLES["R26.2"], PREFERRED),
     prop("parent", "valueCode", "R26", "Abnormalities of gait and mobility"),
     prop("notSelectable", "valueBoolean", False),
     prop("excludes1", "valueString", "falling (R29.6)"),
@@ -141,7 +148,7 @@ def test_lookup_repeated_property(client, base, version):
     url = f"{base}/CodeSystem/$lookup?system={CPT}&code=97116&property=unit-minutes&property=designation"
     body = ok_json(client.get(url), version)
     assert body == parameters(*HEAD, param("abstract", valueBoolean=False),
-                              *(designation(value, use) for value, use in DESIGNATIONS_97116),
+                              *(designation(value, use) for value, use in LOOKUP_DESIGNATIONS_97116),
                               prop("unit-minutes", "valueInteger", 15))
 
 

@@ -13,7 +13,7 @@ as tx.fhir.org reports it.
 from __future__ import annotations
 
 from .errors import InvalidRequest, UnknownCode, UnknownSupplement
-from .models import CodeSystemEntry, Concept, Coding, LookupRequest, LookupResult, PropertyValue
+from .models import CodeSystemEntry, Coding, Concept, Designation, LookupRequest, LookupResult, PropertyValue
 from .registry import Registry
 from .supplements import apply_supplements, find_supplement, supplements_base
 
@@ -77,6 +77,20 @@ def _display_for(concept: Concept, cs: CodeSystemEntry, language: str | None) ->
     return concept.display
 
 
+PREFERRED_FOR_LANGUAGE = Coding("http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra", "preferredForLanguage",
+                                display="Preferred For Language")
+
+
+def _designations(concept: Concept, cs: CodeSystemEntry) -> tuple[Designation, ...]:
+    """The concept's designations, led by its display as the preferred term in the code system's
+    language (as tx.fhir.org reports it), so that a client sees every term with its language."""
+    language = cs.resource.get("language")
+    if not concept.display or not language or any(
+            d.value == concept.display and (d.language or "").lower() == language.lower() for d in concept.designations):
+        return concept.designations
+    return (Designation(concept.display, language, PREFERRED_FOR_LANGUAGE), *concept.designations)
+
+
 def lookup_code(registry: Registry, request: LookupRequest) -> LookupResult:
     """Find one concept and report what the request asks for."""
     coding = resolve_coding(request.system, request.code, request.version, request.coding)
@@ -117,7 +131,7 @@ def lookup_code(registry: Registry, request: LookupRequest) -> LookupResult:
         display=_display_for(concept, cs, request.display_language),
         definition=concept.definition if _wants(wanted, "definition") else None,
         abstract=concept.abstract,
-        designations=concept.designations if _wants(wanted, "designation") else (),
+        designations=_designations(concept, cs) if _wants(wanted, "designation") else (),
         properties=tuple(properties),
         used_supplements=tuple(s.canonical for s in supplements),
     )
