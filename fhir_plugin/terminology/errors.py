@@ -7,6 +7,10 @@ Status table (decided once; tests/test_http_errors.py pins it):
 
     class                 HTTP  issue code     when
     InvalidRequest        400   invalid        missing, malformed or contradictory parameters
+      InvalidValueSet     400   invalid        a value set that cannot be evaluated (filter without value)
+      CircularValueSet    400   processing     a value set that imports itself
+      VersionCheckFailed  400   exception      check-system-version refuses the version in use
+      TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION
     InvalidContent        422   invalid        content that cannot be loaded (startup, later uploads)
     NotSupported          400   not-supported  a parameter or feature this server does not offer
     NotFound              404   not-found      an unknown code system, version, code, map, value set,
