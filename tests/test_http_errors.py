@@ -593,3 +593,19 @@ def test_hostile_accept_headers_on_every_route(app, accept):
 def test_an_operation_we_do_not_have_is_404_whatever_the_method(client, method, path, operation, rtype):
     assert_outcome(client.open(path, method=method), 404, "not-found", message_id="NO_SUCH_OPERATION",
                    text=f"This server has no operation {operation} on {rtype}")
+
+
+@pytest.mark.parametrize("base, version", [("/r4", "R4"), ("/r5", "R5")])
+def test_lookup_applies_a_loaded_supplement(supplement_client, base, version):
+    """The supplement that the fixtures above load adds a German designation to CPT 97116."""
+    url = (f"{base}/CodeSystem/$lookup?system={CPT}&code=97116&useSupplement={SUPPLEMENT['url']}"
+           "&property=designation&displayLanguage=de")
+    response = supplement_client.get(url)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    parameters = response.get_json()["parameter"]
+    assert {"name": "display", "valueString": "Gangtraining"} in parameters
+    assert {"name": "designation", "part": [
+        {"name": "language", "valueCode": "de"},
+        {"name": "source", "valueCanonical": f"{SUPPLEMENT['url']}|1"},
+        {"name": "value", "valueString": "Gangtraining"}]} in parameters
+    assert {"name": "used-supplement", "valueCanonical": f"{SUPPLEMENT['url']}|1"} in parameters

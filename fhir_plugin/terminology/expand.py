@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from .errors import InvalidRequest, TooCostly
 from .expansion_render import contains_tree
 from .registry import Registry
-from .valueset import (EvaluationOptions, Member, canonical_of, compose_parameters, evaluate, resolve_value_set,
+from .valueset import (EvaluationOptions, versions_by_system, Member, canonical_of, compose_parameters, evaluate, resolve_value_set,
                        status_warnings)
 
 DEFAULT_MAX_EXPANSION = 10_000
@@ -68,21 +68,12 @@ class ExpandRequest:
     max_expansion: int = DEFAULT_MAX_EXPANSION
 
 
-def _by_system(canonicals: tuple[str, ...]) -> dict[str, str]:
-    found = {}
-    for canonical in canonicals:
-        url, _, version = canonical.partition("|")
-        if version:
-            found[url] = version
-    return found
-
-
 def _options(request: ExpandRequest) -> EvaluationOptions:
     return EvaluationOptions(
-        system_versions=_by_system(request.system_versions),
-        check_versions=_by_system(request.check_system_versions),
-        force_versions=_by_system(request.force_system_versions),
-        default_value_set_versions=_by_system(request.default_value_set_versions),
+        system_versions=versions_by_system(request.system_versions),
+        check_versions=versions_by_system(request.check_system_versions),
+        force_versions=versions_by_system(request.force_system_versions),
+        default_value_set_versions=versions_by_system(request.default_value_set_versions),
         use_supplements=request.use_supplements,
         newest_version_first=True,
     )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from .models import CodeSystemEntry, Coding
 from .registry import version_key
 from .validate_display import Issue, check_display, issue
+from .valueset import versions_by_system
 
 if TYPE_CHECKING:
     from .validate_context import _Context
@@ -31,14 +32,7 @@ class VersionRules:
     check: dict[str, str] = field(default_factory=dict)
     force: dict[str, str] = field(default_factory=dict)
 
-    @staticmethod
-    def parse(canonicals: list[str] | tuple[str, ...]) -> dict[str, str]:
-        found = {}
-        for canonical in canonicals:
-            url, _, version = canonical.partition("|")
-            if version:
-                found[url] = version
-        return found
+    parse = staticmethod(versions_by_system)
 
 
 def is_wildcard(version: str | None) -> bool:

@@ -115,6 +115,15 @@ def status_warnings(resource: dict) -> list[tuple[str, str]]:
     return found
 
 
+def versions_by_system(canonicals: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """url -> version from `url|version` canonicals (system-version, force-system-version, ...)."""
+    found = {}
+    for canonical in canonicals:
+        url, _, version = canonical.partition("|")
+        if version:
+            found[url] = version
+    return found
+
 # --- code system choice ---------------------------------------------------------------------
 
 

@@ -187,6 +187,17 @@ def tx_resources(params: list[Param]) -> list[dict]:
     return found
 
 
+def instance_canonical(instance: CodeSystemEntry | ConceptMapEntry, names: tuple[str, str],
+                       given: tuple[str | None, str | None]) -> tuple[str | None, str | None]:
+    """Instance level (`/{type}/{id}/$op`): the resource in the path fixes url and version, so
+    parameters that name others contradict it."""
+    path = f"{'ConceptMap' if isinstance(instance, ConceptMapEntry) else 'CodeSystem'}/{instance.id}"
+    for name, mine, own in zip(names, given, (instance.url, instance.version)):
+        if mine is not None and mine != own:
+            raise InvalidRequest("PARAM_CONFLICT", name, path, mine, own, expression=name)
+    return instance.url, instance.version
+
+
 # --- operations --------------------------------------------------------------------------------
 
 LOOKUP_SPEC = {"system": "uri", "code": "code", "version": "string", "coding": "Coding", "date": "dateTime",
@@ -197,10 +208,7 @@ def lookup_request(params: list[Param], instance: CodeSystemEntry | None = None)
     v = collect(params, LOOKUP_SPEC, frozenset({"property", "useSupplement"}))
     system, version = v.get("system"), v.get("version")
     if instance is not None:
-        for name, given, own in (("system", system, instance.url), ("version", version, instance.version)):
-            if given is not None and given != own:
-                raise InvalidRequest("PARAM_CONFLICT", name, f"CodeSystem/{instance.id}", given, own, expression=name)
-        system, version = instance.url, instance.version
+        system, version = instance_canonical(instance, ("system", "version"), (system, version))
     coding = resolve_coding(system, v.get("code"), version, v.get("coding"))
     return LookupRequest(
         system=coding.system, code=coding.code, version=coding.version, date=v.get("date"),
@@ -217,10 +225,7 @@ def subsumes_request(params: list[Param], instance: CodeSystemEntry | None = Non
     v = collect(params, SUBSUMES_SPEC)
     system, version = v.get("system"), v.get("version")
     if instance is not None:
-        for name, given, own in (("system", system, instance.url), ("version", version, instance.version)):
-            if given is not None and given != own:
-                raise InvalidRequest("PARAM_CONFLICT", name, f"CodeSystem/{instance.id}", given, own, expression=name)
-        system, version = instance.url, instance.version
+        system, version = instance_canonical(instance, ("system", "version"), (system, version))
     return SubsumesRequest(v.get("codeA"), v.get("codeB"), system, version, v.get("codingA"), v.get("codingB"))
 
 
@@ -266,10 +271,7 @@ def translate_request(params: list[Param], instance: ConceptMapEntry | None = No
         target = v["targetCodeableConcept"]
     url, version = v.get("url"), v.get("conceptMapVersion")
     if instance is not None:
-        for name, given, own in (("url", url, instance.url), ("conceptMapVersion", version, instance.version)):
-            if given is not None and given != own:
-                raise InvalidRequest("PARAM_CONFLICT", name, f"ConceptMap/{instance.id}", given, own, expression=name)
-        url, version = instance.url, instance.version
+        url, version = instance_canonical(instance, ("url", "conceptMapVersion"), (url, version))
     concept_map = v.get("conceptMap")
     if concept_map is not None:
         if instance is not None:

@@ -17,7 +17,7 @@ from ..terminology.errors import InvalidRequest, InvalidValidateRequest, Termino
 from ..terminology.models import CodeSystemEntry, Coding
 from ..terminology.validate_code import ValidateCodeRequest
 from ..terminology.validate_versions import VersionRules
-from .params import Param, collect
+from .params import Param, collect, instance_canonical
 
 _COMMON = {
     "code": "code", "display": "string", "coding": "Coding", "codeableConcept": "CodeableConcept",
@@ -111,10 +111,7 @@ def codesystem_validate_request(params: list[Param], instance: CodeSystemEntry |
         url, _, pinned = url.partition("|")
         version = version or pinned
     if instance is not None:
-        for name, given, own in (("url", url, instance.url), ("version", version, instance.version)):
-            if given is not None and given != own:
-                raise InvalidRequest("PARAM_CONFLICT", name, f"CodeSystem/{instance.id}", given, own, expression=name)
-        url, version = instance.url, instance.version
+        url, version = instance_canonical(instance, ("url", "version"), (url, version))
     codings, form, raw = _concept(v, url, version)
     if url:  # the code system of the request applies to codings that do not name one
         codings = tuple(c if c.system else Coding(url, c.code, c.version or version, c.display) for c in codings)
