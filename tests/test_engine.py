@@ -787,3 +787,16 @@ def test_loader_refuses_a_code_system_without_url(tmp_path):
         load_paths([tmp_path])
     assert caught.value.message_id == "CONTENT_NO_URL"
     assert caught.value.text == f"{tmp_path / 'cs.json'}: CodeSystem/{resource['id']} has no url, so no request could ever name it"
+
+
+def test_loader_reads_gzipped_json(tmp_path):
+    import gzip
+
+    (tmp_path / "cs.json.gz").write_bytes(gzip.compress(json.dumps(code_system()).encode()))
+    (tmp_path / "bad.json.gz").write_bytes(b"not gzip")
+    with pytest.raises(InvalidContent) as caught:
+        load_paths([tmp_path])
+    assert caught.value.text.startswith(f"{tmp_path / 'bad.json.gz'}: not valid JSON: not a valid gzip file")
+    (tmp_path / "bad.json.gz").unlink()
+    registry = load_paths([tmp_path])
+    assert registry.code_system(f"{EX}/CodeSystem/test").concepts["A"].display == "Alpha"

@@ -8,6 +8,7 @@ all-or-nothing: the caller builds a new registry only when every file loaded.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -102,21 +103,35 @@ def _resources_in(document: object, origin: str) -> Iterator[dict]:
     yield load_resource(document, origin)  # type: ignore[arg-type]
 
 
+JSON_SUFFIXES = (".json", ".json.gz")
+
+
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.rglob("*.json") if p.is_file())
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(JSON_SUFFIXES))
     if path.is_file():
         return [path]
     raise InvalidContent("CONTENT_NOT_FOUND", str(path))
 
 
+def _read_text(file: Path) -> str:
+    """A JSON file's text; `.json.gz` files (the large generated code systems) are gunzipped."""
+    raw = file.read_bytes()
+    if file.name.endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as error:
+            raise InvalidContent("CONTENT_NOT_JSON", str(file), f"not a valid gzip file ({error})") from None
+    return raw.decode("utf-8-sig")
+
+
 def read_paths(paths: Iterable[Path]) -> list[dict]:
-    """Every resource in `paths` (files or directories of *.json), validated, as R5 dicts."""
+    """Every resource in `paths` (files, or directories of *.json and *.json.gz), validated, as R5 dicts."""
     resources: list[dict] = []
     for path in paths:
         for file in _files(Path(path)):
             try:
-                document = json.loads(file.read_text(encoding="utf-8-sig"))
+                document = json.loads(_read_text(file))
             except (UnicodeDecodeError, json.JSONDecodeError) as error:
                 raise InvalidContent("CONTENT_NOT_JSON", str(file), error) from None
             resources.extend(_resources_in(document, str(file)))
