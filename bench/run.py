@@ -1,0 +1,251 @@
+"""`make bench`: fhir_plugin's throughput and latency against a hello-world baseline, with wrk.
+
+Starts the server exactly as `make serve` does (`fhir-plugin serve`, same workers) and, in the
+same run, a hello-world Flask app under the same gunicorn settings (fhir_plugin.server), then
+drives both with wrk at 1 and 8 connections. Every scenario is reported with requests per second,
+p50 and p99 latency, and its throughput as a ratio to the baseline measured in this run (before
+and after the scenarios, averaged), because these machines are shared and noisy. Results go to
+bench/results/throughput.{md,json} and a PNG chart. Loopback only; every run is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+BIN = Path(sys.executable).parent
+CPT, ICD = "http://www.ama-assn.org/go/cpt", "http://hl7.org/fhir/sid/icd-10-cm"
+DX_VS = "http://fhir-plugin.org/fhir/ValueSet/icd-10-cm-gait-training-diagnoses"
+
+
+def _parameters(*params: dict) -> dict:
+    return {"resourceType": "Parameters", "parameter": list(params)}
+
+
+def _tx_setup() -> list[dict]:
+    """The HL7 suite's largest setup (the `version` suite, 14 resources), if the suite is beside us."""
+    tests = Path(os.environ.get("FHIR_PLUGIN_TX_TESTS", ROOT.parent / "shared" / "tx-tests"))
+    try:
+        manifest = json.loads((tests / "test-cases.json").read_text(encoding="utf-8-sig"))
+    except OSError:
+        return []
+    [suite] = [s for s in manifest["suites"] if s["name"] == "version"]
+    return [json.loads((tests / p).read_text(encoding="utf-8-sig")) for p in suite["setup"]]
+
+
+def scenarios() -> list[tuple[str, str, str, dict | None]]:
+    """(name, method, path, Parameters body for POST)."""
+    expand_isa = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [
+        {"system": ICD, "filter": [{"property": "concept", "op": "is-a", "value": "M62"}]}]}}
+    found = [
+        ("$lookup CPT 97116", "GET", f"/r4/CodeSystem/$lookup?system={CPT}&code=97116", None),
+        ("$lookup ICD-10-CM M62.81", "GET", f"/r4/CodeSystem/$lookup?system={ICD}&code=M62.81", None),
+        ("$translate forward", "GET", f"/r4/ConceptMap/$translate?system={CPT}&code=97116&targetsystem={ICD}", None),
+        ("$translate reverse", "GET", f"/r5/ConceptMap/$translate?targetSystem={ICD}&targetCode=R26.2", None),
+        ("$translate pairing check", "GET",
+         f"/r5/ConceptMap/$translate?sourceSystem={CPT}&sourceCode=97116&targetSystem={ICD}&targetCode=R26.2", None),
+        ("ValueSet/$validate-code", "GET", f"/r4/ValueSet/$validate-code?url={DX_VS}&system={ICD}&code=R26.2", None),
+        ("$expand ICD-10-CM is-a, filter, page", "POST", "/r4/ValueSet/$expand",
+         _parameters({"name": "valueSet", "resource": expand_isa}, {"name": "filter", "valueString": "weakness"},
+                     {"name": "count", "valueInteger": 10}, {"name": "offset", "valueInteger": 0})),
+    ]
+    setup = _tx_setup()
+    if setup:
+        found.append(("$validate-code with 14 tx-resources", "POST", "/r5/ValueSet/$validate-code", _parameters(
+            {"name": "url", "valueUri": "http://hl7.org/fhir/test/ValueSet/version-all-1"},
+            {"name": "code", "valueCode": "code1"},
+            {"name": "system", "valueUri": "http://hl7.org/fhir/test/CodeSystem/version"},
+            *({"name": "tx-resource", "resource": r} for r in setup))))
+    return found
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(command: list[str], port: int, probe: str, env: dict | None = None) -> subprocess.Popen:
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe}", timeout=2) as answer:
+                if answer.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.2)
+    stop(process)
+    raise SystemExit(f"bench: {' '.join(command)} did not answer on port {port} within 120 s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def ensure_wrk() -> str:
+    """wrk from Debian's packages, installed if missing (this machine and CI run as root)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        if subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], **quiet).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], **quiet)
+            subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], **quiet)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("bench: wrk is needed (Debian: apt-get install wrk)")
+    return found
+
+
+# --- wrk -----------------------------------------------------------------------------------------
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def wrk(binary: str, url: str, connections: int, seconds: int, body: dict | None, workdir: Path) -> dict:
+    command = [binary, "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+    if body is not None:
+        payload = workdir / f"body-{abs(hash(url))}.json"
+        payload.write_text(json.dumps(body))
+        script = workdir / f"post-{abs(hash(url))}.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            'wrk.headers["Content-Type"] = "application/fhir+json"\n'
+            f'local f = io.open("{payload}", "rb"); wrk.body = f:read("*all"); f:close()\n')
+        command += ["-s", str(script)]
+    output = subprocess.run(command + [url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", output)[1])  # type: ignore[index]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", output)[1])  # type: ignore[index]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": int(errors[1]) if errors else 0,
+            "socket_errors": socket_errors[1].strip() if socket_errors else ""}
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def report(rows: list[dict], baseline: dict[int, dict], meta: dict) -> str:
+    lines = [f"# Throughput and latency ({meta['date']})", "",
+             f"Server: `fhir-plugin serve`, {meta['workers']} gunicorn sync workers; baseline: a hello-world Flask "
+             f"app under the same gunicorn settings. wrk, {meta['seconds']} s per cell, loopback, "
+             f"{meta['cpus']} CPUs. Ratio = requests/s divided by the baseline's at the same connection count "
+             "(baseline measured before and after the scenarios in this run, averaged).", "",
+             "| scenario | conns | req/s | p50 ms | p99 ms | ratio to baseline | non-2xx |",
+             "|---|---|---|---|---|---|---|"]
+    for c, b in sorted(baseline.items()):
+        lines.append(f"| baseline hello-world | {c} | {b['rps']:.0f} | {b['p50_ms']:.2f} | {b['p99_ms']:.2f} | 1.00 | "
+                     f"{b['non_2xx']} |")
+    for row in rows:
+        ratio = row["rps"] / baseline[row["connections"]]["rps"]
+        lines.append(f"| {row['scenario']} | {row['connections']} | {row['rps']:.0f} | {row['p50_ms']:.2f} | "
+                     f"{row['p99_ms']:.2f} | {ratio:.2f} | {row['non_2xx']} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(rows: list[dict], baseline: dict[int, dict], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    names = sorted({r["scenario"] for r in rows}, key=[r["scenario"] for r in rows].index)
+    figure, axis = plt.subplots(figsize=(10, 5))
+    width = 0.4
+    for offset, connections in ((-width / 2, 1), (width / 2, 8)):
+        ratios = [next(r["rps"] for r in rows if r["scenario"] == n and r["connections"] == connections)
+                  / baseline[connections]["rps"] for n in names]
+        axis.barh([i + offset for i in range(len(names))], ratios, height=width, label=f"{connections} conn")
+    axis.axvline(1.0, color="grey", linestyle="--", linewidth=1)
+    axis.set_yticks(range(len(names)), names)
+    axis.invert_yaxis()
+    axis.set_xlabel("throughput / hello-world baseline (same run)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5, help="wrk duration per cell (default 5)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, for both servers (default 2)")
+    args = parser.parse_args()
+    binary = ensure_wrk()
+    server_port, baseline_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_PLUGIN_")}
+    server = start([str(BIN / "fhir-plugin"), "serve", "--port", str(server_port), "--workers", str(args.workers)],
+                   server_port, "/r4/metadata", env)
+    baseline_cmd = [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); from baseline_app import app; "
+                    f"from fhir_plugin.server import run_gunicorn; run_gunicorn(app, '127.0.0.1', {baseline_port}, "
+                    f"{args.workers})"]
+    base = start(baseline_cmd, baseline_port, "/hello")
+    rows: list[dict] = []
+    samples: dict[int, list[dict]] = {1: [], 8: []}
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            workdir = Path(work)
+            for connections in (1, 8):
+                samples[connections].append(wrk(binary, f"http://127.0.0.1:{baseline_port}/hello", connections,
+                                                args.seconds, None, workdir))
+            for name, method, path, body in scenarios():
+                for connections in (1, 8):
+                    result = wrk(binary, f"http://127.0.0.1:{server_port}{path}", connections, args.seconds,
+                                 body, workdir)
+                    rows.append({"scenario": name, "connections": connections, **result})
+                    print(f"{name:40} {connections} conn: {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} ms"
+                          f"  p99 {result['p99_ms']:.2f} ms", flush=True)
+            for connections in (1, 8):
+                samples[connections].append(wrk(binary, f"http://127.0.0.1:{baseline_port}/hello", connections,
+                                                args.seconds, None, workdir))
+    finally:
+        stop(server)
+        stop(base)
+    baseline = {c: {k: sum(s[k] for s in runs) / len(runs) for k in ("rps", "p50_ms", "p99_ms", "non_2xx")}
+                for c, runs in samples.items()}
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "workers": args.workers,
+            "seconds": args.seconds, "cpus": os.cpu_count()}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "throughput.json").write_text(json.dumps({"meta": meta, "baseline": baseline, "rows": rows}, indent=2))
+    table = report(rows, baseline, meta)
+    (RESULTS / "throughput.md").write_text(table)
+    drawn = chart(rows, baseline, RESULTS / "throughput.png")
+    print(table)
+    print("chart: bench/results/throughput.png" if drawn else "chart: skipped (matplotlib not installed)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
