@@ -40,9 +40,14 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_PLUGIN_BASE_URL": "",
     # Largest $expand answered without paging (count); beyond it, a too-costly OperationOutcome.
     "FHIR_PLUGIN_MAX_EXPANSION": 10_000,
+    # Loading content: a FHIR package's total uncompressed size, and one archive member's (or one
+    # .json.gz file's); beyond them the content is refused (decompression bombs).
+    "FHIR_PLUGIN_MAX_PACKAGE_BYTES": 256 * 1024 * 1024,
+    "FHIR_PLUGIN_MAX_MEMBER_BYTES": 128 * 1024 * 1024,
 }
 
-_INT_KEYS = {"FHIR_PLUGIN_PORT", "FHIR_PLUGIN_WORKERS", "FHIR_PLUGIN_MAX_REQUEST_BYTES", "FHIR_PLUGIN_MAX_EXPANSION"}
+_INT_KEYS = {"FHIR_PLUGIN_PORT", "FHIR_PLUGIN_WORKERS", "FHIR_PLUGIN_MAX_REQUEST_BYTES", "FHIR_PLUGIN_MAX_EXPANSION",
+             "FHIR_PLUGIN_MAX_PACKAGE_BYTES", "FHIR_PLUGIN_MAX_MEMBER_BYTES"}
 
 
 def load_settings(

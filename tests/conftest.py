@@ -12,18 +12,26 @@ import pytest
 from fhir_plugin import TerminologyService, create_app
 
 
+@pytest.fixture(scope="session")
+def content_cache_dir(tmp_path_factory):
+    """One content cache for the session (not the user's): the complete ICD-10-CM is validated
+    once per session, and later loads of the bundled content read the cache."""
+    return tmp_path_factory.mktemp("content-cache")
+
+
 @pytest.fixture(autouse=True)
-def _no_fhir_plugin_environment(monkeypatch):
+def _no_fhir_plugin_environment(monkeypatch, content_cache_dir):
     """FHIR_PLUGIN_* variables of the developer's shell must not change what the tests see."""
     for key in list(os.environ):
         if key.startswith("FHIR_PLUGIN_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("FHIR_PLUGIN_CACHE_DIR", str(content_cache_dir))
 
 
 @pytest.fixture(scope="session")
-def service() -> TerminologyService:
+def service(content_cache_dir) -> TerminologyService:
     """The bundled content, loaded and validated once per test session."""
-    return TerminologyService.from_paths()
+    return TerminologyService.from_paths(cache_dir=content_cache_dir)
 
 
 @pytest.fixture

@@ -122,8 +122,11 @@ def test_lookup_unknown_code_is_exit_2_with_one_line(capsys):
         "fragment\n"))
 
 
-def test_lookup_reads_content_from_fhir_plugin_content(capsys, monkeypatch):
-    monkeypatch.setenv("FHIR_PLUGIN_CONTENT", str(bundled_dir("resources") / "CodeSystem-icd-10-cm-fragment.json"))
+def test_lookup_reads_content_from_fhir_plugin_content(capsys, monkeypatch, tmp_path):
+    # only an ICD-10-CM: the small fragment tools/make_resources.py can still write (quick to load)
+    subprocess.run([sys.executable, str(bundled_dir("resources").parent / "tools" / "make_resources.py"),
+                    "--fragment-dir", str(tmp_path)], check=True, capture_output=True)
+    monkeypatch.setenv("FHIR_PLUGIN_CONTENT", str(tmp_path / "CodeSystem-icd-10-cm-fragment.json"))
     assert run(capsys, "lookup", ICD, "M62.81")[:2] == (0, LOOKUP_M62_81)
     assert run(capsys, "lookup", CPT, "97116") == (2, [], (
         "error (HTTP 404): A definition for CodeSystem 'http://www.ama-assn.org/go/cpt' could not be found, so "

@@ -79,6 +79,11 @@ ICD_M62_8 = LookupResult(
     properties=(
         PropertyValue("parent", "M62", "code", "Other disorders of muscle"),
         PropertyValue("child", "M62.81", "code", "Muscle weakness (generalized)"),
+        PropertyValue("child", "M62.82", "code", "Rhabdomyolysis"),
+        PropertyValue("child", "M62.83", "code", "Muscle spasm"),
+        PropertyValue("child", "M62.84", "code", "Sarcopenia"),
+        PropertyValue("child", "M62.85", "code", "Dysfunction of the multifidus muscles, lumbar region"),
+        PropertyValue("child", "M62.89", "code", "Other specified disorders of muscle"),
         PropertyValue("notSelectable", True, "boolean"),
         PropertyValue("excludes2", "nontraumatic hematoma of muscle (M79.81)", "string"),
         PropertyValue("inactive", False, "boolean"),
@@ -130,12 +135,23 @@ def test_lookup_icd_category_is_abstract_with_parent_and_child(service):
 
 
 @pytest.mark.parametrize("code, abstract, parents, children", [
-    ("M62", True, [], [("M62.8", "Other specified disorders of muscle")]),
+    ("M62", True, [("M60-M63", "Disorders of muscles (M60-M63)")], [
+        ("M62.0", "Separation of muscle (nontraumatic)"), ("M62.1", "Other rupture of muscle (nontraumatic)"),
+        ("M62.2", "Nontraumatic ischemic infarction of muscle"), ("M62.3", "Immobility syndrome (paraplegic)"),
+        ("M62.4", "Contracture of muscle"), ("M62.5", "Muscle wasting and atrophy, not elsewhere classified"),
+        ("M62.8", "Other specified disorders of muscle"), ("M62.9", "Disorder of muscle, unspecified")]),
     ("M62.81", False, [("M62.8", "Other specified disorders of muscle")], []),
-    ("R26", True, [], [("R26.2", ICD_TITLES["R26.2"])]),
+    ("R26", True, [("R25-R29", "Symptoms and signs involving the nervous and musculoskeletal systems (R25-R29)")], [
+        ("R26.0", "Ataxic gait"), ("R26.1", "Paralytic gait"), ("R26.2", ICD_TITLES["R26.2"]),
+        ("R26.8", "Other abnormalities of gait and mobility"), ("R26.9", "Unspecified abnormalities of gait and mobility")]),
     ("R26.2", False, [("R26", "Abnormalities of gait and mobility")], []),
-    ("G81", True, [], [("G81.9", "Hemiplegia, unspecified")]),
-    ("G81.9", True, [("G81", "Hemiplegia and hemiparesis")], [("G81.90", ICD_TITLES["G81.90"])]),
+    ("G81", True, [("G80-G83", "Cerebral palsy and other paralytic syndromes (G80-G83)")], [
+        ("G81.0", "Flaccid hemiplegia"), ("G81.1", "Spastic hemiplegia"), ("G81.9", "Hemiplegia, unspecified")]),
+    ("G81.9", True, [("G81", "Hemiplegia and hemiparesis")], [
+        ("G81.90", ICD_TITLES["G81.90"]), ("G81.91", "Hemiplegia, unspecified affecting right dominant side"),
+        ("G81.92", "Hemiplegia, unspecified affecting left dominant side"),
+        ("G81.93", "Hemiplegia, unspecified affecting right nondominant side"),
+        ("G81.94", "Hemiplegia, unspecified affecting left nondominant side")]),
     ("G81.90", False, [("G81.9", "Hemiplegia, unspecified")], []),
 ])
 def test_lookup_icd_hierarchy(service, code, abstract, parents, children):
@@ -271,9 +287,7 @@ def test_lookup_unknown_code_in_a_fragment(service):
 
 
 def test_lookup_codes_are_case_sensitive_in_cpt_and_icd(service):
-    raises(UnknownCode, "UNKNOWN_CODE_IN_FRAGMENT",
-           f"Unknown Code 'm62.81' in the CodeSystem '{ICD}' version '{ICD_VERSION}' - note that the code system "
-           "is labeled as a fragment, so the code may be valid in some other fragment",
+    raises(UnknownCode, "LOOKUP_CODE_NOT_FOUND", f"Unable to find code 'm62.81' in {ICD} version {ICD_VERSION}",
            service.lookup, LookupRequest(system=ICD, code="m62.81"))
 
 
@@ -575,7 +589,7 @@ def test_service_read_and_search(service):
     assert service.concept_map_by_id("cpt-97116-to-icd-10-cm").canonical == CM_CANONICAL
     raises(NotFound, "RESOURCE_NOT_FOUND", "CodeSystem/nope not found", service.read, "CodeSystem", "nope")
     raises(NotFound, "RESOURCE_NOT_FOUND", "ConceptMap/nope not found", service.concept_map_by_id, "nope")
-    assert [e.id for e in service.search("CodeSystem", {"name": "icd"})] == ["icd-10-cm-fragment"]
+    assert [e.id for e in service.search("CodeSystem", {"name": "icd"})] == ["icd-10-cm"]
     assert [e.id for e in service.search("ValueSet", {"url": f"{CPT_VS}|1.0.0"})] == ["cpt-gait-training"]
     assert service.search("ValueSet", {"url": f"{CPT_VS}|2.0.0"}) == []
 
@@ -708,8 +722,9 @@ def test_loader_refuses_a_file_that_is_not_utf8(tmp_path):
 def test_loader_refuses_a_duplicate_canonical_with_different_content(tmp_path):
     write_json(tmp_path / "a.json", code_system(id="a"))
     write_json(tmp_path / "b.json", code_system(id="b", title="different"))
-    error = raises(InvalidContent, "DUPLICATE_CANONICAL",
-                   f"CodeSystem '{EX}/CodeSystem/test' version '1' is loaded twice with different content",
+    error = raises(InvalidContent, "CONTENT_DUPLICATE_CANONICAL",
+                   f"CodeSystem '{EX}/CodeSystem/test' version '1' is loaded twice with different content: "
+                   f"in {tmp_path / 'a.json'} and in {tmp_path / 'b.json'}",
                    load_paths, [tmp_path])
     assert error.status == 422
 
@@ -723,7 +738,8 @@ def test_loader_accepts_the_same_resource_twice(tmp_path):
 def test_loader_refuses_a_duplicate_id(tmp_path):
     write_json(tmp_path / "a.json", code_system(url=f"{EX}/CodeSystem/a", id="same"))
     write_json(tmp_path / "b.json", code_system(url=f"{EX}/CodeSystem/b", id="same"))
-    raises(InvalidContent, "DUPLICATE_ID", "CodeSystem/same is loaded twice", load_paths, [tmp_path])
+    raises(InvalidContent, "CONTENT_DUPLICATE_ID", f"CodeSystem/same is loaded twice, as two different resources: "
+           f"in {tmp_path / 'a.json'} and in {tmp_path / 'b.json'}", load_paths, [tmp_path])
 
 
 def test_loader_reads_a_bundle(tmp_path):

@@ -48,37 +48,37 @@ def test_engine_expands_the_bundled_diagnoses(service):
     assert {c["system"] for c in expansion["contains"]} == {ICD}
     assert expansion["total"] == 3
     assert expansion["identifier"].startswith("urn:uuid:")
-    assert {"name": "used-codesystem", "valueUri": f"{ICD}|2026-04-01"} in expansion["parameter"]
-    # the ICD-10-CM content is a fragment: the expansion says it is not closed
-    assert {"name": "used-fragment", "valueUri": f"{ICD}|2026-04-01"} in expansion["parameter"]
-    assert expansion["extension"][0] == {"url": "http://hl7.org/fhir/StructureDefinition/valueset-unclosed",
-                                         "valueBoolean": True}
+    # the ICD-10-CM is complete: no used-fragment, and the expansion is not marked unclosed
+    assert expansion["parameter"] == [{"name": "used-codesystem", "valueUri": f"{ICD}|2026-04-01"}]
+    assert "extension" not in expansion
     assert "compose" not in out and out["url"] == DIAGNOSES
 
 
 def test_engine_is_a_filter_nests_along_the_hierarchy(service):
     expansion = expand_value_set(service.registry, ExpandRequest(value_set=isa("M62")))["expansion"]
-    assert expansion["total"] == 3
+    assert expansion["total"] == 175
     [m62] = expansion["contains"]
     assert m62["code"] == "M62" and m62["display"] == "Other disorders of muscle"
-    assert codes(m62["contains"]) == ["M62.8"]
-    assert codes(m62["contains"][0]["contains"]) == ["M62.81"]
+    assert codes(m62["contains"]) == ["M62.0", "M62.1", "M62.2", "M62.3", "M62.4", "M62.5", "M62.8", "M62.9"]
+    assert codes(m62["contains"][6]["contains"]) == ["M62.81", "M62.82", "M62.83", "M62.84", "M62.85", "M62.89"]
 
 
 def test_engine_exclude_nested_gives_a_flat_list(service):
     expansion = expand_value_set(service.registry, ExpandRequest(value_set=isa("G81"), exclude_nested=True))["expansion"]
-    assert codes(expansion["contains"]) == ["G81", "G81.9", "G81.90"]
+    assert codes(expansion["contains"]) == [
+        "G81", "G81.0", "G81.00", "G81.01", "G81.02", "G81.03", "G81.04", "G81.1", "G81.10", "G81.11", "G81.12",
+        "G81.13", "G81.14", "G81.9", "G81.90", "G81.91", "G81.92", "G81.93", "G81.94"]
     assert {"name": "excludeNested", "valueBoolean": True} in expansion["parameter"]
 
 
 def test_engine_paging(service):
     all_icd = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [{"system": ICD}]}}
     page = expand_value_set(service.registry, ExpandRequest(value_set=all_icd, offset=2, count=3))["expansion"]
-    assert page["total"] == 8 and page["offset"] == 2
-    assert codes(page["contains"]) == ["G81.90", "M62", "M62.8"]
+    assert page["total"] == 98_466 and page["offset"] == 2
+    assert codes(page["contains"]) == ["A00", "A00.0", "A00.1"]  # chapter 1, block A00-A09, then its codes
     assert {"name": "count", "valueInteger": 3} in page["parameter"]
     size_only = expand_value_set(service.registry, ExpandRequest(value_set=all_icd, count=0))["expansion"]
-    assert size_only["total"] == 8 and "contains" not in size_only
+    assert size_only["total"] == 98_466 and "contains" not in size_only
 
 
 def test_engine_text_filter_is_a_word_prefix_match(service):
@@ -90,6 +90,21 @@ def test_engine_text_filter_is_a_word_prefix_match(service):
         "expansion"]
 
 
+def test_engine_is_a_with_text_filter_and_paging_on_the_release(service):
+    """Everything under chapter 13 whose words start "weakness", and a page of the chapter."""
+    found = expand_value_set(service.registry, ExpandRequest(value_set=isa("13"), filter="weakness", count=10))
+    assert found["expansion"]["total"] == 1
+    assert found["expansion"]["contains"] == [{"system": ICD, "code": "M62.81", "display": "Muscle weakness (generalized)"}]
+    page = expand_value_set(service.registry, ExpandRequest(value_set=isa("13"), offset=100, count=5))["expansion"]
+    assert page["total"] == 8_694 and page["offset"] == 100
+    assert [(c["code"], c["display"]) for c in page["contains"]] == [
+        ("M00.8", "Arthritis and polyarthritis due to other bacteria"),
+        ("M00.80", "Arthritis due to other bacteria, unspecified joint"),
+        ("M00.81", "Arthritis due to other bacteria, shoulder"),
+        ("M00.811", "Arthritis due to other bacteria, right shoulder"),
+        ("M00.812", "Arthritis due to other bacteria, left shoulder")]
+
+
 def test_engine_too_costly(service):
     all_icd = {"resourceType": "ValueSet", "url": "http://example.org/vs", "status": "active",
                "compose": {"include": [{"system": ICD}]}}
@@ -98,7 +113,12 @@ def test_engine_too_costly(service):
     assert caught.value.text == "The value set 'http://example.org/vs' expansion has too many codes to produce (>5)"
     # paging gets it answered
     assert expand_value_set(service.registry, ExpandRequest(value_set=all_icd, count=2, max_expansion=5))[
-        "expansion"]["total"] == 8
+        "expansion"]["total"] == 98_466
+    # the default limit refuses the whole ICD-10-CM unpaged, and a page of it is answered
+    with pytest.raises(TooCostly):
+        expand_value_set(service.registry, ExpandRequest(value_set=all_icd))
+    page = expand_value_set(service.registry, ExpandRequest(value_set=all_icd, count=10, offset=98_460))["expansion"]
+    assert codes(page["contains"]) == ["U00-U49", "U07", "U07.0", "U07.1", "U09", "U09.9"]  # chapter 22 is last
     assert too_costly_threshold(10_000, "1000") == 1000
     assert too_costly_threshold(500, "1000") == 500
     assert too_costly_threshold(500, "junk") == 500
@@ -144,9 +164,8 @@ def test_http_inline_value_set_paging_and_headers(client, base, version):
                       param("offset", valueInteger=1))
     page = ok_json(client.post(f"{base}/ValueSet/$expand", json=body,
                                headers={"Accept-Language": "en"}), version)["expansion"]
-    assert page["total"] == 2 and page["offset"] == 1
-    assert [(c["code"], c["display"]) for c in page["contains"]] == [
-        ("R26.2", "Difficulty in walking, not elsewhere classified")]
+    assert page["total"] == 8 and page["offset"] == 1
+    assert [(c["code"], c["display"]) for c in page["contains"]] == [("R26.0", "Ataxic gait")]
     assert {"name": "displayLanguage", "valueCode": "en"} in page["parameter"]
 
 

@@ -345,9 +345,8 @@ BAD_REQUESTS = [
     pytest.param("GET", "/r4/CodeSystem/$lookup?system=http://example.org/cs&code=1", None, 404, "not-found",
                  "UNKNOWN_CODESYSTEM_LOOKUP", "A definition for CodeSystem 'http://example.org/cs' could not be found, "
                  "so the code cannot be looked up", id="unknown system"),
-    pytest.param("GET", f"/r5/CodeSystem/$lookup?system={ICD}&code=J45.909", None, 404, "not-found",
-                 "UNKNOWN_CODE_IN_FRAGMENT", f"Unknown Code 'J45.909' in the CodeSystem '{ICD}' version '2026-04-01' - "
-                 "note that the code system is labeled as a fragment, so the code may be valid in some other fragment",
+    pytest.param("GET", f"/r5/CodeSystem/$lookup?system={ICD}&code=M62.99", None, 404, "not-found",
+                 "LOOKUP_CODE_NOT_FOUND", f"Unable to find code 'M62.99' in {ICD} version 2026-04-01",
                  id="unknown code"),
     pytest.param("GET", f"/r4/CodeSystem/$lookup?system={ICD}&code=R26.2&version=2025", None, 404, "not-found",
                  "UNKNOWN_CODESYSTEM_VERSION_LOOKUP", f"A definition for CodeSystem '{ICD}' version '2025' could not "

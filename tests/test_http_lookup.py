@@ -70,6 +70,11 @@ ICD_M62_8 = parameters(
     designation("Other specified disorders of muscle", PREFERRED),
     prop("parent", "valueCode", "M62", "Other disorders of muscle"),
     prop("child", "valueCode", "M62.81", ICD_TITLES["M62.81"]),
+    prop("child", "valueCode", "M62.82", "Rhabdomyolysis"),
+    prop("child", "valueCode", "M62.83", "Muscle spasm"),
+    prop("child", "valueCode", "M62.84", "Sarcopenia"),
+    prop("child", "valueCode", "M62.85", "Dysfunction of the multifidus muscles, lumbar region"),
+    prop("child", "valueCode", "M62.89", "Other specified disorders of muscle"),
     prop("notSelectable", "valueBoolean", True),
     prop("excludes2", "valueString", "nontraumatic hematoma of muscle (M79.81)"),
     prop("inactive", "valueBoolean", False),
@@ -168,7 +173,7 @@ def test_lookup_icd_category(client, base, version):
 
 @pytest.mark.parametrize("base, version", ENDPOINTS)
 def test_lookup_icd_billable_code_on_the_instance(client, base, version):
-    body = ok_json(client.get(f"{base}/CodeSystem/icd-10-cm-fragment/$lookup?code=R26.2"), version)
+    body = ok_json(client.get(f"{base}/CodeSystem/icd-10-cm/$lookup?code=R26.2"), version)
     assert body == ICD_R26_2
 
 

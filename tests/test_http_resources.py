@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -16,14 +17,29 @@ from helpers import CM_URL, CPT, CPT_VS, FHIR_JSON, ICD, ICD_VS, assert_outcome,
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = [("/r4", "R4"), ("/r5", "R5"), ("/fhir", "R4")]
 IDS = {
-    "CodeSystem": ["cpt-97116-fragment", "designation-use", "icd-10-cm-fragment"],
+    "CodeSystem": ["cpt-97116-fragment", "designation-use", "icd-10-cm"],
     "ValueSet": ["cpt-gait-training", "icd-10-cm-gait-training-diagnoses"],
     "ConceptMap": ["cpt-97116-to-icd-10-cm"],
 }
 
 
 def shipped(resource_type: str, resource_id: str) -> dict:
-    return json.loads((ROOT / "resources" / f"{resource_type}-{resource_id}.json").read_text(encoding="utf-8"))
+    path = ROOT / "resources" / f"{resource_type}-{resource_id}.json"
+    if not path.exists():  # the generated ICD-10-CM
+        return json.loads(gzip.decompress(path.with_name(path.name + ".gz").read_bytes()))
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED",
+             "display": "subsetted"}
+
+
+def listed(resource: dict) -> dict:
+    """A resource as a search lists it: the complete ICD-10-CM without its 98,466 concepts, tagged
+    SUBSETTED (read it for them); every other shipped resource whole."""
+    if resource["id"] != "icd-10-cm":
+        return resource
+    return {**{k: v for k, v in resource.items() if k != "concept"}, "meta": {"tag": [SUBSETTED]}}
 
 
 # --- read --------------------------------------------------------------------------------------
@@ -84,13 +100,13 @@ SEARCHES = [
     ("ConceptMap", f"url={CM_URL}", ["cpt-97116-to-icd-10-cm"]),
     ("ValueSet", f"url={ICD_VS}|1.0.0", ["icd-10-cm-gait-training-diagnoses"]),
     ("CodeSystem", "version=2026", ["cpt-97116-fragment"]),
-    ("CodeSystem", "version=2026-04-01", ["icd-10-cm-fragment"]),
+    ("CodeSystem", "version=2026-04-01", ["icd-10-cm"]),
     ("ValueSet", "version=1.0.0", IDS["ValueSet"]),
     ("CodeSystem", "version=2026-04", []),
     ("CodeSystem", "name=CPT", ["cpt-97116-fragment"]),
     ("CodeSystem", "name=cpt", ["cpt-97116-fragment"]),
-    ("CodeSystem", "name=icd", ["icd-10-cm-fragment"]),
-    ("CodeSystem", "name=ICD10CM", ["icd-10-cm-fragment"]),
+    ("CodeSystem", "name=icd", ["icd-10-cm"]),
+    ("CodeSystem", "name=ICD10CM", ["icd-10-cm"]),
     ("CodeSystem", "name=10CM", []),
     ("CodeSystem", "name=fhirplugin", ["designation-use"]),
     ("ValueSet", "name=cpt", ["cpt-gait-training"]),
@@ -102,7 +118,7 @@ SEARCHES = [
     ("CodeSystem", "status=draft", []),
     ("CodeSystem", "_id=designation-use", ["designation-use"]),
     ("ConceptMap", "_id=nope", []),
-    ("CodeSystem", "name=icd&status=active&version=2026-04-01", ["icd-10-cm-fragment"]),
+    ("CodeSystem", "name=icd&status=active&version=2026-04-01", ["icd-10-cm"]),
     ("CodeSystem", "name=icd&status=retired", []),
     ("CodeSystem", "_count=10&_sort=name&foo=bar", IDS["CodeSystem"]),
 ]
@@ -120,7 +136,7 @@ def test_search(client, base, version, rtype, query, ids):
     assert [e["fullUrl"] for e in body.get("entry", [])] == [f"http://localhost{base}/{rtype}/{i}" for i in ids]
     assert [e["search"] for e in body.get("entry", [])] == [{"mode": "match"}] * len(ids)
     assert [e["resource"] for e in body.get("entry", [])] == [
-        resource_for(FhirVersion(version), shipped(rtype, i)) for i in ids]
+        resource_for(FhirVersion(version), listed(shipped(rtype, i))) for i in ids]
 
 
 def test_search_r4_bundle_carries_r4_concept_maps(client):
@@ -268,7 +284,7 @@ def test_metadata_does_not_change_the_shipped_file(client):
 EXPECTED_SYSTEMS = [
     (CPT, [{"code": "2026", "isDefault": True}], "fragment"),
     ("http://fhir-plugin.org/fhir/CodeSystem/designation-use", [{"code": "1.0.0", "isDefault": True}], "complete"),
-    (ICD, [{"code": "2026-04-01", "isDefault": True}], "fragment"),
+    (ICD, [{"code": "2026-04-01", "isDefault": True}], "complete"),
 ]
 
 

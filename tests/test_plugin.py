@@ -195,7 +195,8 @@ def test_settings_layering():
     assert load_settings(environ={}) == {
         "FHIR_PLUGIN_CONTENT": "", "FHIR_PLUGIN_DEFAULT_VERSION": "R4", "FHIR_PLUGIN_HOST": "127.0.0.1",
         "FHIR_PLUGIN_PORT": 8080, "FHIR_PLUGIN_WORKERS": 2, "FHIR_PLUGIN_MAX_REQUEST_BYTES": 1_048_576,
-        "FHIR_PLUGIN_BASE_URL": "", "FHIR_PLUGIN_MAX_EXPANSION": 10_000}
+        "FHIR_PLUGIN_BASE_URL": "", "FHIR_PLUGIN_MAX_EXPANSION": 10_000,
+        "FHIR_PLUGIN_MAX_PACKAGE_BYTES": 268_435_456, "FHIR_PLUGIN_MAX_MEMBER_BYTES": 134_217_728}
 
 
 def test_standalone_app_loads_the_bundled_content_by_itself():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import importlib.util
 import json
 from decimal import Decimal
@@ -40,7 +41,9 @@ from helpers import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+# The hand-made resources; the generated ICD-10-CM (.json.gz) has tests of its own below.
 RESOURCE_FILES = sorted((ROOT / "resources").glob("*.json"))
+ICD_FILE = ROOT / "resources" / "CodeSystem-icd-10-cm.json.gz"
 ICD_SOURCE = "ICD-10-CM tabular list, April 1, 2026 release (CDC/NCHS)"
 
 
@@ -64,7 +67,12 @@ def cpt() -> dict:
 
 @pytest.fixture(scope="module")
 def icd() -> dict:
-    return read("CodeSystem-icd-10-cm-fragment.json")
+    return json.loads(gzip.decompress(ICD_FILE.read_bytes()))
+
+
+@pytest.fixture(scope="module")
+def icd_concepts(icd) -> dict[str, tuple[dict, str | None]]:
+    return flatten(icd["concept"])
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +81,10 @@ def concept_map() -> dict:
 
 
 def test_the_shipped_files_are_the_expected_six():
-    assert [p.name for p in RESOURCE_FILES] == [
+    assert sorted(p.name for p in (ROOT / "resources").iterdir()) == [
         "CodeSystem-cpt-97116-fragment.json",
         "CodeSystem-designation-use.json",
-        "CodeSystem-icd-10-cm-fragment.json",
+        "CodeSystem-icd-10-cm.json.gz",
         "ConceptMap-cpt-97116-to-icd-10-cm.json",
         "ValueSet-cpt-gait-training.json",
         "ValueSet-icd-10-cm-gait-training-diagnoses.json",
@@ -107,7 +115,7 @@ def test_resources_are_what_make_resources_generates(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # the writing is under `if __name__ == "__main__"`
     generated = {f"{r['resourceType']}-{r['id']}.json": r for r in (
-        module.cpt, module.designation_use, module.icd, module.cpt_vs, module.icd_vs, module.concept_map)}
+        module.cpt, module.designation_use, module.cpt_vs, module.icd_vs, module.concept_map)}
     assert json.loads(path.read_text(encoding="utf-8")) == generated[path.name]
 
 
@@ -148,8 +156,9 @@ def test_designation_use_codes_are_defined(cpt):
     for _, use in DESIGNATIONS_97116:
         if use["system"] == uses["url"]:
             assert defined[use["code"]] == use["display"]
+    assert defined["inclusion-term"] == "Inclusion term"  # the ICD-10-CM inclusion terms' use
     assert uses["content"] == "complete"
-    assert uses["count"] == len(uses["concept"]) == 2
+    assert uses["count"] == len(uses["concept"])
 
 
 def test_cpt_97116_properties(cpt):
@@ -174,29 +183,48 @@ def test_cpt_97116_properties(cpt):
 # --- ICD-10-CM ---------------------------------------------------------------------------------
 
 
-def test_icd_fragment_codes_titles_and_hierarchy(icd):
+def test_icd_is_the_complete_release_with_titles_and_hierarchy(icd):
     assert icd["url"] == ICD
+    assert icd["id"] == "icd-10-cm"
     assert icd["version"] == ICD_VERSION
-    assert icd["content"] == "fragment"
+    assert icd["content"] == "complete"
+    assert icd["count"] == 98_466  # 22 chapters, 258 blocks, 98,186 categories and codes
+    assert icd["hierarchyMeaning"] == "classified-with"
     assert icd["identifier"] == [{"system": "urn:ietf:rfc:3986", "value": "urn:oid:2.16.840.1.113883.6.90"}]
     concepts = flatten(icd["concept"])
-    assert {code: concept["display"] for code, (concept, _) in concepts.items() if code in ICD_TITLES} == ICD_TITLES
-    assert {code: parent for code, (_, parent) in concepts.items()} == {
-        "G81": None, "G81.9": "G81", "G81.90": "G81.9",
-        "M62": None, "M62.8": "M62", "M62.81": "M62.8",
-        "R26": None, "R26.2": "R26",
-    }
+    assert len(concepts) == 98_466
+    assert {code: concepts[code][0]["display"] for code in ICD_TITLES} == ICD_TITLES
+    chains = {}
+    for code in MAPPED_CODES:
+        chain, parent = [], concepts[code][1]
+        while parent:
+            chain.append(parent)
+            parent = concepts[parent][1]
+        chains[code] = chain
+    assert chains == {"M62.81": ["M62.8", "M62", "M60-M63", "13"], "R26.2": ["R26", "R25-R29", "18"],
+                      "G81.90": ["G81.9", "G81", "G80-G83", "6"]}
+    assert concepts["M62.81"][0]["property"] == [
+        {"code": "notSelectable", "valueBoolean": False},
+        {"code": "excludes1", "valueString": "muscle weakness in sarcopenia (M62.84)"}]
+    assert [f["code"] for f in icd["filter"]] == ["concept", "notSelectable"]
 
 
 @pytest.mark.parametrize("code, selectable", [
-    ("G81", False), ("G81.9", False), ("G81.90", True),
-    ("M62", False), ("M62.8", False), ("M62.81", True),
-    ("R26", False), ("R26.2", True),
+    ("6", False), ("G80-G83", False), ("G81", False), ("G81.9", False), ("G81.90", True),
+    ("13", False), ("M60-M63", False), ("M62", False), ("M62.8", False), ("M62.81", True),
+    ("18", False), ("R25-R29", False), ("R26", False), ("R26.2", True),
+    ("S06.1X7", False), ("S06.1X7A", True),
 ])
-def test_icd_billable_codes_are_selectable_and_categories_are_not(icd, code, selectable):
-    concept, _ = flatten(icd["concept"])[code]
+def test_icd_billable_codes_are_selectable_and_the_rest_is_not(icd_concepts, code, selectable):
+    concept, _ = icd_concepts[code]
     not_selectable = [p["valueBoolean"] for p in concept["property"] if p["code"] == "notSelectable"]
     assert not_selectable == [not selectable]
+
+
+def test_icd_is_valid_r5_and_its_r4_rendering_valid_r4(icd):
+    """The one expensive check of the generated file: what integrators load must validate."""
+    validate(icd, FhirVersion.R5)
+    validate(resource_for(FhirVersion.R4, icd), FhirVersion.R4)
 
 
 # --- ConceptMap --------------------------------------------------------------------------------
@@ -275,7 +303,6 @@ def test_value_sets_list_the_expected_codes():
 @pytest.mark.parametrize("name, sources", [
     ("CodeSystem-cpt-97116-fragment.json", [ARTICLE, "https://terminology.hl7.org/CPT.html"]),
     ("CodeSystem-designation-use.json", [ARTICLE]),
-    ("CodeSystem-icd-10-cm-fragment.json", [ICD_SOURCE, "simple-icd-10-cm 1.5.0"]),
     ("ConceptMap-cpt-97116-to-icd-10-cm.json", [ARTICLE, ICD_SOURCE]),
     ("ValueSet-cpt-gait-training.json", [ARTICLE]),
     ("ValueSet-icd-10-cm-gait-training-diagnoses.json", [ARTICLE, ICD_SOURCE]),
@@ -286,9 +313,13 @@ def test_each_resource_names_its_source(name, sources):
         assert source in description
 
 
-def test_icd_copyright_names_nchs(icd):
-    assert icd["copyright"] == ("ICD-10-CM is published by the National Center for Health Statistics (NCHS), "
-                                "CDC, and is in the public domain in the United States.")
+def test_icd_names_its_source_and_nchs(icd):
+    for source in ("release 2026-04-01 (CDC/NCHS)", "icd10c-tabular-April-1-2026.xml", "simple-icd-10-cm 1.5.0",
+                   'the chapter number ("13") and the block\'s code range ("M60-M63")'):
+        assert source in icd["description"]
+    assert icd["copyright"] == ("ICD-10-CM is maintained and published by the National Center for Health Statistics "
+                                "(NCHS), Centers for Disease Control and Prevention. The tabular list carries no "
+                                "copyright notice.")
 
 
 # --- R4 <-> R5 ---------------------------------------------------------------------------------

@@ -1,24 +1,35 @@
-"""Read FHIR JSON content, validate it once with fhir.resources, and hand R5 dicts to the registry.
+"""Read FHIR content, validate it once with fhir.resources, and hand R5 dicts to the registry.
 
-Each resource is validated against the R5 models; if that fails and the R4B models accept it, it
-is an R4 resource and is converted to R5 (fhirversions.to_r5). A resource neither accepts is
-refused with a message naming the file, the resource and the first offending element. Loading is
-all-or-nothing: the caller builds a new registry only when every file loaded.
+Content is JSON files (.json, .json.gz), Bundles (bundles.py) and FHIR NPM packages (packages.py),
+given as files or directories. Each resource is validated against the R5 models; if that fails and
+the R4B models accept it, it is an R4 resource and is converted to R5 (fhirversions.to_r5). A
+resource neither accepts is refused with a message naming the file (the archive and member, the
+Bundle entry), the resource and the first offending element. Loading is all-or-nothing: the
+caller builds a new registry only when every file loaded; `validate_paths` instead carries on and
+collects every problem.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
+import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from ..fhirversions import FhirVersion, looks_like_r4, model_class, to_r5
 from ..terminology.errors import InvalidContent
+from .bundles import bundle_resources, is_bundle
 from .codes import binding_errors
+from .limits import Limits, gunzip
+from .packages import PACKAGE_SUFFIXES, is_package, read_package
+from .progress import LoadProgress, ProgressCallback, skipped_text
+
+log = logging.getLogger(__name__)
 
 LOADABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 
@@ -93,53 +104,180 @@ def _validated(resource: dict, origin: str, prefer: FhirVersion, lenient: bool =
     raise InvalidContent("CONTENT_INVALID", origin, label, order[0].value, _first_error(first_error)) from None
 
 
-def _resources_in(document: object, origin: str) -> Iterator[dict]:
-    if isinstance(document, dict) and document.get("resourceType") == "Bundle":
-        for index, entry in enumerate(document.get("entry", [])):
-            resource = entry.get("resource") if isinstance(entry, dict) else None
-            if resource is not None:
-                yield load_resource(resource, f"{origin} entry[{index}]")
-        return
-    yield load_resource(document, origin)  # type: ignore[arg-type]
+def _is_fhir_type(name: str) -> bool:
+    try:
+        model_class(FhirVersion.R5, name)
+    except (ValueError, KeyError):
+        return False
+    return True
 
+
+# --- finding and reading files ---------------------------------------------------------------------
 
 JSON_SUFFIXES = (".json", ".json.gz")
 
 
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(JSON_SUFFIXES))
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(JSON_SUFFIXES + PACKAGE_SUFFIXES))
     if path.is_file():
         return [path]
     raise InvalidContent("CONTENT_NOT_FOUND", str(path))
 
 
-def _read_text(file: Path) -> str:
-    """A JSON file's text; `.json.gz` files (the large generated code systems) are gunzipped."""
+def _read_text(file: Path, limits: Limits | None = None) -> str:
+    """A JSON file's text; `.json.gz` files (the large generated code systems) are gunzipped,
+    within FHIR_PLUGIN_MAX_MEMBER_BYTES."""
     raw = file.read_bytes()
     if file.name.endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
-            raise InvalidContent("CONTENT_NOT_JSON", str(file), f"not a valid gzip file ({error})") from None
+        raw = gunzip(raw, (limits or Limits.from_settings()).max_member_bytes, str(file))
     return raw.decode("utf-8-sig")
 
 
-def read_paths(paths: Iterable[Path]) -> list[dict]:
-    """Every resource in `paths` (files, or directories of *.json and *.json.gz), validated, as R5 dicts."""
-    resources: list[dict] = []
+def _read_json(file: Path, limits: Limits) -> object:
+    try:
+        return json.loads(_read_text(file, limits))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidContent("CONTENT_NOT_JSON", str(file), error) from None
+
+
+# --- one pass over the content -----------------------------------------------------------------------
+
+
+@dataclass
+class LoadReport:
+    """What a pass over some paths found: the valid resources (R5, duplicates merged) with where
+    each came from, the problems, and what was passed over."""
+
+    resources: list[dict] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+    problems: list[InvalidContent] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)  # resource type -> count (not terminology content)
+    passed_over: list[str] = field(default_factory=list)  # package members not read (examples, docs)
+    strict: bool = True  # raise the first problem rather than collect it
+
+    def fail(self, problem: InvalidContent) -> None:
+        if self.strict:
+            raise problem
+        self.problems.append(problem)
+
+
+def _documents(file: Path, limits: Limits, report: LoadReport) -> Iterator[tuple[object, str, FhirVersion, bool]]:
+    """(resource, origin, version to try first, from a package) for each resource in `file`."""
+    if is_package(file):
+        package = read_package(file, limits)
+        report.passed_over.extend(package.passed_over)
+        documents = [(doc, origin, package.prefer or FhirVersion.R5, True) for doc, origin in package.documents]
+    else:
+        documents = [(_read_json(file, limits), str(file), FhirVersion.R5, False)]
+    for document, origin, prefer, in_package in documents:
+        if is_bundle(document):
+            for resource, where in bundle_resources(document, origin):  # type: ignore[arg-type]
+                yield resource, where, prefer, in_package
+        else:
+            yield document, origin, prefer, in_package
+
+
+def _take(resource: object, origin: str, prefer: FhirVersion, in_package: bool, report: LoadReport) -> None:
+    rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+    if in_package and rtype not in LOADABLE_TYPES:
+        # Real packages hold StructureDefinitions, an ImplementationGuide, SearchParameters...: they
+        # are passed over (and counted), but a member that is not FHIR at all is refused.
+        if not isinstance(rtype, str):
+            raise InvalidContent("CONTENT_NOT_FHIR", origin, "no resourceType")
+        if not _is_fhir_type(rtype):
+            raise InvalidContent("CONTENT_NOT_FHIR", origin, f"'{rtype}' is not a FHIR resource type")
+        report.skipped[rtype] += 1
+        return
+    report.resources.append(load_resource(resource, origin, prefer))  # type: ignore[arg-type]
+    report.origins.append(origin)
+
+
+def _merge_duplicates(report: LoadReport) -> None:
+    """The same resource twice (one file named twice) is kept once; two different resources with
+    one url|version, or one id, are a conflict, reported with both places."""
+    canonicals: dict[tuple, tuple[dict, str]] = {}
+    ids: dict[tuple[str, str], str] = {}
+    kept: list[tuple[dict, str]] = []
+    for resource, origin in zip(report.resources, report.origins):
+        rtype, url, version = resource["resourceType"], resource.get("url"), resource.get("version")
+        if url and (rtype, url, version) in canonicals:
+            first, where = canonicals[(rtype, url, version)]
+            if first != resource:
+                report.fail(InvalidContent("CONTENT_DUPLICATE_CANONICAL", rtype, url, version, where, origin))
+            continue
+        if resource.get("id") and (rtype, resource["id"]) in ids:
+            report.fail(InvalidContent("CONTENT_DUPLICATE_ID", rtype, resource["id"], ids[(rtype, resource["id"])],
+                                       origin))
+            continue
+        if url:
+            canonicals[(rtype, url, version)] = (resource, origin)
+        if resource.get("id"):
+            ids[(rtype, resource["id"])] = origin
+        kept.append((resource, origin))
+    report.resources = [resource for resource, _ in kept]
+    report.origins = [origin for _, origin in kept]
+
+
+def scan_paths(paths: Iterable[Path], *, strict: bool = True, limits: Limits | None = None,
+               progress: ProgressCallback | None = None) -> LoadReport:
+    """Read and validate everything in `paths` (files, directories, packages). Strict: the first
+    problem is raised, as InvalidContent. Otherwise every problem is collected in the report."""
+    limits = limits or Limits.from_settings()
+    report = LoadReport(strict=strict)
+    files: list[Path] = []
     for path in paths:
-        for file in _files(Path(path)):
-            try:
-                document = json.loads(_read_text(file))
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise InvalidContent("CONTENT_NOT_JSON", str(file), error) from None
-            resources.extend(_resources_in(document, str(file)))
-    return resources
+        try:
+            files.extend(_files(Path(path)))
+        except InvalidContent as error:
+            report.fail(error)
+    sizes = [file.stat().st_size for file in files]
+    done = 0
+    for number, (file, size) in enumerate(zip(files, sizes), start=1):
+        if progress:
+            progress(LoadProgress("reading", str(file), size, files_done=number - 1, files_total=len(files),
+                                  bytes_done=done, bytes_total=sum(sizes)))
+        loaded, skipped_before = len(report.resources), Counter(report.skipped)
+        try:
+            for resource, origin, prefer, in_package in _documents(file, limits, report):
+                try:
+                    _take(resource, origin, prefer, in_package, report)
+                except InvalidContent as error:
+                    report.fail(error)
+        except InvalidContent as error:
+            report.fail(error)
+        done += size
+        skipped = tuple(sorted((report.skipped - skipped_before).items()))
+        if skipped:
+            log.info("%s: passed over %s (not CodeSystem, ValueSet or ConceptMap)", file, skipped_text(skipped))
+        if progress:
+            progress(LoadProgress("read", str(file), size, len(report.resources) - loaded, skipped, number,
+                                  len(files), done, sum(sizes)))
+    _merge_duplicates(report)
+    return report
 
 
-def load_paths(paths: Iterable[Path]):
+def read_paths(paths: Iterable[Path], *, limits: Limits | None = None,
+               progress: ProgressCallback | None = None) -> list[dict]:
+    """Every resource in `paths` (files, directories, Bundles, packages), validated, as R5 dicts.
+    Raises InvalidContent for the first problem."""
+    return scan_paths(paths, limits=limits, progress=progress).resources
+
+
+def validate_paths(paths: Iterable[Path], *, limits: Limits | None = None,
+                   progress: ProgressCallback | None = None) -> LoadReport:
+    """Like read_paths, but every problem is collected in the report instead of raised."""
+    return scan_paths(paths, strict=False, limits=limits, progress=progress)
+
+
+def load_paths(paths: Iterable[Path], *, limits: Limits | None = None, progress: ProgressCallback | None = None):
     """A Registry built from `paths`; nothing is half-loaded if any file fails."""
     from ..terminology.registry import Registry
 
-    return Registry(read_paths(paths))
+    resources = read_paths(paths, limits=limits, progress=progress)
+    if progress:
+        progress(LoadProgress("compiling", resources=len(resources)))
+    registry = Registry(resources)
+    if progress:
+        progress(LoadProgress("done", resources=len(resources)))
+    return registry

@@ -192,6 +192,18 @@ MESSAGES: dict[str, str] = {
     "CONTENT_UNSUPPORTED_TYPE": "{0}: cannot load a {1}; expected CodeSystem, ValueSet, ConceptMap or Bundle",
     "DUPLICATE_CANONICAL": "{0} '{1}' version '{2}' is loaded twice with different content",
     "DUPLICATE_ID": "{0}/{1} is loaded twice",
+    # importing licensed CPT files (fhir_plugin.content.cpt)
+    "CPT_FILE_INVALID": "{0}, line {1}: {2}",
+    "CPT_FILE_EMPTY": "{0}: no CPT codes in this file",
+    # loading files, Bundles and FHIR packages (fhir_plugin.content): {0} is always where
+    "CONTENT_DUPLICATE_CANONICAL": "{0} '{1}' version '{2}' is loaded twice with different content: in {3} and in {4}",
+    "CONTENT_DUPLICATE_ID": "{0}/{1} is loaded twice, as two different resources: in {2} and in {3}",
+    "CONTENT_NOT_FHIR": "{0}: not a FHIR resource: {1}",
+    "CONTENT_TOO_LARGE": "{0}: refused: it expands to more than {1} bytes (the limit set by {2})",
+    "BUNDLE_TYPE_REFUSED": "{0}: cannot load a Bundle of type '{1}'; expected collection, batch or transaction",
+    "BUNDLE_ENTRY_REFUSED": "{0}: cannot load this Bundle entry: {1}",
+    "PACKAGE_INVALID": "{0}: not a usable FHIR package: {1}",
+    "PACKAGE_MEMBER_REFUSED": "{0}: refused the archive member '{1}': {2}",
 }
 
 
@@ -353,7 +365,11 @@ class InvalidContent(TerminologyError):
     status = 422
     issue_code = "invalid"
     message_ids = frozenset({"CONTENT_NOT_JSON", "CONTENT_INVALID", "CONTENT_NOT_FOUND", "DUPLICATE_CANONICAL",
-                             "DUPLICATE_ID", "CONTENT_UNSUPPORTED_TYPE", "CONTENT_NO_URL"})
+                             "DUPLICATE_ID", "CONTENT_UNSUPPORTED_TYPE", "CONTENT_NO_URL",
+                             "CPT_FILE_INVALID", "CPT_FILE_EMPTY",
+                             "CONTENT_DUPLICATE_CANONICAL", "CONTENT_DUPLICATE_ID", "CONTENT_NOT_FHIR",
+                             "CONTENT_TOO_LARGE", "BUNDLE_TYPE_REFUSED", "BUNDLE_ENTRY_REFUSED", "PACKAGE_INVALID",
+                             "PACKAGE_MEMBER_REFUSED"})
 
 
 

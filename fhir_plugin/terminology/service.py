@@ -6,8 +6,10 @@ TerminologyClient` offers the same methods over HTTP and raises the same errors.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..fhirversions import FhirVersion
 
@@ -45,12 +47,27 @@ class TerminologyService:
         return TerminologyService(self._overlays.overlay(self.registry, resources, version), self._overlays)
 
     @classmethod
-    def from_paths(cls, paths: Iterable[Path] | None = None) -> TerminologyService:
-        """Load content from files or directories (the bundled content when None)."""
+    def from_paths(cls, paths: Iterable[Path] | None = None, *, progress: Any = None,
+                   cache: bool = True, cache_dir: Path | None = None) -> TerminologyService:
+        """Load content from files, directories, Bundles or FHIR packages (the bundled content when
+        None). `progress`, if given, is called with a content.progress.LoadProgress per step.
+        With `cache`, content loaded before (same bytes, same code) is read from the on-disk cache
+        in `cache_dir` (default FHIR_PLUGIN_CACHE_DIR or ~/.cache/fhir_plugin) instead of being
+        validated and compiled again; see content/cache.py."""
         from ..config import bundled_dir
-        from ..content import load_paths
+        from ..content import cache as content_cache, load_paths
 
-        return cls(load_paths(list(paths) if paths is not None else [bundled_dir("resources")]))
+        chosen = list(paths) if paths is not None else [bundled_dir("resources")]
+        if not cache:
+            registry = load_paths(chosen, progress=progress)
+        else:
+            registry = content_cache.cached(chosen, lambda: load_paths(chosen, progress=progress), cache_dir)
+        # The content lives as long as the process: moving its objects (about a million with the
+        # complete ICD-10-CM) out of the collector's generations keeps every later collection from
+        # walking them (which made a large $expand three times slower) and keeps forked gunicorn
+        # workers from writing to, and so copying, the pages they share with the master.
+        gc.freeze()
+        return cls(registry)
 
     def lookup(self, request: LookupRequest) -> LookupResult:
         """CodeSystem/$lookup. Raises UnknownCodeSystem, UnknownCode, InvalidRequest, ..."""

@@ -22,7 +22,9 @@ from .registry import Registry, version_key
 from .supplements import apply_supplements, find_supplement, supplements_base
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen (hashable all the same): a frozen dataclass's __init__ costs 3.5x more, and an
+# expansion of the whole ICD-10-CM builds 98,466 of these.
+@dataclass(slots=True, unsafe_hash=True)
 class Member:
     system: str
     version: str | None

@@ -1,0 +1,144 @@
+"""Reading a FHIR NPM package (.tgz) without trusting it.
+
+The archive is read as a stream, in memory, one member at a time; nothing is ever extracted to
+disk, so no member name can write anywhere. Still, a member whose name is absolute or climbs out
+with `..`, a link or device, or anything outside `package/` is refused: such an archive was not
+made by a package tool, and whoever loads it should know. Sizes are bounded while decompressing
+(limits.py), so a bomb is refused after reading at most the limit, not after filling memory.
+
+Layout (https://confluence.hl7.org/display/FHIR/NPM+Package+Specification): `package/package.json`
+(the manifest: name, version, fhirVersions), `package/.index.json`, the resources as JSON files
+directly in `package/`; subfolders (example/, other/, openapi/, xml/ ...) hold examples and
+documentation, which are not terminology content and are passed over.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from ..fhirversions import FhirVersion
+from ..terminology.errors import InvalidContent
+from .limits import BoundedReader, Limits
+
+PACKAGE_SUFFIXES = (".tgz", ".tar.gz")
+
+
+@dataclass
+class Package:
+    origin: str  # the archive's path, as given
+    manifest: dict
+    prefer: FhirVersion | None  # from fhirVersions; None: the loader's usual order
+    documents: list[tuple[object, str]] = field(default_factory=list)  # (parsed JSON, origin)
+    passed_over: list[str] = field(default_factory=list)  # members not loaded (examples, docs)
+
+
+def is_package(path: Path) -> bool:
+    return path.name.endswith(PACKAGE_SUFFIXES)
+
+
+def member_origin(archive: str, member: str) -> str:
+    return f"{archive} ({member})"
+
+
+def _refuse(archive: str, name: str, why: str) -> InvalidContent:
+    return InvalidContent("PACKAGE_MEMBER_REFUSED", archive, name, why)
+
+
+def _checked_name(archive: str, member: tarfile.TarInfo) -> str:
+    """The member's path inside the archive, once it is known to be a safe one."""
+    name = member.name
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise _refuse(archive, name, "an absolute path")
+    if ".." in re.split(r"[/\\]", name):
+        raise _refuse(archive, name, "a path that climbs out with '..'")
+    if member.issym() or member.islnk():
+        raise _refuse(archive, name, f"a {'symbolic' if member.issym() else 'hard'} link to '{member.linkname}'")
+    if not (member.isreg() or member.isdir()) or member.issparse():
+        raise _refuse(archive, name, "not a regular file or directory (a device, fifo or sparse file)")
+    name = str(PurePosixPath(name))  # "./package//x.json" -> "package/x.json"
+    if name != "package" and not name.startswith("package/"):
+        raise _refuse(archive, name, "outside the package/ folder")
+    return name
+
+
+def _fhir_version(archive: str, manifest: dict) -> FhirVersion | None:
+    """The version the manifest declares: fhirVersions, else the core package it depends on."""
+    declared = manifest.get("fhirVersions") or manifest.get("fhir-version-list") or []
+    if isinstance(declared, str):
+        declared = [declared]
+    for version in declared if isinstance(declared, list) else []:
+        if str(version).startswith(("4.0", "4.3")):  # R4, and R4B which the R4B models cover
+            return FhirVersion.R4
+        if str(version).startswith("5.0"):
+            return FhirVersion.R5
+    if declared:
+        raise InvalidContent("PACKAGE_INVALID", archive, f"FHIR version {', '.join(map(str, declared))} is not "
+                             "supported (R4 4.0.x, R4B 4.3.x or R5 5.0.x)")
+    dependencies = manifest.get("dependencies") if isinstance(manifest.get("dependencies"), dict) else {}
+    for core, version in (("hl7.fhir.r4.core", FhirVersion.R4), ("hl7.fhir.r5.core", FhirVersion.R5)):
+        if core in dependencies:
+            return version
+    return None
+
+
+def _json(raw: bytes, origin: str) -> object:
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidContent("CONTENT_NOT_JSON", origin, error) from None
+
+
+def read_package(path: Path, limits: Limits) -> Package:
+    """Every resource document of the package at `path`, parsed; raises InvalidContent for
+    anything unsafe or malformed (the whole package is refused, never part of it)."""
+    archive = str(path)
+    documents: list[tuple[object, str]] = []
+    passed_over: list[str] = []
+    manifest: object = None
+    seen: set[str] = set()
+    total = 0
+    try:
+        with path.open("rb") as raw:
+            stream = BoundedReader(gzip.GzipFile(fileobj=raw), limits.max_package_bytes, archive)
+            with tarfile.open(fileobj=stream, mode="r|") as tar:  # a stream: members in order, no seeking
+                for count, member in enumerate(tar, start=1):
+                    if count > limits.max_members:
+                        raise InvalidContent("PACKAGE_INVALID", archive, f"more than {limits.max_members} members")
+                    name = _checked_name(archive, member)
+                    if member.isdir():
+                        continue
+                    if name in seen:  # tar lets a later member silently replace an earlier one
+                        raise _refuse(archive, name, "it appears twice in the archive")
+                    seen.add(name)
+                    if member.size > limits.max_member_bytes:
+                        raise InvalidContent("CONTENT_TOO_LARGE", member_origin(archive, name),
+                                             limits.max_member_bytes, "FHIR_PLUGIN_MAX_MEMBER_BYTES")
+                    total += member.size
+                    if total > limits.max_package_bytes:
+                        raise InvalidContent("CONTENT_TOO_LARGE", archive, limits.max_package_bytes,
+                                             "FHIR_PLUGIN_MAX_PACKAGE_BYTES")
+                    inner = name.removeprefix("package/")
+                    # .index.db: the SQLite index recent package tools add; metadata, like .index.json
+                    if "/" in inner or inner == ".index.db":
+                        passed_over.append(name)
+                        continue
+                    origin = member_origin(archive, name)
+                    if not inner.endswith(".json"):
+                        raise _refuse(archive, name, "not a JSON file")
+                    extracted = tar.extractfile(member)
+                    document = _json(extracted.read() if extracted else b"", origin)
+                    if inner == "package.json":
+                        manifest = document
+                    elif inner != ".index.json":
+                        documents.append((document, origin))
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as error:
+        raise InvalidContent("PACKAGE_INVALID", archive, f"not a gzip-compressed tar archive ({error})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("name"), str):
+        raise InvalidContent("PACKAGE_INVALID", archive, "package/package.json is missing or has no name")
+    return Package(archive, manifest, _fhir_version(archive, manifest), documents, passed_over)
