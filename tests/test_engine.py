@@ -816,3 +816,15 @@ def test_loader_reads_gzipped_json(tmp_path):
     (tmp_path / "bad.json.gz").unlink()
     registry = load_paths([tmp_path])
     assert registry.code_system(f"{EX}/CodeSystem/test").concepts["A"].display == "Alpha"
+
+
+def test_inline_resources_are_validated_once_per_distinct_content():
+    from fhir_plugin.content.loader import load_inline
+
+    first = load_inline(json.loads(json.dumps(INLINE)), "parameter 'conceptMap'")
+    again = load_inline(json.loads(json.dumps(INLINE)), "parameter 'conceptMap'")  # an equal copy
+    assert again is first
+    broken = {**INLINE, "group": "not a list"}
+    for _ in range(2):  # refusals are not cached: each one is reported again
+        with pytest.raises(InvalidContent):
+            load_inline(broken, "parameter 'conceptMap'")

@@ -11,9 +11,11 @@ collects every problem.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +74,35 @@ def _without_language_keys(node: Any) -> Any:
     if isinstance(node, list):
         return [_without_language_keys(item) for item in node]
     return node
+
+
+def content_hash(resource: dict) -> str:
+    """A stable digest of a resource's content (key order does not matter)."""
+    canonical = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_INLINE: OrderedDict[tuple[str, str, str], dict] = OrderedDict()
+_INLINE_LOCK = threading.Lock()
+_INLINE_SIZE = 256
+
+
+def load_inline(resource: dict, origin: str, prefer: FhirVersion = FhirVersion.R5) -> dict:
+    """A resource sent in a request parameter (valueSet, conceptMap), validated once per distinct
+    content: clients repeat the same inline resource, and pydantic validation costs far more than
+    the operation. Refusals are not cached, so each one is reported again."""
+    key = (content_hash(resource), prefer.value, origin)
+    with _INLINE_LOCK:
+        found = _INLINE.get(key)
+        if found is not None:
+            _INLINE.move_to_end(key)
+            return found
+    loaded = load_resource(resource, origin, prefer)
+    with _INLINE_LOCK:
+        _INLINE[key] = loaded
+        while len(_INLINE) > _INLINE_SIZE:
+            _INLINE.popitem(last=False)
+    return loaded
 
 
 def _only_missing_elements(error: ValidationError) -> bool:

@@ -8,21 +8,14 @@ overlay lives for one request and is never stored in the base registry.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from ..content.loader import load_resource
+from ..content.loader import content_hash, load_resource
 from ..fhirversions import FhirVersion
 from .errors import InvalidContent
 from .registry import Registry, compile_entry
-
-
-def content_hash(resource: dict) -> str:
-    canonical = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _compile(resource: dict, origin: str) -> object:

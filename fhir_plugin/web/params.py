@@ -279,11 +279,11 @@ def translate_request(params: list[Param], instance: ConceptMapEntry | None = No
                                  "'conceptMap'", expression="conceptMap")
         if url:
             raise InvalidRequest("PARAM_EXCLUSIVE", "'url' and 'conceptMap'", expression="conceptMap")
-        from ..content import load_resource
+        from ..content.loader import load_inline
 
         if concept_map.get("resourceType") != "ConceptMap":
             raise InvalidRequest("PARAM_BAD_TYPE", "conceptMap", "a ConceptMap", expression="conceptMap")
-        concept_map = load_resource(concept_map, "parameter 'conceptMap'")
+        concept_map = load_inline(concept_map, "parameter 'conceptMap'")
     request = TranslateRequest(
         source=source, target=target, target_system=v.get("targetSystem"),
         source_system=v.get("sourceSystem") if source_kind is None else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..content import load_resource
+from ..content.loader import load_inline
 from ..fhirversions import FhirVersion
 from ..terminology.errors import InvalidRequest, NotSupported
 from ..terminology.expand import ExpandRequest
@@ -58,7 +58,7 @@ def expand_request(params: list[Param], instance: dict | None = None, accept_lan
     if value_set is not None and value_set.get("resourceType") != "ValueSet":
         raise InvalidRequest("PARAM_BAD_TYPE", "valueSet", "a ValueSet", expression="valueSet")
     if value_set is not None:
-        value_set = load_resource(value_set, "parameter 'valueSet'", prefer=version)
+        value_set = load_inline(value_set, "parameter 'valueSet'", prefer=version)
     if instance is not None:
         if value_set is not None:
             raise InvalidRequest("PARAM_EXCLUSIVE", "the ValueSet of the path and 'valueSet'", expression="valueSet")

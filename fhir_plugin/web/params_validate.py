@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..content import load_resource
+from ..content.loader import load_inline
 from ..fhirversions import FhirVersion
 from ..terminology.errors import InvalidRequest, InvalidValidateRequest, TerminologyError
 from ..terminology.models import CodeSystemEntry, Coding
@@ -91,7 +91,7 @@ def valueset_validate_request(params: list[Param], instance: dict | None = None,
     elif value_set is not None:
         if value_set.get("resourceType") != "ValueSet":
             raise InvalidRequest("PARAM_BAD_TYPE", "valueSet", "a ValueSet", expression="valueSet")
-        value_set = load_resource(value_set, "parameter 'valueSet'", prefer=version)
+        value_set = load_inline(value_set, "parameter 'valueSet'", prefer=version)
     elif not url:
         raise InvalidValidateRequest("VALIDATE_NO_VALUESET", expression="url")
     return ValidateCodeRequest(codings=codings, form=form, codeable_concept=raw, url=url,
