@@ -353,10 +353,9 @@ def _evaluate(registry: Registry, value_set: dict, options: EvaluationOptions, p
     return evaluation
 
 
-def evaluate(registry: Registry, value_set: dict, depth: int = 0, options: EvaluationOptions | None = None) -> Evaluation:
+def evaluate(registry: Registry, value_set: dict, options: EvaluationOptions | None = None) -> Evaluation:
     """The members `value_set` selects (compose only; a ValueSet without compose selects nothing).
 
     Members are unique per (system, version, code): two versions of one code system may both
-    contribute a code. `depth` is kept for callers of the first version; cycles are detected by
-    the import pathway instead."""
+    contribute a code. Cycles are detected by the import pathway."""
     return _evaluate(registry, value_set, options or EvaluationOptions(), ())
