@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +85,19 @@ def _parameters(data: bytes) -> list[Param]:
     return params
 
 
+def check_query_string(request: Request) -> None:
+    """Invalid UTF-8 in the query string is a 400, as in a form body (werkzeug would pass '%FF' on as text)."""
+    raw = request.query_string
+    if b"%" in raw or not raw.isascii():
+        try:
+            unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest("BODY_BAD_PARAMETERS", "the query string is not valid UTF-8") from None
+
+
 def read_params(request: Request, max_bytes: int) -> list[Param]:
     """Every operation parameter of the request: query string, then the body (POST)."""
+    check_query_string(request)
     params = [Param(k, "query", v) for k, v in request.args.items(multi=True) if k not in CONTROL]
     if request.method == "POST":
         mime = check_body_type(request.content_type)

@@ -30,12 +30,16 @@ _INTEGERS = ("offset", "count")
 _UNSUPPORTED = ("context", "contextDirection")
 
 
+_INTEGER_MAX = 2_147_483_647  # FHIR integer is 32-bit: a larger count or offset cannot be echoed in the answer
+
+
 def _integer(param: Param) -> int:
     value = param.value
-    if param.kind == "query" and isinstance(value, str) and value.isdigit():
+    # ASCII digits only ("²".isdigit() is true but int() refuses it), and few enough for int()'s digit limit
+    if param.kind == "query" and isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
         value = int(value)
     if param.kind not in ("query", "Integer", "UnsignedInt", "PositiveInt") or isinstance(value, bool) \
-            or not isinstance(value, int) or value < 0:
+            or not isinstance(value, int) or not 0 <= value <= _INTEGER_MAX:
         raise InvalidRequest("PARAM_BAD_VALUE", param.name, "integer", repr(param.value), expression=param.name)
     return value
 

@@ -205,6 +205,7 @@ def expand_instance(version: FhirVersion, resource_id: str) -> Response:
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>")
 def search(version: FhirVersion, resource_type: str) -> Response:
+    params.check_query_string(request)
     strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
     entries = _state().service.search(resource_type, params.search_criteria(request.args, strict, resource_type))
     return respond(request, version, searchset(_base_url(), resource_type, entries, request.url))
