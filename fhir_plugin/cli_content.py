@@ -1,4 +1,4 @@
-"""The content commands of `fhir-plugin`: import-icd10cm, import-cpt, validate, load, package.
+"""The content commands of `fhir-plugin`: import-icd10cm, import-cpt, validate, load, unload, package.
 
 Kept apart from cli.py (serve and the operations) so that each stays readable; cli.main
 dispatches to HANDLERS.
@@ -7,6 +7,7 @@ dispatches to HANDLERS.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -90,9 +91,55 @@ def _validate(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     return 1 if report.problems else 0
 
 
+def _admin(args: argparse.Namespace, settings: dict[str, Any]) -> Any:
+    from .client import ContentAdmin
+
+    token = args.token or settings["FHIR_PLUGIN_ADMIN_TOKEN"]
+    if not token:
+        print("error: --server needs the server's admin token: --token or FHIR_PLUGIN_ADMIN_TOKEN", file=sys.stderr)
+        return None
+    return ContentAdmin(args.server, token, timeout=args.timeout)
+
+
+def _texts(outcome: dict) -> list[str]:
+    return [issue.get("details", {}).get("text", "") for issue in outcome.get("issue", [])]
+
+
+def _load_into_server(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    """Each file into the running server at --server, in order; the first refusal stops (exit 2)
+    and leaves the server serving what it had."""
+    from pathlib import Path
+
+    admin = _admin(args, settings)
+    if admin is None:
+        return 2
+    if not args.paths:
+        print(json.dumps(admin.loaded(), indent=2))
+        return 0
+    for path in map(Path, args.paths):
+        if not path.is_file():
+            print(f"error: {path}: not a file (give .json, .json.gz or .tgz files)", file=sys.stderr)
+            return 2
+        print("\n".join(_texts(admin.load(path.read_bytes(), args.name or path.name))))
+    return 0
+
+
+def _unload(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    """Unload content loaded at run time from the running server at --server."""
+    admin = _admin(args, settings)
+    if admin is None:
+        return 2
+    print("\n".join(_texts(admin.unload(args.name))))
+    return 0
+
+
 def _load(args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    """Load as the server does at start-up, with progress on stderr, and say what was loaded."""
+    """Load as the server does at start-up, with progress on stderr, and say what was loaded.
+    With --server: load into that running server instead."""
     from collections import Counter
+
+    if args.server:
+        return _load_into_server(args, settings)
 
     from .content import TerminalProgress
     from .content.report import load_lines
@@ -124,6 +171,15 @@ def _package(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     print(f"{built.path} ({built.path.stat().st_size} bytes)")
     print("\n".join(f"  {name} ({size} bytes)" for name, size in built.members.items()))
     return 0
+
+
+def _server_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument("--server", metavar="URL", required=required,
+                        help="a running fhir-plugin server (e.g. http://127.0.0.1:8080): load into it over its admin "
+                             "endpoint; without PATH, list what was loaded into it")
+    parser.add_argument("--token", help="the server's FHIR_PLUGIN_ADMIN_TOKEN (default: that variable)")
+    parser.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="with --server: seconds to wait for the answer (default 120)")
 
 
 def add_parsers(commands: Any) -> None:
@@ -159,8 +215,17 @@ def add_parsers(commands: Any) -> None:
     load = commands.add_parser(
         "load", help="load content as the server does at start-up, and list what was loaded",
         description="Validates and compiles, with progress on stderr; prints the resources per type and every "
-                    "code system with its version and concept count. A problem stops it (exit code 2).")
+                    "code system with its version and concept count. A problem stops it (exit code 2). With "
+                    "--server URL: loads each file into that running server instead (see the README, 'Loading "
+                    "content into a running server'); a refused file changes nothing there.")
     load.add_argument("paths", nargs="*", metavar="PATH", help="default: FHIR_PLUGIN_CONTENT or the bundled content")
+    _server_options(load)
+    load.add_argument("--name", help="with --server: the name to load one file as (default: its file name)")
+    unload = commands.add_parser(
+        "unload", help="unload content that `load --server` loaded into a running server",
+        description="Removes the named file from the server's loaded content; every worker stops serving it.")
+    unload.add_argument("name", help="the name it was loaded as (`fhir-plugin load --server URL` lists them)")
+    _server_options(unload, required=True)
     package = commands.add_parser(
         "package", help="build a FHIR NPM package (.tgz) of the shipped resources for R4 or R5",
         description="Writes DIR/fhir-plugin.terminology.<r4|r5>-<version>.tgz: package/package.json, "
@@ -171,4 +236,4 @@ def add_parsers(commands: Any) -> None:
 
 
 HANDLERS = {"import-icd10cm": _import_icd10cm, "import-cpt": _import_cpt, "validate": _validate, "load": _load,
-            "package": _package}
+            "unload": _unload, "package": _package}

@@ -213,3 +213,48 @@ class TerminologyClient:
                 raise _plain_error(f"The server answered HTTP {response.status_code} with a body that is not "
                                    f"FHIR JSON: {_snippet(response.text)}", 502)
             raise error_from_response(response.status_code, document, response.text)
+
+
+class ContentAdmin:
+    """The admin endpoints of a running fhir_plugin server: load content, list it, unload it.
+
+    `server_url` is the server's root (http://host:8080); a FHIR endpoint under it (/r4, /r5,
+    /fhir) is accepted too. `token` is the server's FHIR_PLUGIN_ADMIN_TOKEN. Errors are the same
+    TerminologyError subclasses the server raised (InvalidContent for content it refused, ...).
+    """
+
+    def __init__(self, server_url: str, token: str, *, timeout: float = 120.0):
+        root = server_url.rstrip("/")
+        for endpoint in ("/r4", "/r5", "/fhir"):
+            root = root.removesuffix(endpoint)
+        self.url = f"{root}/admin/content"
+        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self.timeout = timeout
+
+    def load(self, data: bytes, name: str | None = None) -> dict:
+        """Load FHIR JSON, a Bundle, gzipped JSON or a FHIR package; the server's OperationOutcome."""
+        return self._request("POST", self.url, data=data, params={"name": name} if name else None)
+
+    def unload(self, name: str) -> dict:
+        return self._request("DELETE", f"{self.url}/{quote(name, safe='')}")
+
+    def loaded(self) -> dict:
+        return self._request("GET", self.url)
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> dict:
+        headers = dict(self.headers, **({"Content-Type": "application/octet-stream"} if "data" in kwargs else {}))
+        try:
+            response = requests.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+        except requests.RequestException as error:
+            raise ServerUnreachable("SERVER_UNREACHABLE", url, _reason(error)) from error
+        with response:
+            try:
+                document = response.json()
+            except ValueError:
+                document = None
+            if response.ok and isinstance(document, dict):
+                return document
+            if response.ok:
+                raise _plain_error(f"The server answered HTTP {response.status_code} with a body that is not "
+                                   f"JSON: {_snippet(response.text)}", 502)
+            raise error_from_response(response.status_code, document, response.text)

@@ -40,14 +40,27 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_PLUGIN_BASE_URL": "",
     # Largest $expand answered without paging (count); beyond it, a too-costly OperationOutcome.
     "FHIR_PLUGIN_MAX_EXPANSION": 10_000,
+    # Most tx-resource parameters in one request (the HL7 test suite sends at most 14); beyond it,
+    # a too-costly OperationOutcome, since each one is validated and compiled.
+    "FHIR_PLUGIN_MAX_TX_RESOURCES": 100,
+    # Rendered answers of $lookup, $translate, $validate-code and $subsumes kept per worker for
+    # identical requests (LRU, answers up to 16 KB each, so at most 32 MB); 0 turns it off.
+    "FHIR_PLUGIN_ANSWER_CACHE": 2048,
     # Loading content: a FHIR package's total uncompressed size, and one archive member's (or one
     # .json.gz file's); beyond them the content is refused (decompression bombs).
     "FHIR_PLUGIN_MAX_PACKAGE_BYTES": 256 * 1024 * 1024,
     "FHIR_PLUGIN_MAX_MEMBER_BYTES": 128 * 1024 * 1024,
+    # The admin endpoints (/admin/content: load content into the running server) need this bearer
+    # token; empty (the default) turns them off, so nothing can change what the server serves.
+    "FHIR_PLUGIN_ADMIN_TOKEN": "",
+    # Where content loaded at run time is kept (and read again at start-up); empty means
+    # $XDG_DATA_HOME/fhir_plugin/loaded when FHIR_PLUGIN_ADMIN_TOKEN is set, and none otherwise.
+    "FHIR_PLUGIN_LOAD_DIR": "",
 }
 
 _INT_KEYS = {"FHIR_PLUGIN_PORT", "FHIR_PLUGIN_WORKERS", "FHIR_PLUGIN_MAX_REQUEST_BYTES", "FHIR_PLUGIN_MAX_EXPANSION",
-             "FHIR_PLUGIN_MAX_PACKAGE_BYTES", "FHIR_PLUGIN_MAX_MEMBER_BYTES"}
+             "FHIR_PLUGIN_MAX_PACKAGE_BYTES", "FHIR_PLUGIN_MAX_MEMBER_BYTES", "FHIR_PLUGIN_MAX_TX_RESOURCES",
+             "FHIR_PLUGIN_ANSWER_CACHE"}
 
 
 def load_settings(
@@ -80,3 +93,14 @@ def content_paths(settings: Mapping[str, Any]) -> list[Path]:
     else:
         parts = [p for p in str(raw).split(os.pathsep) if p.strip()]
     return [Path(p) for p in parts] if parts else [bundled_dir("resources")]
+
+
+def load_dir(settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Path | None:
+    """The directory of content loaded at run time, or None when run-time loading is off."""
+    if settings.get("FHIR_PLUGIN_LOAD_DIR"):
+        return Path(settings["FHIR_PLUGIN_LOAD_DIR"])
+    if not settings.get("FHIR_PLUGIN_ADMIN_TOKEN"):
+        return None
+    environ = os.environ if environ is None else environ
+    data_home = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "fhir_plugin" / "loaded"

@@ -11,24 +11,31 @@ from typing import Any
 
 from flask import Flask
 
-from .config import content_paths, load_settings
+from .config import content_paths, load_dir, load_settings
 from .fhirversions import FhirVersion
+from .terminology.live import LiveService
 from .terminology.service import TerminologyService
 
 
 @dataclass(frozen=True)
 class PluginState:
-    service: TerminologyService
+    live: LiveService
     settings: dict[str, Any]
     software_version: str
+
+    @property
+    def service(self) -> TerminologyService:
+        """The service for this request: the start-up content, with what was loaded since on top."""
+        return self.live.current()
 
 
 class FhirTerminology:
     """`FhirTerminology(app)` or `FhirTerminology().init_app(app, url_prefix="/terminology")`.
 
-    Mounts /r4, /r5 and /fhir (the FHIR_PLUGIN_DEFAULT_VERSION endpoint) under `url_prefix`.
-    Pass `service` to serve content you have already loaded; otherwise FHIR_PLUGIN_CONTENT (or the
-    bundled content) is loaded.
+    Mounts /r4, /r5 and /fhir (the FHIR_PLUGIN_DEFAULT_VERSION endpoint) under `url_prefix`, and
+    /admin (off unless FHIR_PLUGIN_ADMIN_TOKEN is set). Pass `service` to serve content you have
+    already loaded; otherwise FHIR_PLUGIN_CONTENT (or the bundled content) is loaded. Content loaded
+    at run time (FHIR_PLUGIN_LOAD_DIR) is served on top of either.
     """
 
     def __init__(self, app: Flask | None = None, *, service: TerminologyService | None = None,
@@ -40,12 +47,18 @@ class FhirTerminology:
 
     def init_app(self, app: Flask, url_prefix: str | None = None) -> None:
         from . import __version__
+        from .content import Limits
+        from .content.store import ContentStore
+        from .web.admin import admin
         from .web.views import bp
 
         prefix = (self._url_prefix if url_prefix is None else url_prefix).rstrip("/")
         settings = load_settings(app.config)
         service = self._service or TerminologyService.from_paths(content_paths(settings))
-        app.extensions["fhir_plugin"] = PluginState(service, settings, __version__)
+        directory = load_dir(settings)
+        store = ContentStore(directory, Limits.from_settings(settings)) if directory else None
+        app.extensions["fhir_plugin"] = PluginState(LiveService(service, store), settings, __version__)
+        app.register_blueprint(admin, url_prefix=f"{prefix}/admin")
         default = FhirVersion(settings["FHIR_PLUGIN_DEFAULT_VERSION"])
         for path, version in (("r4", FhirVersion.R4), ("r5", FhirVersion.R5), ("fhir", default)):
             app.register_blueprint(bp, url_prefix=f"{prefix}/{path}", name=f"fhir_plugin_{path}",

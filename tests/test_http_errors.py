@@ -46,8 +46,8 @@ SERVER_ROWS = [row for row in TABLE if not row[3].startswith("(client only)")]
 
 def test_the_table_is_parsed():
     assert [row[0] for row in SERVER_ROWS] == [
-        "InvalidRequest", "InvalidContent", "NotSupported", "NotFound", "MethodNotAllowed", "NotAcceptable",
-        "RequestTooLarge", "UnsupportedMediaType"]
+        "InvalidRequest", "InvalidContent", "Unauthorized", "Forbidden", "NotSupported", "NotFound",
+        "MethodNotAllowed", "NotAcceptable", "RequestTooLarge", "UnsupportedMediaType"]
 
 
 @pytest.mark.parametrize("name, status, issue_code, when", TABLE, ids=[row[0] for row in TABLE])
@@ -111,6 +111,12 @@ def supplement_client(supplement_service):
     return create_app(service=supplement_service).test_client()
 
 
+@pytest.fixture
+def admin_client(service, tmp_path):
+    settings = {"FHIR_PLUGIN_ADMIN_TOKEN": "t0ken", "FHIR_PLUGIN_LOAD_DIR": str(tmp_path / "loaded")}
+    return create_app(settings, service=service).test_client()
+
+
 # --- each row, each endpoint family ----------------------------------------------------------
 
 LOOKUP = f"/r4/CodeSystem/$lookup?system={CPT}&code=97116"
@@ -166,6 +172,18 @@ ROW_CASES = [
              "conceptMap", resource={"resourceType": "ConceptMap", "id": "x", "status": "draft",
                                      "sourceUri": "http://example.org/vs",
                                      "group": [{"element": [{"code": "1", "target": [{"code": "2"}]}]}]}))),
+    case("InvalidContent", "admin", "POST", "/admin/content?name=x.json",
+         "x.json: not valid JSON: Expecting value: line 1 column 1 (char 0)", "CONTENT_NOT_JSON",
+         client="admin_client", data="nonsense", headers={"Authorization": "Bearer t0ken"}),
+    # Unauthorized, Forbidden: the admin endpoints, with a token set and (the default) without
+    *(case("Unauthorized", "admin", method, "/admin/content",
+           "This admin endpoint needs the header 'Authorization: Bearer <FHIR_PLUGIN_ADMIN_TOKEN>'",
+           "ADMIN_UNAUTHORIZED", client="admin_client", headers=headers)
+      for method, headers in (("GET", {}), ("POST", {"Authorization": "Bearer wrong"}))),
+    *(case("Forbidden", "admin", method, path,
+           "Loading content into this server over HTTP is disabled: start it with FHIR_PLUGIN_ADMIN_TOKEN set to "
+           "enable the admin endpoints", "ADMIN_DISABLED", headers={"Authorization": "Bearer t0ken"})
+      for method, path in (("GET", "/admin/content"), ("POST", "/admin/content"), ("DELETE", "/admin/content/x.json"))),
     # NotSupported
     # (useSupplement on $lookup is applied now; expansion in a context is what remains unsupported)
     case("NotSupported", "expand", "GET", f"/r4/ValueSet/$expand?url={VS_URL}&context=Patient.gender",

@@ -10,8 +10,11 @@ Status table (decided once; tests/test_http_errors.py pins it):
       InvalidValueSet     400   invalid        a value set that cannot be evaluated (filter without value)
       CircularValueSet    400   processing     a value set that imports itself
       VersionCheckFailed  400   exception      check-system-version refuses the version in use
-      TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION
+      TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION, or more
+                                               tx-resource parameters than FHIR_PLUGIN_MAX_TX_RESOURCES
     InvalidContent        422   invalid        content that cannot be loaded (startup, later uploads)
+    Unauthorized          401   login          an admin endpoint without the right bearer token
+    Forbidden             403   forbidden      an admin endpoint while FHIR_PLUGIN_ADMIN_TOKEN is unset
     NotSupported          400   not-supported  a parameter or feature this server does not offer
     NotFound              404   not-found      an unknown code system, version, code, map, value set,
                                                supplement, resource id or path
@@ -99,6 +102,7 @@ MESSAGES: dict[str, str] = {
         "The version '{1}' is not allowed for system '{0}': required to be '{2}' by a version-check parameter"
     ),
     "VALUESET_TOO_COSTLY": "The value set '{0}' expansion has too many codes to produce ({1})",
+    "TX_RESOURCE_LIMIT": "The request has {0} tx-resource parameters; this server accepts at most {1} in one request",
     "EXPAND_NO_VALUESET": "Must provide a value set: url, valueSet, or the ValueSet of the path",
     # $validate-code (HL7 catalogue; issues in result=false answers, not errors, except where noted)
     "VALIDATE_NO_CODE": (
@@ -204,6 +208,17 @@ MESSAGES: dict[str, str] = {
     "BUNDLE_ENTRY_REFUSED": "{0}: cannot load this Bundle entry: {1}",
     "PACKAGE_INVALID": "{0}: not a usable FHIR package: {1}",
     "PACKAGE_MEMBER_REFUSED": "{0}: refused the archive member '{1}': {2}",
+    # loading content into a running server (the admin endpoints, fhir_plugin.content.store)
+    "ADMIN_DISABLED": (
+        "Loading content into this server over HTTP is disabled: start it with FHIR_PLUGIN_ADMIN_TOKEN set to enable "
+        "the admin endpoints"
+    ),
+    "ADMIN_UNAUTHORIZED": "This admin endpoint needs the header 'Authorization: Bearer <FHIR_PLUGIN_ADMIN_TOKEN>'",
+    "LOADED_NAME_INVALID": (
+        "'{0}' cannot name loaded content: use letters, digits, '.', '-' and '_' (at most 100), ending in .json, "
+        ".json.gz or .tgz"
+    ),
+    "LOADED_NOT_FOUND": "No content named '{0}' was loaded into this server",
 }
 
 
@@ -253,7 +268,7 @@ class InvalidRequest(TerminologyError):
         "PARAM_CONFLICT", "PARAM_EXCLUSIVE", "TRANSLATE_CODING_INCOMPLETE",
         "SUBSUMES_MISSING", "SUBSUMES_SYSTEMS_DIFFER", "PARAM_REPEATED", "PARAM_BAD_VALUE", "PARAM_BAD_TYPE",
         "PARAM_UNKNOWN", "BODY_NOT_JSON", "EXPAND_NO_VALUESET", "BODY_NOT_PARAMETERS", "BODY_BAD_PARAMETERS", "BAD_FORMAT",
-        "SEARCH_PARAM_UNKNOWN",
+        "SEARCH_PARAM_UNKNOWN", "LOADED_NAME_INVALID",
     })
 
 
@@ -280,10 +295,11 @@ class VersionCheckFailed(InvalidRequest):
 
 class TooCostly(InvalidRequest):
     """An expansion larger than FHIR_PLUGIN_MAX_EXPANSION (or the client's X-TOO-COSTLY-THRESHOLD);
-    `count` (paging) gets it answered."""
+    `count` (paging) gets it answered. Also a request with more tx-resource parameters than
+    FHIR_PLUGIN_MAX_TX_RESOURCES: each one is validated and compiled."""
 
     issue_code = "too-costly"
-    message_ids = frozenset({"VALUESET_TOO_COSTLY"})
+    message_ids = frozenset({"VALUESET_TOO_COSTLY", "TX_RESOURCE_LIMIT"})
 
 
 class InvalidValidateRequest(InvalidRequest):
@@ -310,7 +326,7 @@ class NotFound(TerminologyError):
     status = 404
     issue_code = "not-found"
     tx_issue_type = "not-found"
-    message_ids = frozenset({"NO_SUCH_PATH", "NO_SUCH_OPERATION", "RESOURCE_NOT_FOUND"})
+    message_ids = frozenset({"NO_SUCH_PATH", "NO_SUCH_OPERATION", "RESOURCE_NOT_FOUND", "LOADED_NOT_FOUND"})
 
 
 class UnknownCodeSystem(NotFound):
@@ -372,6 +388,21 @@ class InvalidContent(TerminologyError):
                              "PACKAGE_MEMBER_REFUSED"})
 
 
+class Unauthorized(TerminologyError):
+    """An admin endpoint called without the server's bearer token (or with another one)."""
+
+    status = 401
+    issue_code = "login"
+    message_ids = frozenset({"ADMIN_UNAUTHORIZED"})
+
+
+class Forbidden(TerminologyError):
+    """An admin endpoint of a server that has none enabled: no state-changing endpoint is open by default."""
+
+    status = 403
+    issue_code = "forbidden"
+    message_ids = frozenset({"ADMIN_DISABLED"})
+
 
 class ServerUnreachable(TerminologyError):
     """The client could not get an answer from a remote server (refused, DNS, TLS, timeout).
@@ -401,7 +432,7 @@ def error_class_for(message_id: str | None, status: int) -> type[TerminologyErro
         if message_id in cls.message_ids:
             return cls
     for cls in (InvalidRequest, NotFound, MethodNotAllowed, NotAcceptable, RequestTooLarge, UnsupportedMediaType,
-                InvalidContent, ServerUnreachable):
+                InvalidContent, Unauthorized, Forbidden, ServerUnreachable):
         if cls.status == status:
             return cls
     return TerminologyError
@@ -427,7 +458,7 @@ def to_outcome(error: TerminologyError) -> dict:
     return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
-_HTTP_ISSUE_CODES = {404: "not-found", 405: "not-supported", 406: "not-supported", 413: "too-long",
+_HTTP_ISSUE_CODES = {401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported", 406: "not-supported", 413: "too-long",
                      415: "not-supported"}
 
 

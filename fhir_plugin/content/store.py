@@ -1,0 +1,219 @@
+"""Content loaded into a running server: files in one directory (FHIR_PLUGIN_LOAD_DIR), served on
+top of the content the server started with.
+
+Why a directory and a marker file, not a signal: gunicorn workers (or the processes of any other
+WSGI server, or of a host application embedding the plugin) share nothing but the file system.
+Every change rewrites the marker; each process compares the marker's stat with the one it last
+saw (about a microsecond per request) and rebuilds its layer when it changed. So content loaded
+through one worker is served by every worker from the next request on, and after a restart.
+
+Loading is all or nothing: a new file is staged and validated together with everything loaded
+before it, against the start-up content, and only then moved into place. A failure deletes the
+staged file and changes nothing, so the server keeps serving what it had.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..terminology.errors import InvalidContent, InvalidRequest, NotFound
+from ..terminology.registry import Registry
+from .limits import Limits
+from .loader import scan_paths
+
+SUFFIXES = (".json", ".json.gz", ".tgz")
+MARKER = ".generation"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One resource loaded at run time: the file it came from (name in the directory), and what it is."""
+
+    file: str
+    resource_type: str
+    url: str | None
+    version: str | None
+    id: str | None
+
+
+@dataclass(frozen=True)
+class Layer:
+    """The registry a process serves: the start-up content with the loaded files on top."""
+
+    registry: Registry
+    loaded: tuple[Loaded, ...] = ()
+
+    def files(self) -> dict[str, list[Loaded]]:
+        found: dict[str, list[Loaded]] = {}
+        for item in self.loaded:
+            found.setdefault(item.file, []).append(item)
+        return found
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a load or an unload did: the new layer, the file's name, whether it is a new file, and
+    the marker it left (so that the process that made the change need not rebuild again)."""
+
+    layer: Layer
+    name: str
+    created: bool
+    marker: tuple[int, int, int] | None
+
+
+def checked_name(name: str) -> str:
+    """A plain file name in the directory: no path, no dot file, a loadable suffix."""
+    if not _NAME.fullmatch(name) or not name.endswith(SUFFIXES) or ".." in name:
+        raise InvalidRequest("LOADED_NAME_INVALID", name, expression="name")
+    return name
+
+
+def default_name(data: bytes) -> str:
+    """`loaded-<digest>` with the suffix the bytes call for: a gzipped tar is a package."""
+    stem = "loaded-" + hashlib.sha256(data).hexdigest()[:16]
+    if data[:2] != b"\x1f\x8b":
+        return stem + ".json"
+    try:
+        with tempfile.TemporaryFile() as probe:
+            probe.write(data)
+            probe.seek(0)
+            with tarfile.open(fileobj=probe, mode="r:gz") as archive:
+                archive.next()
+        return stem + ".tgz"
+    except (tarfile.TarError, OSError, EOFError):
+        return stem + ".json.gz"
+
+
+class ContentStore:
+    def __init__(self, directory: Path, limits: Limits | None = None):
+        self.directory = Path(directory)
+        self.limits = limits or Limits()
+
+    def marker(self) -> tuple[int, int, int] | None:
+        """What identifies the loaded content's current state; None before anything was loaded."""
+        try:
+            stat = os.stat(self.directory / MARKER)
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+    def files(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p for p in self.directory.iterdir()
+                      if p.is_file() and not p.name.startswith(".") and p.name.endswith(SUFFIXES))
+
+    def build(self, base: Registry, files: list[Path] | None = None, shown: dict[Path, str] | None = None) -> Layer:
+        """`base` with `files` (default: the loaded files) on top. Raises InvalidContent, naming the
+        file, resource and element, if any is invalid or conflicts with another or with `base`."""
+        files = self.files() if files is None else files
+        if not files:
+            return Layer(base)
+        shown = {**{f: f.name for f in files}, **(shown or {})}
+        try:
+            report = scan_paths(files, limits=self.limits)
+        except InvalidContent as error:
+            raise _renamed(error, shown) from None
+        kept, loaded = [], []
+        for resource, origin in zip(report.resources, report.origins):
+            file, where = _shown(origin, shown)
+            if _served_already(base, resource, where):
+                continue
+            kept.append(resource)
+            loaded.append(Loaded(file, resource["resourceType"], resource.get("url"), resource.get("version"),
+                                 resource.get("id")))
+        return Layer(Registry(kept, parent=base) if kept else base, tuple(loaded))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One change at a time, across every process that shares the directory."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def add(self, base: Registry, data: bytes, name: str | None = None) -> Change:
+        """Load `data` (FHIR JSON, a Bundle, gzipped JSON or a FHIR package) as the file `name`,
+        replacing a file of that name."""
+        name = checked_name(name) if name else default_name(data)
+        with self._locked():
+            staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.directory))
+            try:
+                staged = staging / name
+                staged.write_bytes(data)
+                target = self.directory / name
+                others = [f for f in self.files() if f.name != name]
+                layer = self.build(base, others + [staged], {staged: name})
+                created = not target.exists()
+                os.replace(staged, target)
+                return Change(layer, name, created, self._touch())
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def remove(self, base: Registry, name: str) -> Change:
+        """Unload the file `name`; NotFound if there is none."""
+        with self._locked():
+            target = self.directory / checked_name(name)
+            if not target.is_file():
+                raise NotFound("LOADED_NOT_FOUND", name)
+            layer = self.build(base, [f for f in self.files() if f.name != name])
+            target.unlink()
+            return Change(layer, name, False, self._touch())
+
+    def _touch(self) -> tuple[int, int, int] | None:
+        """A new marker (a new inode, so that even a coarse mtime shows the change), written
+        atomically; returns it, read while the lock is still held."""
+        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".marker-")
+        with os.fdopen(handle, "w") as file:
+            file.write(uuid.uuid4().hex)
+        os.replace(temporary, self.directory / MARKER)
+        return self.marker()
+
+
+def _shown(origin: str, shown: dict[Path, str]) -> tuple[str, str]:
+    """(file name, origin) as users know them: the loaded file's name, not the path of the
+    directory or of the staging copy."""
+    for path, name in shown.items():
+        if origin == str(path) or origin.startswith(f"{path} "):
+            return name, name + origin[len(str(path)):]
+    return origin, origin
+
+
+def _renamed(error: InvalidContent, shown: dict[Path, str]) -> InvalidContent:
+    text = error.text
+    for path, name in sorted(shown.items(), key=lambda item: -len(str(item[0]))):
+        text = text.replace(str(path), name)
+    return InvalidContent(error.message_id, *error.args_, expression=error.expression, text=text)
+
+
+def _served_already(base: Registry, resource: dict, origin: str) -> bool:
+    """True if `base` serves this very resource; InvalidContent if it serves another under the
+    same url|version or id, which loading would make ambiguous."""
+    rtype, url, version, rid = (resource["resourceType"], resource.get("url"), resource.get("version"),
+                                resource.get("id"))
+    if url:
+        for entry in base.resource_versions(rtype, url):
+            if entry.version == version:
+                if entry.resource == resource:
+                    return True
+                raise InvalidContent("CONTENT_DUPLICATE_CANONICAL", rtype, url, version,
+                                     "the content the server started with", origin)
+    existing = base.by_id(rtype, rid) if rid else None
+    if existing is not None and existing.resource != resource:
+        raise InvalidContent("CONTENT_DUPLICATE_ID", rtype, rid, "the content the server started with", origin)
+    return False

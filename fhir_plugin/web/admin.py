@@ -1,0 +1,82 @@
+"""The admin endpoints: load content into the running server, list it, unload it.
+
+Off unless FHIR_PLUGIN_ADMIN_TOKEN is set (403), and then only with that bearer token (401): no
+endpoint that changes what the server serves is open by default. They are not FHIR operations, so
+they live beside /r4 and /r5 rather than in them; their errors are OperationOutcomes all the same.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from flask import Blueprint, Response, current_app, request
+
+from ..terminology.errors import Forbidden, MethodNotAllowed, TerminologyError, Unauthorized, to_outcome
+from .params import _body as read_body
+from .render import outcome_response
+
+admin = Blueprint("fhir_plugin_admin", __name__)
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _authorized():
+    state = current_app.extensions["fhir_plugin"]
+    token = state.settings["FHIR_PLUGIN_ADMIN_TOKEN"]
+    if not token or state.live.store is None:
+        raise Forbidden("ADMIN_DISABLED")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest: the time taken must not tell how much of a guessed token was right
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise Unauthorized("ADMIN_UNAUTHORIZED")
+    return state
+
+
+def _allow(*methods: str) -> None:
+    if request.method not in methods:
+        raise MethodNotAllowed("METHOD_NOT_ALLOWED", request.method, request.path)
+
+
+def _json(document: dict, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(document, indent=2), status, headers, mimetype="application/json")
+
+
+def _information(texts: list[str]) -> dict:
+    return {"resourceType": "OperationOutcome",
+            "issue": [{"severity": "information", "code": "informational", "details": {"text": t}} for t in texts]}
+
+
+@admin.route("/content", methods=ALL_METHODS)
+def content() -> Response:
+    """GET: what was loaded at run time. POST: load the body (FHIR JSON, a Bundle, .json.gz or a FHIR
+    package) as the file `?name=` (default: named by its digest), replacing a file of that name."""
+    state = _authorized()
+    _allow("GET", "POST")
+    if request.method == "GET":
+        return _json(state.live.summary())
+    limit = state.settings["FHIR_PLUGIN_MAX_PACKAGE_BYTES"]
+    request.max_content_length = limit  # a package may be larger than an operation's body
+    change = state.live.load(read_body(request, limit), request.args.get("name") or None)
+    loaded = change.layer.files().get(change.name, [])
+    texts = [f"{change.name}: loaded {len(loaded)} resource(s); every worker serves them from the next request"]
+    texts += [f"{item.resource_type} {item.url or item.id}" + (f" version {item.version}" if item.version else "")
+              for item in loaded]
+    headers = {"Location": f"{request.base_url}/{change.name}"}
+    return _json(_information(texts), 201 if change.created else 200, headers)
+
+
+@admin.route("/content/<name>", methods=ALL_METHODS)
+def content_file(name: str) -> Response:
+    """DELETE: unload one file loaded at run time."""
+    state = _authorized()
+    _allow("DELETE")
+    change = state.live.unload(name)
+    return _json(_information([f"{change.name}: unloaded; every worker stops serving it from the next request"]))
+
+
+@admin.errorhandler(TerminologyError)
+def terminology_error(error: TerminologyError) -> Response:
+    response = outcome_response(request, to_outcome(error), error.status)
+    if isinstance(error, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="fhir_plugin admin"'
+    return response

@@ -1,0 +1,349 @@
+"""Loading content into a running server (/admin/content): off by default, token-protected, all or
+nothing, and served by every process that shares the load directory from the next request on.
+A broken Bundle or package is refused with a message naming the file, the resource and the
+element, and the server goes on serving exactly what it had."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fhir_plugin import create_app
+from fhir_plugin.terminology.errors import InvalidContent
+from helpers import CPT, DISPLAY_97116
+from tgz import member, write_package, write_tgz
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DEMO = "http://example.org/fhir/CodeSystem/demo"
+
+
+def demo(version: str = "1", display: str = "Alpha", **extra) -> dict:
+    return {"resourceType": "CodeSystem", "id": "demo", "url": DEMO, "version": version, "status": "active",
+            "content": "complete", "concept": [{"code": "A", "display": display}], **extra}
+
+
+def lookup(client, code: str = "A", system: str = DEMO, base: str = "/r4"):
+    return client.get(f"{base}/CodeSystem/$lookup", query_string={"system": system, "code": code})
+
+
+def display_of(response) -> str:
+    return next(p["valueString"] for p in response.get_json()["parameter"] if p["name"] == "display")
+
+
+def issue(response) -> tuple[str, str, str]:
+    [only] = response.get_json()["issue"]
+    message_id = next((e["valueString"] for e in only.get("extension", [])), None)
+    return only["code"], message_id, only["details"]["text"]
+
+
+def stored(directory) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if not p.name.startswith(".")) if directory.exists() else []
+
+
+@pytest.fixture
+def load_dir(tmp_path):
+    return tmp_path / "loaded"
+
+
+@pytest.fixture
+def admin_app(service, load_dir):
+    return create_app({"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir)}, service=service)
+
+
+@pytest.fixture
+def admin(admin_app):
+    return admin_app.test_client()
+
+
+def post(client, document, name: str | None = None, headers=AUTH):
+    data = document if isinstance(document, bytes) else json.dumps(document).encode()
+    return client.post("/admin/content", query_string={"name": name} if name else None, data=data,
+                       headers=headers, content_type="application/fhir+json")
+
+
+# --- off by default, and behind the token ------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
+@pytest.mark.parametrize("path", ["/admin/content", "/admin/content/demo.json"])
+def test_admin_endpoints_are_off_by_default(client, service, method, path):
+    response = client.open(path, method=method, data=json.dumps(demo()), headers=AUTH)
+    assert response.status_code == 403
+    assert issue(response) == ("forbidden", "ADMIN_DISABLED", "Loading content into this server over HTTP is "
+                               "disabled: start it with FHIR_PLUGIN_ADMIN_TOKEN set to enable the admin endpoints")
+    assert lookup(client).status_code == 404
+    assert client.application.extensions["fhir_plugin"].service is service
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", f"Basic {TOKEN}", "Bearer", f"Bearer {TOKEN}x"])
+def test_admin_endpoints_need_the_token(admin, load_dir, header):
+    headers = {"Authorization": header} if header else {}
+    response = post(admin, demo(), "demo.json", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="fhir_plugin admin"'
+    assert issue(response) == ("login", "ADMIN_UNAUTHORIZED",
+                                "This admin endpoint needs the header 'Authorization: Bearer <FHIR_PLUGIN_ADMIN_TOKEN>'")
+    assert stored(load_dir) == []
+    assert lookup(admin).status_code == 404
+
+
+def test_a_load_dir_alone_serves_loaded_content_but_opens_no_endpoint(service, load_dir):
+    post(create_app({"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir)}, service=service)
+         .test_client(), demo(), "demo.json")
+    client = create_app({"FHIR_PLUGIN_LOAD_DIR": str(load_dir)}, service=service).test_client()
+    assert display_of(lookup(client)) == "Alpha"
+    assert post(client, demo("2"), "demo2.json").status_code == 403
+    assert stored(load_dir) == ["demo.json"]
+
+
+# --- loading and unloading ---------------------------------------------------------------------
+
+
+def test_load_list_replace_and_unload(admin, load_dir):
+    assert admin.get("/admin/content", headers=AUTH).get_json() == {"directory": str(load_dir), "files": []}
+    created = post(admin, demo(), "demo.json")
+    assert created.status_code == 201
+    assert created.headers["Location"] == "http://localhost/admin/content/demo.json"
+    assert [i["details"]["text"] for i in created.get_json()["issue"]] == [
+        "demo.json: loaded 1 resource(s); every worker serves them from the next request",
+        f"CodeSystem {DEMO} version 1"]
+    assert display_of(lookup(admin)) == "Alpha"
+    assert display_of(lookup(admin, base="/r5")) == "Alpha"
+    assert admin.get("/admin/content", headers=AUTH).get_json()["files"] == [
+        {"name": "demo.json", "resources": [{"resourceType": "CodeSystem", "url": DEMO, "version": "1", "id": "demo"}]}]
+
+    replaced = post(admin, demo("2", "Alpha, second edition"), "demo.json")
+    assert replaced.status_code == 200
+    assert display_of(lookup(admin)) == "Alpha, second edition"
+    versions = admin.get(f"/r4/CodeSystem/$lookup?system={DEMO}&code=A&version=1")
+    assert versions.status_code == 404
+
+    unloaded = admin.delete("/admin/content/demo.json", headers=AUTH)
+    assert unloaded.status_code == 200
+    assert issue(unloaded)[2] == "demo.json: unloaded; every worker stops serving it from the next request"
+    assert lookup(admin).status_code == 404
+    assert stored(load_dir) == []
+    assert display_of(lookup(admin, "97116", CPT)) == DISPLAY_97116
+
+
+def test_a_package_loads_and_an_unnamed_body_is_named_by_its_digest(admin, load_dir, tmp_path):
+    package = write_package(tmp_path / "p.tgz", {"CodeSystem-demo.json": demo()})
+    response = admin.post("/admin/content", data=package.read_bytes(), headers=AUTH,
+                          content_type="application/gzip")
+    assert response.status_code == 201
+    [name] = stored(load_dir)
+    assert name.startswith("loaded-") and name.endswith(".tgz") and len(name) == len("loaded-") + 16 + len(".tgz")
+    assert response.headers["Location"].endswith(f"/admin/content/{name}")
+    assert display_of(lookup(admin)) == "Alpha"
+
+
+def test_content_identical_to_the_start_up_content_is_accepted_and_adds_nothing(admin, service):
+    shipped = service.read("CodeSystem", "cpt-97116-fragment").resource
+    response = post(admin, shipped, "again.json")
+    assert response.status_code == 201
+    assert issue(response)[2] == "again.json: loaded 0 resource(s); every worker serves them from the next request"
+    assert admin.application.extensions["fhir_plugin"].service.registry is service.registry
+
+
+# --- refused: the server keeps serving what it had ---------------------------------------------
+
+
+def broken_bundle() -> dict:
+    return {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": demo("9", "Changed")},
+        {"resource": {"resourceType": "ValueSet", "url": "http://example.org/fhir/ValueSet/v", "status": "nope"}}]}
+
+
+def refused_cases(tmp_path):
+    bad_member = write_package(tmp_path / "bad.tgz", {"CodeSystem-demo.json": demo("9", "Changed"),
+                                                       "ValueSet-v.json": {"resourceType": "ValueSet", "status": "x"}})
+    escaping = write_tgz(tmp_path / "escape.tgz", [member("package/../../evil.json", demo("9"))])
+    conflict = dict(demo(), url=CPT, version="2026", id="cpt-copy")
+    return [
+        ("broken.json", json.dumps(broken_bundle()).encode(), "CONTENT_INVALID",
+         "broken.json entry[1]: ValueSet/http://example.org/fhir/ValueSet/v is not valid FHIR R5: status: 'nope' is "
+         "not one of active, draft, retired, unknown"),
+        ("bad.tgz", bad_member.read_bytes(), "CONTENT_INVALID",
+         "bad.tgz (package/ValueSet-v.json): ValueSet/? is not valid FHIR R4: status: 'x' is not one of active, "
+         "draft, retired, unknown"),
+        ("escape.tgz", escaping.read_bytes(), "PACKAGE_MEMBER_REFUSED",
+         "escape.tgz: refused the archive member 'package/../../evil.json': a path that climbs out with '..'"),
+        ("notjson.json", b"{not json", "CONTENT_NOT_JSON",
+         "notjson.json: not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        ("cpt.json", json.dumps(conflict).encode(), "CONTENT_DUPLICATE_CANONICAL",
+         f"CodeSystem '{CPT}' version '2026' is loaded twice with different content: in the content the server "
+         "started with and in cpt.json"),
+        ("demo-again.json", json.dumps(demo("1", "Other")).encode(), "CONTENT_DUPLICATE_CANONICAL",
+         f"CodeSystem '{DEMO}' version '1' is loaded twice with different content: in demo.json and in "
+         "demo-again.json"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_refused_content_changes_nothing(admin, load_dir, tmp_path, case):
+    name, data, message_id, text = refused_cases(tmp_path)[case]
+    assert post(admin, demo(), "demo.json").status_code == 201
+    before = admin.get("/admin/content", headers=AUTH).get_json()
+    service_before = admin.application.extensions["fhir_plugin"].service
+    response = post(admin, data, name)
+    assert response.status_code == 422
+    assert issue(response) == ("invalid", message_id, text)
+    assert stored(load_dir) == ["demo.json"]
+    assert sorted(p.name for p in load_dir.iterdir() if p.name.startswith(".incoming")) == []
+    assert admin.get("/admin/content", headers=AUTH).get_json() == before
+    assert admin.application.extensions["fhir_plugin"].service is service_before
+    assert display_of(lookup(admin)) == "Alpha"
+    assert display_of(lookup(admin, "97116", CPT)) == DISPLAY_97116
+
+
+@pytest.mark.parametrize("method,path,query,status,message_id,text", [
+    ("POST", "/admin/content", {"name": "../evil.json"}, 400, "LOADED_NAME_INVALID",
+     "'../evil.json' cannot name loaded content: use letters, digits, '.', '-' and '_' (at most 100), ending in "
+     ".json, .json.gz or .tgz"),
+    ("POST", "/admin/content", {"name": ".generation.json"}, 400, "LOADED_NAME_INVALID", None),
+    ("POST", "/admin/content", {"name": "x.xml"}, 400, "LOADED_NAME_INVALID", None),
+    ("DELETE", "/admin/content/nothing.json", None, 404, "LOADED_NOT_FOUND",
+     "No content named 'nothing.json' was loaded into this server"),
+    ("DELETE", "/admin/content/..%2F.lock", None, 404, None, None),
+    ("PUT", "/admin/content", None, 405, "METHOD_NOT_ALLOWED", "Method PUT is not allowed on /admin/content"),
+    ("GET", "/admin/content/demo.json", None, 405, "METHOD_NOT_ALLOWED",
+     "Method GET is not allowed on /admin/content/demo.json"),
+])
+def test_bad_admin_requests(admin, load_dir, method, path, query, status, message_id, text):
+    response = admin.open(path, method=method, query_string=query, data=json.dumps(demo()), headers=AUTH)
+    assert response.status_code == status
+    assert response.get_json()["resourceType"] == "OperationOutcome"
+    code, got_id, got_text = issue(response)
+    if message_id:
+        assert got_id == message_id
+    if text:
+        assert got_text == text
+    assert stored(load_dir) == []
+
+
+def test_a_body_beyond_the_package_limit_is_a_413(service, load_dir):
+    small = create_app({"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir),
+                        "FHIR_PLUGIN_MAX_PACKAGE_BYTES": 100}, service=service).test_client()
+    response = post(small, demo(), "demo.json")
+    assert response.status_code == 413
+    assert issue(response) == ("too-long", "BODY_TOO_LARGE", "The request body is larger than the 100 bytes this "
+                               "server accepts")
+    assert stored(load_dir) == []
+
+
+# --- several processes, restarts, and files changed behind the server's back --------------------
+
+
+def test_every_process_sharing_the_directory_serves_a_load_from_its_next_request(service, load_dir):
+    settings = {"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir)}
+    one, other = (create_app(settings, service=service).test_client() for _ in range(2))
+    assert lookup(other).status_code == 404
+    assert post(one, demo(), "demo.json").status_code == 201
+    assert display_of(lookup(other)) == "Alpha"
+    assert one.delete("/admin/content/demo.json", headers=AUTH).status_code == 200
+    assert lookup(other).status_code == 404
+
+
+def test_loaded_content_is_served_again_after_a_restart(service, load_dir):
+    settings = {"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir)}
+    post(create_app(settings, service=service).test_client(), demo(), "demo.json")
+    restarted = create_app(settings, service=service).test_client()
+    assert display_of(lookup(restarted)) == "Alpha"
+
+
+def test_a_start_with_broken_loaded_content_stops_with_the_error(service, load_dir):
+    load_dir.mkdir()
+    (load_dir / "broken.json").write_text(json.dumps(broken_bundle()))
+    with pytest.raises(InvalidContent) as raised:
+        create_app({"FHIR_PLUGIN_LOAD_DIR": str(load_dir)}, service=service)
+    assert raised.value.text == ("broken.json entry[1]: ValueSet/http://example.org/fhir/ValueSet/v is not valid "
+                                 "FHIR R5: status: 'nope' is not one of active, draft, retired, unknown")
+
+
+def test_a_file_broken_behind_the_servers_back_leaves_it_serving_what_it_had(admin, load_dir, caplog):
+    assert post(admin, demo(), "demo.json").status_code == 201
+    (load_dir / "demo.json").write_text("{broken")
+    (load_dir / ".generation").write_text("changed by hand")
+    os.utime(load_dir / ".generation", ns=(1, 1))
+    with caplog.at_level(logging.ERROR, logger="fhir_plugin.terminology.live"):
+        assert display_of(lookup(admin)) == "Alpha"
+        assert display_of(lookup(admin)) == "Alpha"
+    assert [r.getMessage() for r in caplog.records] == [
+        "content loaded at run time cannot be read; serving what was loaded before: demo.json: not valid JSON: "
+        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"]
+    assert admin.get("/admin/content", headers=AUTH).get_json()["problem"].startswith("demo.json: not valid JSON")
+
+
+# --- the command line against a real server -----------------------------------------------------
+
+
+def test_load_and_unload_through_a_real_server_with_two_workers(tmp_path):
+    from live_server import LiveServer, _wait_until_ready, clean_environ, free_port
+
+    port = free_port()
+    environ = dict(clean_environ(), FHIR_PLUGIN_ADMIN_TOKEN=TOKEN, FHIR_PLUGIN_LOAD_DIR=str(tmp_path / "loaded"),
+                   FHIR_PLUGIN_CONTENT=str(tmp_path / "content"))
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "base.json").write_text(json.dumps(dict(demo(), id="base", url=f"{DEMO}-base")))
+    (tmp_path / "demo.json").write_text(json.dumps(demo()))
+    (tmp_path / "broken.json").write_text(json.dumps(broken_bundle()))
+    cli = [sys.executable, "-m", "fhir_plugin"]
+    server = f"http://127.0.0.1:{port}"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(cli + list(args), capture_output=True, text=True, env=environ, timeout=60)
+
+    with open(tmp_path / "server.log", "w+b") as log:
+        process = subprocess.Popen(cli + ["serve", "--port", str(port), "--workers", "2"], stdout=log,
+                                   stderr=subprocess.STDOUT, env=environ)
+        try:
+            _wait_until_ready(process, LiveServer(server, port, log))
+            loaded = run("load", "--server", server, str(tmp_path / "demo.json"))
+            assert (loaded.returncode, loaded.stdout) == (0, "demo.json: loaded 1 resource(s); every worker serves "
+                                                             f"them from the next request\nCodeSystem {DEMO} version 1\n")
+            refused = run("load", "--server", f"{server}/r4", str(tmp_path / "broken.json"))
+            assert (refused.returncode, refused.stdout) == (2, "")
+            assert refused.stderr == ("error (HTTP 422): broken.json entry[1]: ValueSet/http://example.org/fhir/"
+                                      "ValueSet/v is not valid FHIR R5: status: 'nope' is not one of active, draft, "
+                                      "retired, unknown\n")
+            # Each sync worker takes one connection at a time: 20 fresh connections reach both.
+            answers = {run_lookup(server) for _ in range(20)}
+            assert answers == {(200, "Alpha")}
+            assert run("unload", "demo.json", "--server", server).returncode == 0
+            assert {run_lookup(server) for _ in range(20)} == {(404, None)}
+            assert {run_lookup(server, f"{DEMO}-base") for _ in range(4)} == {(200, "Alpha")}
+            no_token = subprocess.run(cli + ["unload", "demo.json", "--server", server], capture_output=True,
+                                      text=True, env=clean_environ(), timeout=60)
+            assert (no_token.returncode, no_token.stderr) == (
+                2, "error: --server needs the server's admin token: --token or FHIR_PLUGIN_ADMIN_TOKEN\n")
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+
+
+def run_lookup(server: str, system: str = DEMO) -> tuple[int, str | None]:
+    import requests
+
+    response = requests.get(f"{server}/r4/CodeSystem/$lookup", params={"system": system, "code": "A"}, timeout=10,
+                            headers={"Connection": "close"})
+    if response.status_code != 200:
+        return response.status_code, None
+    return 200, next(p["valueString"] for p in response.json()["parameter"] if p["name"] == "display")
+
+
+
+def test_where_loaded_content_is_kept():
+    from pathlib import Path
+
+    from fhir_plugin.config import load_dir
+
+    assert load_dir({}, environ={"XDG_DATA_HOME": "/d"}) is None
+    assert load_dir({"FHIR_PLUGIN_ADMIN_TOKEN": "t"}, environ={"XDG_DATA_HOME": "/d"}) == Path("/d/fhir_plugin/loaded")
+    assert load_dir({"FHIR_PLUGIN_ADMIN_TOKEN": "t"}, environ={}) == Path.home() / ".local/share/fhir_plugin/loaded"
+    assert load_dir({"FHIR_PLUGIN_LOAD_DIR": "/x"}, environ={"XDG_DATA_HOME": "/d"}) == Path("/x")
