@@ -86,3 +86,36 @@ def test_fuzzed_json_bodies(fuzz_client, route, version, body):
 @given(route=st.sampled_from(ROUTES), raw=st.binary(max_size=200))
 def test_fuzzed_raw_bytes(fuzz_client, route, raw):
     check(fuzz_client.post(f"/r5{route}", data=raw, content_type="application/fhir+json"))
+
+
+# --- the admin endpoint, enabled: whatever is uploaded, a 2xx or a 4xx, and the content stays whole ---
+
+resource_bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries({"resourceType": st.sampled_from(["CodeSystem", "ValueSet", "ConceptMap", "Bundle", "x"])},
+                          optional={"url": st.text(max_size=20), "status": json_values, "content": json_values,
+                                    "concept": json_values, "type": json_values, "entry": json_values}),
+)
+
+
+@pytest.fixture(scope="module")
+def admin_fuzz(service, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("loaded")
+    app = create_app({"FHIR_PLUGIN_ADMIN_TOKEN": "t", "FHIR_PLUGIN_LOAD_DIR": str(directory)}, service=service)
+    return app.test_client(), directory
+
+
+@FUZZ
+@given(body=st.one_of(resource_bodies.map(lambda b: json.dumps(b).encode()), st.binary(max_size=200)),
+       name=st.none() | st.text(max_size=12) | st.sampled_from(["x.json", "x.tgz", "x.json.gz", "../x.json"]))
+def test_fuzzed_uploads(admin_fuzz, body, name):
+    client, directory = admin_fuzz
+    response = client.post("/admin/content", data=body, query_string={"name": name} if name is not None else None,
+                           headers={"Authorization": "Bearer t"})
+    check(response)
+    assert not [p.name for p in directory.iterdir() if p.name.startswith(".incoming")]
+    if response.status_code < 300:  # an upload that loaded: it is served, then taken out again
+        [location] = [response.headers["Location"].rsplit("/", 1)[1]]
+        assert client.delete(f"/admin/content/{location}", headers={"Authorization": "Bearer t"}).status_code == 200
+    lookup = client.get("/r4/CodeSystem/$lookup?system=http://www.ama-assn.org/go/cpt&code=97116")
+    assert lookup.status_code == 200
