@@ -26,6 +26,7 @@ from .formats import check_body_type
 
 CONTROL = frozenset({"_format", "_pretty"})
 _CODE = re.compile(r"^[^\s]+( [^\s]+)*$")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _DATETIME = re.compile(
     r"^([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)"
     r"(\.[0-9]{1,9})?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$"
@@ -63,12 +64,24 @@ def _body(request: Request, max_bytes: int) -> bytes:
 
 def _parameters(data: bytes) -> list[Param]:
     try:
-        document = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        text = data.decode("utf-8-sig")
+        document = json.loads(text)
+        if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+            try:  # a \ud800 escape without its pair decodes to a string that cannot be encoded as UTF-8
+                json.dumps(document, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("a string holds an unpaired UTF-16 surrogate escape") from None
+    except (UnicodeError, ValueError, RecursionError) as error:
         raise InvalidRequest("BODY_NOT_JSON", str(error) or type(error).__name__) from None
     if not isinstance(document, dict) or document.get("resourceType") != "Parameters":
         found = document.get("resourceType") if isinstance(document, dict) else type(document).__name__
         raise InvalidRequest("BODY_NOT_PARAMETERS", found or "a JSON object without resourceType")
+    return parameter_list(document)
+
+
+def parameter_list(document: dict) -> list[Param]:
+    """The entries of a Parameters resource (the body's, or a nested one such as a batch's
+    `validation`), each checked: a name and exactly one value[x], resource or part."""
     raw = document.get("parameter", [])
     if not isinstance(raw, list):
         raise InvalidRequest("BODY_BAD_PARAMETERS", "'parameter' must be an array")

@@ -17,7 +17,7 @@ from ..terminology.errors import InvalidRequest, InvalidValidateRequest, Termino
 from ..terminology.models import CodeSystemEntry, Coding
 from ..terminology.validate_code import ValidateCodeRequest
 from ..terminology.validate_versions import VersionRules
-from .params import Param, collect, instance_canonical
+from .params import Param, collect, instance_canonical, parameter_list
 
 _COMMON = {
     "code": "code", "display": "string", "coding": "Coding", "codeableConcept": "CodeableConcept",
@@ -131,23 +131,16 @@ def batch_validate_requests(params: list[Param], accept_language: str | None = N
     for param in params:
         if param.name != "validation":
             continue
-        if param.kind != "resource" or not isinstance(param.value, dict):
+        if param.kind != "resource" or not isinstance(param.value, dict) \
+                or param.value.get("resourceType") != "Parameters":
             requests.append(InvalidRequest("PARAM_BAD_TYPE", "validation", "a Parameters resource"))
             continue
-        own = [Param(p["name"], *_kind_value(p)) for p in param.value.get("parameter", []) if isinstance(p, dict)]
-        names = {p.name for p in own}
-        merged = [p for p in shared if p.name not in names] + own
         try:
+            own = parameter_list(param.value)
+            names = {p.name for p in own}
+            merged = [p for p in shared if p.name not in names] + own
             requests.append(valueset_validate_request(merged, instance, accept_language, version))
         except TerminologyError as error:
             requests.append(error)
     return requests
 
-
-def _kind_value(raw: dict) -> tuple[str, Any]:
-    for key, value in raw.items():
-        if key.startswith("value"):
-            return key[5:], value
-    if "resource" in raw:
-        return "resource", raw["resource"]
-    return "part", raw.get("part")

@@ -22,7 +22,11 @@ def outcome_response(request: Request, outcome: dict, status: int) -> Response:
         mimetype = response_mimetype(request.args.get("_format"), request.headers.get("Accept"))
     except Exception:  # noqa: BLE001 - an unacceptable Accept must not hide the original error
         mimetype = "application/fhir+json"
-    return Response(dumps(outcome, request.args.get("_pretty") == "true"), status=status, mimetype=mimetype)
+    try:
+        pretty = request.args.get("_pretty") == "true"
+    except UnicodeDecodeError:  # raw bytes in the query string that are not UTF-8: the error says so
+        pretty = False
+    return Response(dumps(outcome, pretty), status=status, mimetype=mimetype)
 
 
 # A search lists what is there; the concepts of a large code system (the complete ICD-10-CM is

@@ -60,6 +60,7 @@ def route(rule: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
                 raise NotFound("NO_SUCH_OPERATION", operation, kwargs.get("resource_type", ""))
             if request.method not in methods + ("HEAD", "OPTIONS"):
                 raise MethodNotAllowed("METHOD_NOT_ALLOWED", request.method, request.path)
+            params.check_query_string(request)  # first: request.args fails on raw bytes that are not UTF-8
             return fn(FhirVersion(fhir_version), **kwargs)
 
         bp.add_url_rule(rule, fn.__name__, view, methods=ALL_METHODS)
@@ -205,7 +206,6 @@ def expand_instance(version: FhirVersion, resource_id: str) -> Response:
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>")
 def search(version: FhirVersion, resource_type: str) -> Response:
-    params.check_query_string(request)
     strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
     entries = _state().service.search(resource_type, params.search_criteria(request.args, strict, resource_type))
     return respond(request, version, searchset(_base_url(), resource_type, entries, request.url))
