@@ -157,6 +157,7 @@ def compile_code_system(resource: dict) -> CodeSystemEntry:
             for p in resource.get("property", [])
         ),
         resource=resource,
+        positions={code: index for index, code in enumerate(concepts)},
     )
 
 

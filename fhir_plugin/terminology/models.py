@@ -83,6 +83,12 @@ class CodeSystemEntry:
     folded_codes: dict[str, str]  # case-folded code -> code, only when not case-sensitive
     property_definitions: tuple[PropertyDefinition, ...]
     resource: dict = field(repr=False, compare=False)
+    # code -> its place in `concepts`: a filter that selects a few codes of a large system lists
+    # them in code system order without walking every concept.
+    positions: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    # code -> the case-folded words $expand's text filter matches, filled as filters ask for them
+    # (a mutable holder on a frozen entry: a supplemented copy must be given a new one).
+    search_words: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def canonical(self) -> str:

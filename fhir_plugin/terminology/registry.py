@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from .compile import compile_code_system, compile_concept_map, compile_resource_entry
 from .errors import InvalidContent, UnknownCodeSystem, UnknownConceptMap
+from .evaluations import EvaluationCache
 from .models import CodeSystemEntry, ConceptMapEntry, ResourceEntry
 
 SEARCHABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
@@ -31,6 +32,7 @@ class Registry:
         overlay cache) instead. Duplicates are refused in a base registry; an overlay keeps them,
         since a client may send two versions of a map under one canonical."""
         self.parent = parent
+        self.evaluations = EvaluationCache()
         self._code_systems: dict[str, list[CodeSystemEntry]] = {}
         self._concept_maps: list[ConceptMapEntry] = []
         self._entries: dict[str, list[ResourceEntry]] = {t: [] for t in SEARCHABLE_TYPES}

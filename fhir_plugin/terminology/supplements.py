@@ -64,7 +64,8 @@ def apply_supplements(cs: CodeSystemEntry, supplements: list[CodeSystemEntry]) -
                 concepts[code] = _merge(concepts[code], extra, supplement.canonical)
         known = {d.code for d in definitions}
         definitions.extend(d for d in supplement.property_definitions if d.code not in known)
-    merged = replace(cs, concepts=concepts, property_definitions=tuple(definitions))
+    # new designations: the words the text filter matches are those of the merged concepts
+    merged = replace(cs, concepts=concepts, property_definitions=tuple(definitions), search_words={})
     if len(_CACHE) >= _CACHE_SIZE:
         _CACHE.clear()
     _CACHE[key] = ((cs, *supplements), merged)

@@ -66,6 +66,8 @@ class Evaluation:
     applied: list[tuple[str, str]] = field(default_factory=list)  # version parameters that changed a choice
     unknown_systems: list[str] = field(default_factory=list)  # enumerated includes of unloaded systems
     multi_version_systems: set[str] = field(default_factory=set)  # systems compose names in two versions
+    # what $expand's text filter builds over `members` once, shared by the copies of a kept evaluation
+    search: dict = field(default_factory=dict, repr=False, compare=False)
 
     def merge(self, other: Evaluation) -> None:
         for name in ("used_code_systems", "used_value_sets", "used_supplements", "used_fragments", "warnings",
@@ -236,7 +238,12 @@ def _include(registry: Registry, include: dict, evaluation: Evaluation, options:
         for index, flt in enumerate(include.get("filter", [])):
             codes_for = filter_codes(cs, flt, f"{where}.filter[{index}]")
             selected = codes_for if selected is None else selected & codes_for
-        ordered = cs.concepts.keys() if selected is None else [c for c in cs.concepts if c in selected]
+        if selected is None:
+            ordered = cs.concepts.keys()
+        elif cs.positions and len(selected) * 8 < len(cs.concepts):
+            ordered = sorted(selected & cs.concepts.keys(), key=cs.positions.__getitem__)
+        else:
+            ordered = [c for c in cs.concepts if c in selected]
         filtered = bool(include.get("filter"))
         members = [Member(cs.url, cs.version, code, cs.concepts[code].display, cs.concepts[code], cs, nestable=True,
                           filtered=filtered)
@@ -357,5 +364,7 @@ def evaluate(registry: Registry, value_set: dict, options: EvaluationOptions | N
     """The members `value_set` selects (compose only; a ValueSet without compose selects nothing).
 
     Members are unique per (system, version, code): two versions of one code system may both
-    contribute a code. Cycles are detected by the import pathway."""
-    return _evaluate(registry, value_set, options or EvaluationOptions(), ())
+    contribute a code. Cycles are detected by the import pathway. Kept per registry (see
+    evaluations.py): `members` of the result is shared and must not be changed in place."""
+    options = options or EvaluationOptions()
+    return registry.evaluations.evaluation(value_set, options, lambda: _evaluate(registry, value_set, options, ()))

@@ -1,0 +1,98 @@
+"""What makes $expand fast on a large code system gives the answers a plain evaluation gives:
+evaluations kept per registry, the text index over a kept evaluation, a few codes of a large
+system listed in code system order, and supplemented words never mixed with the plain ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from fhir_plugin.terminology.evaluations import EvaluationCache
+from fhir_plugin.terminology.expand import ExpandRequest, _words, expand_value_set, text_filtered, text_matches
+from fhir_plugin.terminology.registry import Registry
+from fhir_plugin.terminology.valueset import EvaluationOptions, _evaluate, evaluate
+from helpers import ICD
+
+WHOLE_ICD = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [{"system": ICD}]}}
+
+
+def icd_isa(code: str) -> dict:
+    return {"resourceType": "ValueSet", "status": "active", "compose": {"include": [
+        {"system": ICD, "filter": [{"property": "concept", "op": "is-a", "value": code}]}]}}
+
+
+@pytest.mark.parametrize("text, total, first", [
+    ("gait", 6, ["R26", "R26.0", "R26.1", "R26.8", "R26.89", "R26.9"]),
+    ("stair", 13, ["W00.1", "W00.1XXA", "W00.1XXD", "W00.1XXS", "W10"]),
+    ("abnorm gai", 5, ["R26", "R26.8", "R26.89", "R26.9", "R63.5"]),
+    ("hemipleg unspec", 19, ["G81.00", "G81.10", "G81.9", "G81.90", "G81.91"]),
+    ("zzzz", 0, []),
+])
+def test_the_text_index_finds_what_a_scan_finds_on_the_whole_icd_10_cm(service, text, total, first):
+    evaluation = evaluate(service.registry, WHOLE_ICD)
+    wanted = _words(text)
+    indexed = text_filtered(evaluation, wanted)
+    assert evaluation.search["text"]  # the index was built, not the scan taken
+    assert indexed == [m for m in evaluation.members if text_matches(m, wanted)]
+    assert [m.code for m in indexed][:5] == first[:5] and len(indexed) == total
+    answer = service.expand(ExpandRequest(value_set=WHOLE_ICD, filter=text, count=5))["expansion"]
+    assert answer["total"] == total
+    assert [c["code"] for c in answer.get("contains", [])] == first[:5]
+
+
+def test_a_few_codes_of_a_large_system_come_in_code_system_order(service):
+    answer = service.expand(ExpandRequest(value_set=icd_isa("M62.8"), count=50))["expansion"]
+    assert [c["code"] for c in answer["contains"]] == [
+        "M62.8", "M62.81", "M62.82", "M62.83", "M62.830", "M62.831", "M62.838", "M62.84", "M62.85", "M62.89"]
+    concepts = service.registry.code_system(ICD).concepts
+    assert [c["code"] for c in answer["contains"]] == [c for c in concepts if c.startswith("M62.8")]
+
+
+def test_an_evaluation_is_computed_once_per_value_set_and_options():
+    registry = Registry([{"resourceType": "CodeSystem", "url": "http://example.org/cs", "status": "active",
+                          "content": "complete", "concept": [{"code": "a", "display": "Alpha"}]}])
+    value_set = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [
+        {"system": "http://example.org/cs"}]}}
+    first = evaluate(registry, value_set)
+    first.warnings.append(("warning-draft", "changed by a caller"))
+    again = evaluate(registry, dict(value_set))
+    assert registry.evaluations.computed == 1
+    assert again.warnings == [] and [m.code for m in again.members] == ["a"]
+    evaluate(registry, value_set, EvaluationOptions(newest_version_first=True))
+    assert registry.evaluations.computed == 2
+    assert Registry([]).evaluations.computed == 0  # another registry keeps its own
+
+
+def test_the_cache_holds_at_most_its_members():
+    registry = Registry([{"resourceType": "CodeSystem", "url": "http://example.org/cs", "status": "active",
+                          "content": "complete", "concept": [{"code": str(i)} for i in range(10)]}])
+    cache = registry.evaluations = EvaluationCache(max_members=25)
+    value_sets = [{"resourceType": "ValueSet", "status": "active", "id": str(n), "compose": {"include": [
+        {"system": "http://example.org/cs"}]}} for n in range(4)]
+    for value_set in value_sets:
+        evaluate(registry, value_set)
+    assert (cache.computed, cache._held, len(cache._entries)) == (4, 20, 2)
+    evaluate(registry, value_sets[0])  # pushed out by the third and fourth
+    assert cache.computed == 5
+    huge = EvaluationCache(max_members=5)
+    huge.evaluation(value_sets[0], EvaluationOptions(),
+                    lambda: _evaluate(registry, value_sets[0], EvaluationOptions(), ()))
+    assert (huge.computed, len(huge._entries)) == (1, 0)  # larger than the whole cache: not kept
+
+
+def test_supplemented_words_are_found_only_with_the_supplement():
+    cs = {"resourceType": "CodeSystem", "url": "http://example.org/cs", "version": "1", "status": "active",
+          "content": "complete", "concept": [{"code": "a", "display": "Alpha"}, {"code": "b", "display": "Beta"}]}
+    supplement = {"resourceType": "CodeSystem", "url": "http://example.org/supp", "version": "1", "status": "active",
+                  "content": "supplement", "supplements": "http://example.org/cs",
+                  "concept": [{"code": "a", "designation": [{"value": "Zulu"}]}]}
+    registry = Registry([cs, supplement])
+    value_set = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [
+        {"system": "http://example.org/cs"}]}}
+
+    def found(**request) -> list[str]:
+        expansion = expand_value_set(registry, ExpandRequest(value_set=value_set, filter="zul", **request))
+        return [c["code"] for c in expansion["expansion"].get("contains", [])]
+
+    assert found() == []
+    assert found(use_supplements=("http://example.org/supp",)) == ["a"]
+    assert found() == []
