@@ -1,5 +1,5 @@
-"""A real `fhir-plugin serve` (gunicorn, one worker) in a subprocess, for tests that need HTTP over a
-socket: the client and `--server` tests. Import the `live_server` fixture into a test module
+"""A real `fhir-plugin serve` (gunicorn, one worker unless asked for more) in a subprocess, for tests
+that need HTTP over a socket: the client, `--server` and load tests. Import the `live_server` fixture into a test module
 (`from live_server import live_server`); each module that does gets its own server.
 """
 
@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import pytest
@@ -41,6 +42,7 @@ class LiveServer:
     url: str  # http://127.0.0.1:<port>, without an endpoint
     port: int
     log: IO[bytes]
+    pid: int = 0  # the server process: gunicorn's master (its workers are its children)
 
     @property
     def r4(self) -> str:
@@ -72,14 +74,24 @@ def _wait_until_ready(process: subprocess.Popen, server: LiveServer) -> None:
 
 
 @contextmanager
-def running_server() -> Iterator[LiveServer]:
-    """Start `python -m fhir_plugin serve` on a free port, wait for it, stop it afterwards."""
+def running_server(workers: int = 1, make_serve: bool = False) -> Iterator[LiveServer]:
+    """Start `python -m fhir_plugin serve` on a free port, wait for it, stop it afterwards.
+
+    `make_serve`: start it the way `make serve` does instead, `.venv/bin/fhir-plugin serve`,
+    with the port and the number of workers in FHIR_PLUGIN_PORT and FHIR_PLUGIN_WORKERS.
+    """
     port = free_port()
-    command = [sys.executable, "-m", "fhir_plugin", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1"]
+    environ = clean_environ()
+    if make_serve:
+        command = [str(Path(sys.executable).with_name("fhir-plugin")), "serve"]
+        environ.update(FHIR_PLUGIN_PORT=str(port), FHIR_PLUGIN_WORKERS=str(workers))
+    else:
+        command = [sys.executable, "-m", "fhir_plugin", "serve", "--host", "127.0.0.1", "--port", str(port),
+                   "--workers", str(workers)]
     with tempfile.TemporaryFile() as log:
         server = LiveServer(f"http://127.0.0.1:{port}", port, log)
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=clean_environ())
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environ)
+        server.pid = process.pid
         try:
             _wait_until_ready(process, server)
             yield server
