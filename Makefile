@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test bench install clean
+.PHONY: serve test bench bench-scaling install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet matplotlib
 	$(BIN)/python bench/run.py
+
+# How latency, start-up and memory grow with content: synthetic code systems of 100, 10,000 and
+# 100,000 concepts, against the same baseline (matplotlib is installed if missing; about 2-3 minutes).
+bench-scaling: $(STAMP)
+	$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet matplotlib
+	$(BIN)/python bench/scaling.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
