@@ -26,7 +26,7 @@ from .validate_context import (ValidateCodeRequest, ValidateCodeResult, _Checked
 from .validate_display import Issue, check_display, check_language_list, display_for, issue
 from .validate_status import code_system_notes, deprecated_in_value_set, value_set_notes
 from .validate_versions import choose_version
-from .valueset import Member
+from .valueset import Member, members_with_code
 
 
 def _check_coding(ctx: _Context, coding: Coding, index: int) -> _Checked:
@@ -101,7 +101,7 @@ def _check_coding(ctx: _Context, coding: Coding, index: int) -> _Checked:
 def _no_system(ctx: _Context, checked: _Checked, paths: dict[str, str]) -> _Checked:
     request = ctx.request
     if request.infer_system and ctx.evaluation is not None:
-        systems = sorted({m.system for m in ctx.evaluation.members if m.code == checked.coding.code})
+        systems = sorted({m.system for m in members_with_code(ctx.evaluation, checked.coding.code or "")})
         if len(systems) == 1:
             return _check_coding(ctx, replace(checked.coding, system=systems[0]), 0)
         if systems:
@@ -157,8 +157,8 @@ def _member(ctx: _Context, checked: _Checked) -> Member | None:
     # evaluation may have used another version of the same code system for its member list. Only
     # when the value set includes several versions of the system is membership per version.
     per_version = checked.cs is not None and checked.coding.system in ctx.evaluation.multi_version_systems
-    for member in ctx.evaluation.members:
-        if member.system != checked.coding.system or member.code != code:
+    for member in members_with_code(ctx.evaluation, code):
+        if member.system != checked.coding.system:
             continue
         if per_version and member.version is not None and member.version != checked.cs.version:
             continue

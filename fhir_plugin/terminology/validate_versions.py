@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .models import CodeSystemEntry, Coding
 from .registry import version_key
 from .validate_display import Issue, check_display, issue
-from .valueset import versions_by_system
+from .valueset import members_with_code, versions_by_system
 
 if TYPE_CHECKING:
     from .validate_context import _Context
@@ -85,7 +85,7 @@ def _overloaded(ctx: _Context, coding: Coding, versions: list[CodeSystemEntry], 
     entries = sorted({id(cs): cs for v in included if (cs := pick(versions, v))}.values(),
                      key=lambda cs: version_key(cs.version), reverse=True)
     code = coding.code or ""
-    members = {(m.version, m.code) for m in (ctx.evaluation.members if ctx.evaluation else [])
+    members = {(m.version, m.code) for m in (members_with_code(ctx.evaluation, code) if ctx.evaluation else [])
                if m.system == coding.system}
     selected = [cs for cs in entries if cs.find(code) is not None and (cs.version, cs.find(code).code) in members]
     if coding.display is not None:
