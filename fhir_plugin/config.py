@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_PLUGIN_BASE_URL": "",
     # Largest $expand answered without paging (count); beyond it, a too-costly OperationOutcome.
     "FHIR_PLUGIN_MAX_EXPANSION": 10_000,
-    # Most tx-resource parameters in one request (the HL7 test suite sends at most 14); beyond it,
+    # Most tx-resource parameters in one request (the HL7 test suite sends at most 21); beyond it,
     # a too-costly OperationOutcome, since each one is validated and compiled.
     "FHIR_PLUGIN_MAX_TX_RESOURCES": 100,
     # Rendered answers of $lookup, $translate, $validate-code and $subsumes kept per worker for

@@ -7,6 +7,7 @@ TerminologyClient` offers the same methods over HTTP and raises the same errors.
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ class TerminologyService:
     def __init__(self, registry: Registry, overlays: OverlayCache | None = None):
         self.registry = registry
         self._overlays = overlays if overlays is not None else OverlayCache()
+        # The web layer's rendered answers (fhir_plugin.web.answers), one cache per app. They are
+        # kept here because they depend on this service's content: a new service starts without.
+        self.answer_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def with_resources(self, resources: Sequence[dict], version: FhirVersion = FhirVersion.R5) -> TerminologyService:
         """This service with `resources` (a request's tx-resource parameters) on top, for one request.

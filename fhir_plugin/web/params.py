@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..fhirversions import R4_ONLY_TRANSLATE_NAMES, TRANSLATE_ALIASES
-from ..terminology.errors import InvalidRequest, RequestTooLarge
+from ..terminology.errors import InvalidRequest, RequestTooLarge, TooCostly
 from ..terminology.lookup import resolve_coding
 from ..terminology.subsumes import SubsumesRequest
 from ..terminology.models import CodeSystemEntry, Coding, ConceptMapEntry, LookupRequest, TranslateRequest
@@ -108,13 +108,24 @@ def check_query_string(request: Request) -> None:
             raise InvalidRequest("BODY_BAD_PARAMETERS", "the query string is not valid UTF-8") from None
 
 
-def read_params(request: Request, max_bytes: int) -> list[Param]:
-    """Every operation parameter of the request: query string, then the body (POST)."""
+def read_body(request: Request, max_bytes: int) -> bytes | None:
+    """The body of a POST, checked for type and size; None for other methods. The query string is
+    checked first, as read_params does, so that a request fails the same way either way."""
+    check_query_string(request)
+    if request.method != "POST":
+        return None
+    check_body_type(request.content_type)
+    return _body(request, max_bytes)
+
+
+def read_params(request: Request, max_bytes: int, body: bytes | None = None) -> list[Param]:
+    """Every operation parameter of the request: query string, then the body (POST). `body` is the
+    body if read_body() has read it already (the stream can be read only once)."""
     check_query_string(request)
     params = [Param(k, "query", v) for k, v in request.args.items(multi=True) if k not in CONTROL]
     if request.method == "POST":
         mime = check_body_type(request.content_type)
-        data = _body(request, max_bytes)
+        data = _body(request, max_bytes) if body is None else body
         if mime == "application/x-www-form-urlencoded":
             try:
                 form = parse_qsl(data.decode("utf-8"), keep_blank_values=True, errors="strict")
@@ -202,13 +213,14 @@ def collect(params: list[Param], spec: dict[str, str], repeating: frozenset[str]
     return values
 
 
-def tx_resources(params: list[Param]) -> list[dict]:
-    """The resources of every `tx-resource` parameter (any operation may carry them)."""
-    found = []
-    for param in params:
-        if param.name == "tx-resource":
-            found.append(_typed(param, "resource"))
-    return found
+def tx_resources(params: list[Param], limit: int) -> list[dict]:
+    """The resources of every `tx-resource` parameter (any operation may carry them), at most
+    `limit` of them: each one is validated and compiled, so their number bounds what one request
+    can cost (FHIR_PLUGIN_MAX_TX_RESOURCES)."""
+    found = [param for param in params if param.name == "tx-resource"]
+    if len(found) > limit:
+        raise TooCostly("TX_RESOURCE_LIMIT", len(found), limit, expression="tx-resource")
+    return [_typed(param, "resource") for param in found]
 
 
 def instance_canonical(instance: CodeSystemEntry | ConceptMapEntry, names: tuple[str, str],

@@ -18,7 +18,8 @@ from .. import codec
 from ..conformance import capability_statement, terminology_capabilities
 from ..fhirversions import FhirVersion
 from ..terminology.errors import MethodNotAllowed, NotFound, TerminologyError, http_outcome, to_outcome
-from . import params, params_expand, params_validate
+from ..terminology.service import TerminologyService
+from . import answers, params, params_expand, params_validate
 from .params_expand import too_costly_threshold
 from .render import outcome_response, respond, searchset, versions_parameters
 
@@ -34,13 +35,51 @@ def _state():
     return current_app.extensions["fhir_plugin"]
 
 
+# Per-request values live in the WSGI environ, which is the request's own (flask.g belongs to the
+# app context, which a host app or a test may keep open across requests).
+_SERVICE, _BODY = "fhir_plugin.service", "fhir_plugin.body"
+
+
+def _service() -> TerminologyService:
+    """The service for this request, taken once: content reloaded meanwhile must not give one
+    request (or its cached answer) two services."""
+    environ = request.environ
+    if _SERVICE not in environ:
+        environ[_SERVICE] = _state().service
+    return environ[_SERVICE]
+
+
 def _params():
-    return params.read_params(request, _state().settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
+    return params.read_params(request, _state().settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"],
+                              request.environ.get(_BODY))
 
 
 def _service_for(given: list, version: FhirVersion):
     """The service, with the request's tx-resource parameters on top."""
-    return _state().service.with_resources(params.tx_resources(given), version)
+    limit = _state().settings["FHIR_PLUGIN_MAX_TX_RESOURCES"]
+    return _service().with_resources(params.tx_resources(given, limit), version)
+
+
+def _answered(fn: Callable, version: FhirVersion, kwargs: dict) -> Response:
+    """fn's answer; for a request answered before, the same bytes again from the answer cache."""
+    app = current_app._get_current_object()  # once: every proxy access costs a context look-up
+    settings = app.extensions["fhir_plugin"].settings
+    cache = answers.cache_for(_service(), app, settings["FHIR_PLUGIN_ANSWER_CACHE"])
+    if cache is None:
+        return fn(version, **kwargs)
+    # The body is part of the key, so it is read here (once) and parsed by the view on a miss.
+    req = request._get_current_object()
+    body = req.environ[_BODY] = params.read_body(req, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
+    key = answers.request_key(req, version, body)
+    answer = cache.get(key)
+    if answer is not None:
+        return answer.response()
+    try:
+        response = fn(version, **kwargs)
+    except TerminologyError as error:
+        response = terminology_error(error)  # a 4xx is as deterministic as a 200: kept the same way
+    cache.put(key, response)
+    return response
 
 
 def _base_url() -> str:
@@ -51,7 +90,9 @@ def _base_url() -> str:
     return local
 
 
-def route(rule: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
+def route(rule: str, methods: tuple[str, ...] = ("GET",), cached: bool = False) -> Callable:
+    """Register `fn` for every method (a wrong one gets an OperationOutcome); `cached` for the
+    operations whose answer depends on the request and the content only (see answers.py)."""
     def register(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def view(fhir_version: str, **kwargs: str) -> Response:
@@ -61,6 +102,8 @@ def route(rule: str, methods: tuple[str, ...] = ("GET",)) -> Callable:
             if request.method not in methods + ("HEAD", "OPTIONS"):
                 raise MethodNotAllowed("METHOD_NOT_ALLOWED", request.method, request.path)
             params.check_query_string(request)  # first: request.args fails on raw bytes that are not UTF-8
+            if cached:
+                return _answered(fn, FhirVersion(fhir_version), kwargs)
             return fn(FhirVersion(fhir_version), **kwargs)
 
         bp.add_url_rule(rule, fn.__name__, view, methods=ALL_METHODS)
@@ -83,14 +126,14 @@ def versions(version: FhirVersion) -> Response:
     return respond(request, version, versions_parameters(version))
 
 
-@route("/CodeSystem/$lookup", ("GET", "POST"))
+@route("/CodeSystem/$lookup", ("GET", "POST"), cached=True)
 def lookup(version: FhirVersion) -> Response:
     given = _params()
     result = _service_for(given, version).lookup(params.lookup_request(given))
     return respond(request, version, codec.lookup_parameters(result, version))
 
 
-@route("/CodeSystem/<resource_id>/$lookup", ("GET", "POST"))
+@route("/CodeSystem/<resource_id>/$lookup", ("GET", "POST"), cached=True)
 def lookup_instance(version: FhirVersion, resource_id: str) -> Response:
     given = _params()
     service = _service_for(given, version)
@@ -98,14 +141,14 @@ def lookup_instance(version: FhirVersion, resource_id: str) -> Response:
     return respond(request, version, codec.lookup_parameters(result, version))
 
 
-@route("/CodeSystem/$subsumes", ("GET", "POST"))
+@route("/CodeSystem/$subsumes", ("GET", "POST"), cached=True)
 def subsumes(version: FhirVersion) -> Response:
     given = _params()
     result = _service_for(given, version).subsumes(params.subsumes_request(given))
     return respond(request, version, codec.subsumes_parameters(result))
 
 
-@route("/CodeSystem/<resource_id>/$subsumes", ("GET", "POST"))
+@route("/CodeSystem/<resource_id>/$subsumes", ("GET", "POST"), cached=True)
 def subsumes_instance(version: FhirVersion, resource_id: str) -> Response:
     given = _params()
     service = _service_for(given, version)
@@ -113,7 +156,7 @@ def subsumes_instance(version: FhirVersion, resource_id: str) -> Response:
     return respond(request, version, codec.subsumes_parameters(result))
 
 
-@route("/ConceptMap/$translate", ("GET", "POST"))
+@route("/ConceptMap/$translate", ("GET", "POST"), cached=True)
 def translate(version: FhirVersion) -> Response:
     given = _params()
     translate_request, r4_dialect = params.translate_request(given)
@@ -121,7 +164,7 @@ def translate(version: FhirVersion) -> Response:
     return respond(request, version, codec.translate_parameters(result, version, r4_dialect))
 
 
-@route("/ConceptMap/<resource_id>/$translate", ("GET", "POST"))
+@route("/ConceptMap/<resource_id>/$translate", ("GET", "POST"), cached=True)
 def translate_instance(version: FhirVersion, resource_id: str) -> Response:
     given = _params()
     service = _service_for(given, version)
@@ -130,7 +173,7 @@ def translate_instance(version: FhirVersion, resource_id: str) -> Response:
     return respond(request, version, codec.translate_parameters(result, version, r4_dialect))
 
 
-@route("/CodeSystem/$validate-code", ("GET", "POST"))
+@route("/CodeSystem/$validate-code", ("GET", "POST"), cached=True)
 def validate_code_cs(version: FhirVersion) -> Response:
     given = _params()
     service = _service_for(given, version)
@@ -139,7 +182,7 @@ def validate_code_cs(version: FhirVersion) -> Response:
     return respond(request, version, codec.validate_parameters(result, version))
 
 
-@route("/CodeSystem/<resource_id>/$validate-code", ("GET", "POST"))
+@route("/CodeSystem/<resource_id>/$validate-code", ("GET", "POST"), cached=True)
 def validate_code_cs_instance(version: FhirVersion, resource_id: str) -> Response:
     given = _params()
     service = _service_for(given, version)
@@ -148,7 +191,7 @@ def validate_code_cs_instance(version: FhirVersion, resource_id: str) -> Respons
     return respond(request, version, codec.validate_parameters(result, version))
 
 
-@route("/ValueSet/$validate-code", ("GET", "POST"))
+@route("/ValueSet/$validate-code", ("GET", "POST"), cached=True)
 def validate_code_vs(version: FhirVersion) -> Response:
     given = _params()
     service = _service_for(given, version)
@@ -157,7 +200,7 @@ def validate_code_vs(version: FhirVersion) -> Response:
     return respond(request, version, codec.validate_parameters(result, version))
 
 
-@route("/ValueSet/<resource_id>/$validate-code", ("GET", "POST"))
+@route("/ValueSet/<resource_id>/$validate-code", ("GET", "POST"), cached=True)
 def validate_code_vs_instance(version: FhirVersion, resource_id: str) -> Response:
     given = _params()
     service = _service_for(given, version)
@@ -207,13 +250,13 @@ def expand_instance(version: FhirVersion, resource_id: str) -> Response:
 @route(f"/<{RESOURCE_TYPES}:resource_type>")
 def search(version: FhirVersion, resource_type: str) -> Response:
     strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
-    entries = _state().service.search(resource_type, params.search_criteria(request.args, strict, resource_type))
+    entries = _service().search(resource_type, params.search_criteria(request.args, strict, resource_type))
     return respond(request, version, searchset(_base_url(), resource_type, entries, request.url))
 
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>")
 def read(version: FhirVersion, resource_type: str, resource_id: str) -> Response:
-    return respond(request, version, _state().service.read(resource_type, resource_id).resource)
+    return respond(request, version, _service().read(resource_type, resource_id).resource)
 
 
 @route("/<path:path>", tuple(ALL_METHODS))
