@@ -107,3 +107,10 @@ def test_validate_code_against_the_whole_icd_10_cm_finds_members_through_the_ind
     result = service.validate_code(ValidateCodeRequest(codings=(Coding(ICD, code),), value_set=WHOLE_ICD))
     assert result.result is in_value_set
     assert "codes" in evaluate(service.registry, WHOLE_ICD).search  # the kept evaluation was indexed by code
+
+
+@pytest.mark.parametrize("text, total", [("😀", 0), ("-", 0), (" ", 3), ("weak", 1), ("WEAK", 1)])
+def test_a_filter_without_words_matches_as_it_is_not_everything(service, text, total):
+    answer = service.expand(ExpandRequest(url="http://fhir-plugin.org/fhir/ValueSet/icd-10-cm-gait-training-diagnoses",
+                                          filter=text))
+    assert answer["expansion"]["total"] == total

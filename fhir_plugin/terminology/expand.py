@@ -85,6 +85,12 @@ def _words(text: str) -> list[str]:
     return [w for w in re.split(r"[^\w]+", text.casefold()) if w]
 
 
+def _filter_words(text: str) -> list[str]:
+    """The words of a text filter; one without any (an emoji, punctuation) is matched as it is,
+    so that it finds what holds it, not everything."""
+    return _words(text) or [text.strip().casefold()]
+
+
 def _search_text(member: Member) -> str:
     """The words of the member's display, code and designations, each after a space, so that
     " " + prefix in it is a word-prefix test done in C. Kept on the code system entry, since a
@@ -178,7 +184,7 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> dict:
         raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_EXP", evaluation.unknown_systems[0], expression="system")
     # every filter below is a condition on each member alone, so the text filter, the one an
     # index speeds up, goes first
-    members = text_filtered(evaluation, _words(request.filter)) if request.filter else evaluation.members
+    members = text_filtered(evaluation, _filter_words(request.filter)) if request.filter else evaluation.members
     compose = value_set.get("compose") or {}
     if request.active_only or compose.get("inactive") is False:
         members = [m for m in members if not _is_inactive(m)]
