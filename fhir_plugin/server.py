@@ -2,11 +2,24 @@
 
 One function so that the benchmark's hello-world baseline runs under exactly the same server
 and worker settings as fhir_plugin itself.
+
+Workers are gunicorn's sync workers, which close the connection after every response. Threaded
+workers (gthread) with keep-alive were measured against them (`make bench` conditions, 2 CPUs, 8
+connections, $lookup): more requests per second at the peak, but a p99 of 3-5 ms instead of 2 ms,
+because a worker's threads wait for one another (one runs Python at a time), and now and then a
+third of the throughput, when the long-lived connections landed mostly on one worker. Sync
+workers spread every request over the workers and keep the tail short. Clients that want to keep
+their connections open (and anything facing the internet) belong behind a reverse proxy such as
+nginx, which keeps them open and buffers slow clients; gunicorn's documentation recommends the
+same for sync workers.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+
+WORKER_SETTINGS = "gunicorn sync workers (one connection per request)"  # for the benchmark report
 
 
 def run_gunicorn(app: Any, host: str, port: int, workers: int) -> None:

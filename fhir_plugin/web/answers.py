@@ -47,7 +47,7 @@ class Answer:
 
 
 class AnswerCache:
-    """A bounded LRU of Answers. Thread-safe (gunicorn gthread workers answer in threads)."""
+    """A bounded LRU of Answers. Thread-safe: a host app may serve requests in threads."""
 
     def __init__(self, size: int):
         self.size = size
