@@ -22,10 +22,31 @@ from typing import Any
 WORKER_SETTINGS = "gunicorn sync workers (one connection per request)"  # for the benchmark report
 
 
+def write_outcome_error(sock: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn's answer to a request it refuses before the app sees it (a request line over 4094
+    bytes: 414, headers over its limits: 431, a malformed request line: 400), as an
+    OperationOutcome instead of gunicorn's HTML page, so that a FHIR client can read it."""
+    import json
+
+    from gunicorn import util
+
+    from .terminology.errors import http_outcome
+
+    body = json.dumps(http_outcome(status, f"{reason}: {message}" if message else reason)).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/fhir+json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
 def run_gunicorn(app: Any, host: str, port: int, workers: int) -> None:
     """Serve `app` until interrupted. The app is built before the fork (preload), so every worker
     shares the one loaded index copy-on-write."""
+    from gunicorn import util
     from gunicorn.app.base import BaseApplication
+
+    # gunicorn has no hook for these pages; this process runs only our server, so replacing its
+    # writer here changes nothing else (the workers fork from this process and inherit it).
+    util.write_error = write_outcome_error
 
     class Server(BaseApplication):
         def load_config(self) -> None:

@@ -267,3 +267,38 @@ def test_killing_a_worker_loses_at_most_the_requests_in_flight(server):
     with requests.Session() as session:
         final = [one_request(session, server.url, item) for item in MIX * 2]
     assert [(o.name, o.error) for o in final if o.error] == []
+
+
+# --- what gunicorn refuses before the app sees it is still an OperationOutcome ------------------
+
+
+def raw_request(server: LiveServer, request: bytes) -> tuple[int, str, dict]:
+    import json
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=REQUEST_TIMEOUT) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers["Content-Type"], json.loads(body)
+
+
+@pytest.mark.parametrize("request_bytes, status, text_start", [
+    (b"GET /r4/CodeSystem/$lookup?code=" + b"9" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "URI Too Long: "),
+    (b"GET /r4/metadata HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431,
+     "Request Header Fields Too Large: Error parsing headers: "),
+    (b"GET /r4/metadata HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) + b"\r\n", 431,
+     "Request Header Fields Too Large: Error parsing headers: "),
+    (b"NONSENSE\r\n\r\n", 400, "Bad Request: "),
+])
+def test_requests_gunicorn_refuses_get_an_operation_outcome(server, request_bytes, status, text_start):
+    got_status, content_type, body = raw_request(server, request_bytes)
+    assert (got_status, content_type) == (status, "application/fhir+json")
+    [issue] = body["issue"]
+    assert (body["resourceType"], issue["severity"], issue["code"]) == (
+        "OperationOutcome", "error", "too-long" if status != 400 else "invalid")
+    assert issue["details"]["text"].startswith(text_start)

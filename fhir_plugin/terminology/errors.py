@@ -458,7 +458,7 @@ def to_outcome(error: TerminologyError) -> dict:
     return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
-_HTTP_ISSUE_CODES = {401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported", 406: "not-supported", 413: "too-long",
+_HTTP_ISSUE_CODES = {401: "login", 403: "forbidden", 404: "not-found", 414: "too-long", 431: "too-long", 405: "not-supported", 406: "not-supported", 413: "too-long",
                      415: "not-supported"}
 
 
