@@ -347,3 +347,15 @@ def test_where_loaded_content_is_kept():
     assert load_dir({"FHIR_PLUGIN_ADMIN_TOKEN": "t"}, environ={"XDG_DATA_HOME": "/d"}) == Path("/d/fhir_plugin/loaded")
     assert load_dir({"FHIR_PLUGIN_ADMIN_TOKEN": "t"}, environ={}) == Path.home() / ".local/share/fhir_plugin/loaded"
     assert load_dir({"FHIR_PLUGIN_LOAD_DIR": "/x"}, environ={"XDG_DATA_HOME": "/d"}) == Path("/x")
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/admin/content"), ("GET", "/admin/content"),
+                                          ("DELETE", "/admin/content/x.json")])
+@pytest.mark.parametrize("query", [b"name=\xff.json", b"name=%FF"])
+def test_a_query_string_that_is_not_utf_8_is_a_400_on_the_admin_endpoints(admin, load_dir, method, path, query):
+    response = admin.open(path, method=method, environ_overrides={"QUERY_STRING": query.decode("latin-1")},
+                          data=json.dumps(demo()), headers=AUTH)
+    assert response.status_code == 400
+    assert issue(response) == ("invalid", "BODY_BAD_PARAMETERS",
+                               "The Parameters resource is malformed: the query string is not valid UTF-8")
+    assert stored(load_dir) == []

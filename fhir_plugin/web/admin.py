@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 
 from flask import Blueprint, Response, current_app, request
 
-from ..terminology.errors import Forbidden, MethodNotAllowed, TerminologyError, Unauthorized, to_outcome
-from .params import _body as read_body
+from ..terminology.errors import (Forbidden, MethodNotAllowed, TerminologyError, Unauthorized, http_outcome,
+                                  to_outcome)
+from .params import check_query_string, raw_body
 from .render import outcome_response
 
+log = logging.getLogger(__name__)
 admin = Blueprint("fhir_plugin_admin", __name__)
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def _authorized():
+    check_query_string(request)  # request.args fails on raw bytes that are not UTF-8
     state = current_app.extensions["fhir_plugin"]
     token = state.settings["FHIR_PLUGIN_ADMIN_TOKEN"]
     if not token or state.live.store is None:
@@ -56,7 +60,7 @@ def content() -> Response:
         return _json(state.live.summary())
     limit = state.settings["FHIR_PLUGIN_MAX_PACKAGE_BYTES"]
     request.max_content_length = limit  # a package may be larger than an operation's body
-    change = state.live.load(read_body(request, limit), request.args.get("name") or None)
+    change = state.live.load(raw_body(request, limit), request.args.get("name") or None)
     loaded = change.layer.files().get(change.name, [])
     texts = [f"{change.name}: loaded {len(loaded)} resource(s); every worker serves them from the next request"]
     texts += [f"{item.resource_type} {item.url or item.id}" + (f" version {item.version}" if item.version else "")
@@ -80,3 +84,9 @@ def terminology_error(error: TerminologyError) -> Response:
     if isinstance(error, Unauthorized):
         response.headers["WWW-Authenticate"] = 'Bearer realm="fhir_plugin admin"'
     return response
+
+
+@admin.errorhandler(Exception)
+def unexpected_error(error: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return outcome_response(request, http_outcome(500, "Internal server error; the details are in the server log"), 500)

@@ -42,7 +42,8 @@ class Param:
     value: Any
 
 
-def _body(request: Request, max_bytes: int) -> bytes:
+def raw_body(request: Request, max_bytes: int) -> bytes:
+    """The body, whatever its type, read to its end and refused beyond `max_bytes` (413)."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise RequestTooLarge("BODY_TOO_LARGE", max_bytes)
     # Read to the end: one read() may stop short, and a body without Content-Length (chunked)
@@ -115,7 +116,7 @@ def read_body(request: Request, max_bytes: int) -> bytes | None:
     if request.method != "POST":
         return None
     check_body_type(request.content_type)
-    return _body(request, max_bytes)
+    return raw_body(request, max_bytes)
 
 
 def read_params(request: Request, max_bytes: int, body: bytes | None = None) -> list[Param]:
@@ -125,7 +126,7 @@ def read_params(request: Request, max_bytes: int, body: bytes | None = None) -> 
     params = [Param(k, "query", v) for k, v in request.args.items(multi=True) if k not in CONTROL]
     if request.method == "POST":
         mime = check_body_type(request.content_type)
-        data = _body(request, max_bytes) if body is None else body
+        data = raw_body(request, max_bytes) if body is None else body
         if mime == "application/x-www-form-urlencoded":
             try:
                 form = parse_qsl(data.decode("utf-8"), keep_blank_values=True, errors="strict")
