@@ -359,3 +359,22 @@ def test_a_query_string_that_is_not_utf_8_is_a_400_on_the_admin_endpoints(admin,
     assert issue(response) == ("invalid", "BODY_BAD_PARAMETERS",
                                "The Parameters resource is malformed: the query string is not valid UTF-8")
     assert stored(load_dir) == []
+
+
+def test_concurrent_loads_through_two_processes_sharing_the_directory_all_land(service, load_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = {"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir)}
+    apps = [create_app(settings, service=service) for _ in range(2)]
+
+    def load(n: int) -> int:
+        resource = dict(demo(), id=f"demo{n}", url=f"{DEMO}{n}")
+        return post(apps[n % 2].test_client(), resource, f"demo{n}.json").status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(load, range(6))) == [201] * 6
+    assert stored(load_dir) == [f"demo{n}.json" for n in range(6)]
+    for app in apps:
+        client = app.test_client()
+        assert [display_of(lookup(client, system=f"{DEMO}{n}")) for n in range(6)] == ["Alpha"] * 6
+    assert (load_dir / ".generation").read_text().count("\n") == 6

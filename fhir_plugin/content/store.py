@@ -3,7 +3,7 @@ top of the content the server started with.
 
 Why a directory and a marker file, not a signal: gunicorn workers (or the processes of any other
 WSGI server, or of a host application embedding the plugin) share nothing but the file system.
-Every change rewrites the marker; each process compares the marker's stat with the one it last
+Every change appends to the marker; each process compares the marker's stat with the one it last
 saw (about a microsecond per request) and rebuilds its layer when it changed. So content loaded
 through one worker is served by every worker from the next request on, and after a restart.
 
@@ -176,12 +176,11 @@ class ContentStore:
             return Change(layer, name, False, self._touch())
 
     def _touch(self) -> tuple[int, int, int] | None:
-        """A new marker (a new inode, so that even a coarse mtime shows the change), written
-        atomically; returns it, read while the lock is still held."""
-        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".marker-")
-        with os.fdopen(handle, "w") as file:
-            file.write(uuid.uuid4().hex)
-        os.replace(temporary, self.directory / MARKER)
+        """Mark a change: one more line in the marker, so that its size grows with every change and
+        no two states of it look alike (a replaced file may get the old inode back, and a coarse
+        clock the old mtime). Returns the new marker, read while the lock is still held."""
+        with open(self.directory / MARKER, "a", encoding="ascii") as file:
+            file.write(uuid.uuid4().hex + "\n")
         return self.marker()
 
 
