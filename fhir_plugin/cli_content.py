@@ -116,6 +116,9 @@ def _load_into_server(args: argparse.Namespace, settings: dict[str, Any]) -> int
     if not args.paths:
         print(json.dumps(admin.loaded(), indent=2))
         return 0
+    if args.name and len(args.paths) > 1:
+        print("error: --name names one file; give one PATH with it", file=sys.stderr)
+        return 2
     for path in map(Path, args.paths):
         if not path.is_file():
             print(f"error: {path}: not a file (give .json, .json.gz or .tgz files)", file=sys.stderr)

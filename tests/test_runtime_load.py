@@ -378,3 +378,11 @@ def test_concurrent_loads_through_two_processes_sharing_the_directory_all_land(s
         client = app.test_client()
         assert [display_of(lookup(client, system=f"{DEMO}{n}")) for n in range(6)] == ["Alpha"] * 6
     assert (load_dir / ".generation").read_text().count("\n") == 6
+
+
+def test_load_name_with_several_files_is_refused_before_anything_is_sent(capsys, tmp_path):
+    from fhir_plugin.cli import main
+
+    code = main(["load", "--server", "http://127.0.0.1:9", "--token", TOKEN, "--name", "x.json",
+                 str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    assert (code, capsys.readouterr().err) == (2, "error: --name names one file; give one PATH with it\n")
