@@ -112,6 +112,22 @@ def _snippet(body: str) -> str:
     return " ".join(body.split())[:200] or "(empty body)"
 
 
+def _document(response: requests.Response) -> dict:
+    """The JSON object of a 2xx answer, else the matching TerminologyError."""
+    with response:
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        if response.ok and isinstance(document, dict):
+            return document
+        if response.ok:
+            # A 2xx that is not JSON: a proxy or some other service answered. 502 says just that.
+            raise _plain_error(f"The server answered HTTP {response.status_code} with a body that is not "
+                               f"FHIR JSON: {_snippet(response.text)}", 502)
+        raise error_from_response(response.status_code, document, response.text)
+
+
 def error_from_response(status: int, document: Any, body: str) -> TerminologyError:
     """The TerminologyError a non-2xx answer stands for; `.outcome` keeps the OperationOutcome."""
     if isinstance(document, dict) and document.get("resourceType") == "OperationOutcome":
@@ -201,18 +217,7 @@ class TerminologyClient:
                                             headers=headers, timeout=self.timeout)
         except requests.RequestException as error:
             raise ServerUnreachable("SERVER_UNREACHABLE", self.base_url, _reason(error)) from error
-        with response:
-            try:
-                document = response.json()
-            except ValueError:
-                document = None
-            if response.ok and isinstance(document, dict):
-                return document
-            if response.ok:
-                # A 2xx that is not JSON: a proxy or some other service answered. 502 says just that.
-                raise _plain_error(f"The server answered HTTP {response.status_code} with a body that is not "
-                                   f"FHIR JSON: {_snippet(response.text)}", 502)
-            raise error_from_response(response.status_code, document, response.text)
+        return _document(response)
 
 
 class ContentAdmin:
@@ -247,14 +252,4 @@ class ContentAdmin:
             response = requests.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
         except requests.RequestException as error:
             raise ServerUnreachable("SERVER_UNREACHABLE", url, _reason(error)) from error
-        with response:
-            try:
-                document = response.json()
-            except ValueError:
-                document = None
-            if response.ok and isinstance(document, dict):
-                return document
-            if response.ok:
-                raise _plain_error(f"The server answered HTTP {response.status_code} with a body that is not "
-                                   f"JSON: {_snippet(response.text)}", 502)
-            raise error_from_response(response.status_code, document, response.text)
+        return _document(response)

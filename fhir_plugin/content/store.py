@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -86,11 +87,8 @@ def default_name(data: bytes) -> str:
     if data[:2] != b"\x1f\x8b":
         return stem + ".json"
     try:
-        with tempfile.TemporaryFile() as probe:
-            probe.write(data)
-            probe.seek(0)
-            with tarfile.open(fileobj=probe, mode="r:gz") as archive:
-                archive.next()
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+            archive.next()
         return stem + ".tgz"
     except (tarfile.TarError, OSError, EOFError):
         return stem + ".json.gz"

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 
 from flask import Blueprint, Response, current_app, request
 
-from ..terminology.errors import (Forbidden, MethodNotAllowed, TerminologyError, Unauthorized, http_outcome,
-                                  to_outcome)
+from ..terminology.errors import Forbidden, MethodNotAllowed, TerminologyError, Unauthorized
+from . import views
 from .params import check_query_string, raw_body
-from .render import outcome_response
+from .views import ALL_METHODS
 
-log = logging.getLogger(__name__)
 admin = Blueprint("fhir_plugin_admin", __name__)
-ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# Any other exception: the FHIR endpoints' handler (logged, a 500 OperationOutcome without details).
+admin.register_error_handler(Exception, views.unexpected_error)
 
 
 def _authorized():
@@ -80,13 +79,7 @@ def content_file(name: str) -> Response:
 
 @admin.errorhandler(TerminologyError)
 def terminology_error(error: TerminologyError) -> Response:
-    response = outcome_response(request, to_outcome(error), error.status)
+    response = views.terminology_error(error)
     if isinstance(error, Unauthorized):
         response.headers["WWW-Authenticate"] = 'Bearer realm="fhir_plugin admin"'
     return response
-
-
-@admin.errorhandler(Exception)
-def unexpected_error(error: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.path)
-    return outcome_response(request, http_outcome(500, "Internal server error; the details are in the server log"), 500)
