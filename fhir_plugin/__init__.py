@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-__all__ = ["FhirTerminology", "TerminologyService", "__version__", "create_app"]
+from .version import __version__
+
+__all__ = ["FhirTerminology", "TerminologyBackend", "TerminologyClient", "TerminologyService", "__version__",
+           "create_app", "load_service"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +24,16 @@ def __getattr__(name: str) -> Any:
         from .terminology.service import TerminologyService
 
         return TerminologyService
+    if name == "TerminologyBackend":
+        from .terminology.backend import TerminologyBackend
+
+        return TerminologyBackend
+    if name == "TerminologyClient":
+        from .client import TerminologyClient
+
+        return TerminologyClient
+    if name == "load_service":
+        from .runtime.build import load_service
+
+        return load_service
     raise AttributeError(f"module 'fhir_plugin' has no attribute {name!r}")

@@ -6,20 +6,21 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response
 
 from .extension import FhirTerminology
-from .terminology.errors import http_outcome
 from .terminology.service import TerminologyService
-from .web.render import outcome_response
+from .web.errors import register_error_handlers
 
 
-def create_app(config: Mapping[str, Any] | None = None, service: TerminologyService | None = None) -> Flask:
-    """The standalone app. `config` overrides FHIR_PLUGIN_* settings (after the environment)."""
+def create_app(config: Mapping[str, Any] | None = None, service: TerminologyService | None = None,
+               *, server: bool = False) -> Flask:
+    """The standalone app. `config` overrides FHIR_PLUGIN_* settings (after the environment);
+    `server` is for `fhir-plugin serve`, which caches compiled content in the user's cache
+    directory unless FHIR_PLUGIN_CACHE_DIR says where."""
     app = Flask("fhir_plugin")
     app.config.update(config or {})
-    FhirTerminology(app, service=service)
+    FhirTerminology(app, service=service, server=server)
     app.config["MAX_CONTENT_LENGTH"] = app.extensions["fhir_plugin"].settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]
 
     @app.get("/")
@@ -27,9 +28,5 @@ def create_app(config: Mapping[str, Any] | None = None, service: TerminologyServ
         endpoints = {"r4": "/r4", "r5": "/r5", "default": "/fhir"}
         return Response(json.dumps({"service": "fhir_plugin", "endpoints": endpoints}), mimetype="application/json")
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        status = error.code or 400
-        return outcome_response(request, http_outcome(status, error.description or error.name), status)
-
+    register_error_handlers(app)
     return app

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from . import __version__, cli_content, codec
+from . import cli_content
 from .fhirversions import FhirVersion
+from .terminology.backend import TerminologyBackend
 from .terminology.errors import TerminologyError
+from .version import __version__
 from .terminology.models import (
     Coding,
     LookupRequest,
@@ -38,7 +40,7 @@ def _serve(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     port = settings["FHIR_PLUGIN_PORT"] if args.port is None else args.port
     workers = settings["FHIR_PLUGIN_WORKERS"] if args.workers is None else args.workers
     # Loaded here, before gunicorn forks, so that bad content stops the start with a one-line message.
-    app = create_app()
+    app = create_app(server=True)
     base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     default = settings["FHIR_PLUGIN_DEFAULT_VERSION"]
     print(f"fhir-plugin {__version__} serving on {base} with {workers} worker(s)")
@@ -50,31 +52,29 @@ def _serve(args: argparse.Namespace, settings: dict[str, Any]) -> int:
 # --- the operations, local or remote -------------------------------------------------------------
 
 
-def _backend(args: argparse.Namespace, settings: dict[str, Any]) -> Any:
-    """A TerminologyClient for --server, else the in-process service over FHIR_PLUGIN_CONTENT."""
+T = TypeVar("T")
+
+
+def _run(args: argparse.Namespace, settings: dict[str, Any], call: Callable[[TerminologyBackend], T]) -> T:
+    """`call` with a TerminologyClient for --server, else with the in-process service over
+    FHIR_PLUGIN_CONTENT (or the bundled content)."""
     if args.server:
         from .client import TerminologyClient
 
-        return TerminologyClient(args.server, timeout=args.timeout)
-    from .config import content_paths
-    from .terminology.service import TerminologyService
+        with TerminologyClient(args.server, timeout=args.timeout) as client:
+            return call(client)
+    from .config import cache_dir, content_paths
+    from .runtime.build import load_service
 
-    return TerminologyService.from_paths(content_paths(settings))
-
-
-def _run(args: argparse.Namespace, settings: dict[str, Any], call: str, request: Any) -> Any:
-    backend = _backend(args, settings)
-    try:
-        return getattr(backend, call)(request)
-    finally:
-        if hasattr(backend, "close"):
-            backend.close()
+    return call(load_service(content_paths(settings), cache=cache_dir(settings, server=True)))
 
 
-def _json(parameters: dict) -> str:
-    from .web.formats import dumps  # the server's serialiser: decimals come out as they do there
+def _json(result: object, version: str) -> str:
+    """The FHIR answer for `result`, as the server renders it (decimals come out as they do there)."""
+    from .render import document
+    from .render.formats import dumps
 
-    return dumps(parameters, pretty=True).decode()
+    return dumps(document(result, FhirVersion(version)), pretty=True).decode()
 
 
 def _fhir_value(value: Any) -> str:
@@ -142,9 +142,9 @@ def translate_lines(result: TranslateResult) -> list[str]:
 def _lookup(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     request = LookupRequest(system=args.system, code=args.code, version=args.version,
                             display_language=args.display_language, properties=tuple(args.property))
-    result: LookupResult = _run(args, settings, "lookup", request)
+    result = _run(args, settings, lambda backend: backend.lookup(request))
     if args.json:
-        print(_json(codec.lookup_parameters(result, FhirVersion(args.fhir_version))))
+        print(_json(result, args.fhir_version))
     else:
         print("\n".join(lookup_lines(result)))
     return 0
@@ -158,16 +158,16 @@ def translate_request_from(args: argparse.Namespace) -> TranslateRequest:
         source=source, target=target, target_system=args.target_system,
         source_system=None if source else args.system, source_scope=args.source_scope,
         target_scope=args.target_scope, url=args.url, concept_map_version=args.concept_map_version,
-        reverse=args.reverse,
+        # --reverse is R4's flag: the request is in R4's dialect, so R4 output carries R4's match.source
+        reverse=args.reverse, dialect=FhirVersion.R4.value if args.reverse else None,
     )
 
 
 def _translate(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     request = translate_request_from(args)
-    result: TranslateResult = _run(args, settings, "translate", request)
+    result = _run(args, settings, lambda backend: backend.translate(request))
     if args.json:
-        # With --reverse the request is in R4's dialect, so R4 output carries R4's match.source.
-        print(_json(codec.translate_parameters(result, FhirVersion(args.fhir_version), request.reverse)))
+        print(_json(result, args.fhir_version))
     else:
         print("\n".join(translate_lines(result)))
     return 0 if result.result else 1

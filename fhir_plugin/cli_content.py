@@ -144,22 +144,23 @@ def _load(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     if args.server:
         return _load_into_server(args, settings)
 
+    from .config import cache_dir
     from .content import TerminalProgress
     from .content.report import load_lines
-    from .terminology.service import TerminologyService
+    from .runtime.build import load_service
+    from .runtime.compiled import CompiledContentCache
 
-    terminal, skipped = TerminalProgress(), Counter()
+    terminal, skipped = TerminalProgress(), Counter[str]()
 
     def progress(event: Any) -> None:
         skipped.update(dict(event.skipped))
         terminal(event)
 
-    from .content import cache
-
-    hits = cache.stats["hits"]
-    service = TerminologyService.from_paths(_paths_or_content(args, settings), progress=progress)
+    directory = cache_dir(settings, server=True)
+    cache = CompiledContentCache(directory) if directory else None
+    service = load_service(_paths_or_content(args, settings), progress=progress, cache=cache)
     print("\n".join(load_lines(service.registry, skipped)))
-    if cache.stats["hits"] > hits:  # no progress and no passed-over counts came: say why
+    if cache is not None and cache.hits:  # no progress and no passed-over counts came: say why
         print("(read from the compiled-content cache; this content was validated when it was first loaded)")
     return 0
 

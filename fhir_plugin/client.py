@@ -1,9 +1,9 @@
 """TerminologyClient: a remote FHIR terminology server with the interface of TerminologyService.
 
 The same typed requests go in, the same typed results come out, and the same TerminologyError
-subclasses are raised (rebuilt from the OperationOutcome's message id), so code written against
-the in-process service runs unchanged against a server. Imports no Flask and none of the engine's
-operations: only codec, the models and the errors.
+subclasses are raised (rebuilt from the OperationOutcome's message id and text, fields included),
+so code written against the in-process service runs unchanged against a server. Imports no Flask
+and none of the engine's operations: only the rendering package, the models and the errors.
 
     with TerminologyClient("http://127.0.0.1:8080/r4") as client:
         client.lookup(LookupRequest(system="http://www.ama-assn.org/go/cpt", code="97116")).display
@@ -18,14 +18,27 @@ from urllib.parse import quote
 
 import requests
 
-from . import codec
-from .terminology.errors import ServerUnreachable, TerminologyError, error_class_for
+# Every layer's errors, so that an OperationOutcome from the server is rebuilt as the class it came from.
+from .content import errors as _content_errors  # noqa: F401
+from .render import errors as _wire_errors  # noqa: F401
+from .render import parameters as codec
+from .runtime import errors as _admin_errors  # noqa: F401
+from .terminology.errors import TerminologyError
 from .terminology.models import LookupRequest, LookupResult, TranslateRequest, TranslateResult
+from .terminology.outcome import REMOTE_ERROR, error_from_outcome
 
 FHIR_JSON = "application/fhir+json"
-MESSAGE_ID_URL = "http://hl7.org/fhir/StructureDefinition/operationoutcome-message-id"
-# Not a catalogue id: the server answered an error without one, so `text` says what happened.
-REMOTE_ERROR = "REMOTE_ERROR"
+
+
+class ServerUnreachable(TerminologyError):
+    """The client could not get an answer from a remote server (refused, DNS, TLS, timeout).
+
+    Raised only by the client, never by the engine or the server. 503 + transient, because the
+    same request may well succeed later."""
+
+    status = 503
+    issue_code = "transient"
+    messages = {"SERVER_UNREACHABLE": "Cannot reach the terminology server at {url}: {reason}"}
 
 
 # --- typed request -> Parameters ----------------------------------------------------------------
@@ -102,10 +115,7 @@ def _reason(error: requests.RequestException) -> str:
 def _plain_error(text: str, status: int) -> TerminologyError:
     """An error the server did not describe with an OperationOutcome; `status` is what it sent
     (or 502 when a 2xx answer was not what a FHIR server sends)."""
-    error = TerminologyError(REMOTE_ERROR, text=text)
-    error.status = status  # type: ignore[misc]  # per instance: the class default means nothing here
-    error.outcome = None  # type: ignore[attr-defined]
-    return error
+    return TerminologyError(REMOTE_ERROR, text=text, status=status)
 
 
 def _snippet(body: str) -> str:
@@ -131,20 +141,7 @@ def _document(response: requests.Response) -> dict:
 def error_from_response(status: int, document: Any, body: str) -> TerminologyError:
     """The TerminologyError a non-2xx answer stands for; `.outcome` keeps the OperationOutcome."""
     if isinstance(document, dict) and document.get("resourceType") == "OperationOutcome":
-        issues = [i for i in document.get("issue") or [] if isinstance(i, dict)]
-        issue = next((i for i in issues if i.get("severity") in ("fatal", "error")), issues[0] if issues else {})
-        message_id = next((e.get("valueString") for e in issue.get("extension") or []
-                           if isinstance(e, dict) and e.get("url") == MESSAGE_ID_URL), None)
-        details = issue.get("details") if isinstance(issue.get("details"), dict) else {}
-        text = details.get("text") or issue.get("diagnostics") or f"HTTP {status}"
-        expressions = issue.get("expression") if isinstance(issue.get("expression"), list) else []
-        expression = expressions[0] if expressions else None
-        error = error_class_for(message_id, status)(message_id or REMOTE_ERROR, text=text, expression=expression)
-        error.outcome = document  # type: ignore[attr-defined]
-        if error.status != status:
-            # The class's status is what our server would send; keep what this server sent.
-            error.status = status  # type: ignore[misc]
-        return error
+        return error_from_outcome(status, document)
     return _plain_error(f"The server answered HTTP {status} without an OperationOutcome: {_snippet(body)}", status)
 
 
@@ -216,7 +213,7 @@ class TerminologyClient:
             response = self.session.request(method, f"{self.base_url}/{path}", params=params, data=data,
                                             headers=headers, timeout=self.timeout)
         except requests.RequestException as error:
-            raise ServerUnreachable("SERVER_UNREACHABLE", self.base_url, _reason(error)) from error
+            raise ServerUnreachable("SERVER_UNREACHABLE", url=self.base_url, reason=_reason(error)) from error
         return _document(response)
 
 
@@ -251,5 +248,5 @@ class ContentAdmin:
         try:
             response = requests.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
         except requests.RequestException as error:
-            raise ServerUnreachable("SERVER_UNREACHABLE", url, _reason(error)) from error
+            raise ServerUnreachable("SERVER_UNREACHABLE", url=url, reason=_reason(error)) from error
         return _document(response)

@@ -1,17 +1,88 @@
-"""Settings: defaults, then FHIR_PLUGIN_* environment variables, then an explicit mapping.
+"""Settings: one table of every FHIR_PLUGIN_* setting, read through one function.
 
-Nothing needs a config file. Every key is prefixed FHIR_PLUGIN_ so that the plugin's keys never
-collide with the host application's when it is mounted as a Flask extension.
+`load_settings` takes the defaults, then FHIR_PLUGIN_* environment variables, then an explicit
+mapping (a Flask app's config, a test's dict). Nothing needs a config file. Every key is prefixed
+FHIR_PLUGIN_ so that the plugin's keys never collide with the host application's when it is
+mounted as a Flask extension. No other module reads a FHIR_PLUGIN_* variable (a test checks), and
+the README's configuration table lists every row of SETTINGS (a test checks that too).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | int
+    type: type  # str or int: what an environment variable's text is read as
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("FHIR_PLUGIN_CONTENT", "", str,
+            "files, directories, Bundles or FHIR packages to serve, separated by os.pathsep; empty: the bundled content"),
+    Setting("FHIR_PLUGIN_DEFAULT_VERSION", "R4", str, "the FHIR version served at /fhir: R4 or R5"),
+    Setting("FHIR_PLUGIN_HOST", "127.0.0.1", str, "the address `fhir-plugin serve` listens on"),
+    Setting("FHIR_PLUGIN_PORT", 8080, int, "the port `fhir-plugin serve` listens on"),
+    Setting("FHIR_PLUGIN_WORKERS", 2, int, "gunicorn worker processes of `fhir-plugin serve`"),
+    Setting("FHIR_PLUGIN_MAX_REQUEST_BYTES", 1_048_576, int, "the largest request body accepted (413 beyond it)"),
+    Setting("FHIR_PLUGIN_BASE_URL", "", str,
+            "the public base URL for links and CapabilityStatement.implementation; empty: from the request"),
+    Setting("FHIR_PLUGIN_MAX_EXPANSION", 10_000, int,
+            "the largest $expand answered without paging (count); beyond it, too-costly"),
+    Setting("FHIR_PLUGIN_MAX_TX_RESOURCES", 100, int,
+            "the most tx-resource parameters in one request (each is validated and compiled); beyond it, too-costly"),
+    Setting("FHIR_PLUGIN_ANSWER_CACHE", 2048, int,
+            "answers of $lookup, $translate, $validate-code and $subsumes kept per worker for identical requests "
+            "(up to 16 KB each); 0 turns it off"),
+    Setting("FHIR_PLUGIN_MAX_PACKAGE_BYTES", 256 * 1024 * 1024, int,
+            "the largest uncompressed size of one FHIR package being loaded (decompression bombs)"),
+    Setting("FHIR_PLUGIN_MAX_MEMBER_BYTES", 128 * 1024 * 1024, int,
+            "the largest uncompressed size of one package member or one .json.gz file"),
+    Setting("FHIR_PLUGIN_ADMIN_TOKEN", "", str,
+            "the bearer token of the admin endpoints (/admin/content); empty: they are off"),
+    Setting("FHIR_PLUGIN_LOAD_DIR", "", str,
+            "where content loaded at run time is kept; empty: $XDG_DATA_HOME/fhir_plugin/loaded with an admin "
+            "token, else none"),
+    Setting("FHIR_PLUGIN_CACHE_DIR", "", str,
+            "where the server caches compiled content; empty: $XDG_CACHE_HOME/fhir_plugin for `fhir-plugin serve` "
+            "and `load`, none for an embedding app or the library"),
+    Setting("FHIR_PLUGIN_TX_TESTS", "", str,
+            "the HL7 terminology test suite folder of `fhir-plugin conformance`; empty: ../shared/tx-tests"),
+)
+DEFAULTS: dict[str, str | int] = {setting.name: setting.default for setting in SETTINGS}
+Settings = dict[str, Any]
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, overlaid by the environment, overlaid by `overrides` (for tests and embedding).
+    Raises ValueError, naming the setting, for a value of the wrong type."""
+    environ = os.environ if environ is None else environ
+    settings: Settings = dict(DEFAULTS)
+    for setting in SETTINGS:
+        if setting.name in environ:
+            settings[setting.name] = environ[setting.name]
+    if overrides:
+        settings.update({k: v for k, v in overrides.items() if k.startswith("FHIR_PLUGIN_")})
+    for setting in SETTINGS:
+        if setting.type is int:
+            try:
+                settings[setting.name] = int(settings[setting.name])
+            except (TypeError, ValueError):
+                raise ValueError(f"{setting.name} must be an integer, not {settings[setting.name]!r}") from None
+    version = str(settings["FHIR_PLUGIN_DEFAULT_VERSION"]).upper()
+    if version not in ("R4", "R5"):
+        raise ValueError(f"FHIR_PLUGIN_DEFAULT_VERSION must be R4 or R5, not {version!r}")
+    settings["FHIR_PLUGIN_DEFAULT_VERSION"] = version
+    return settings
 
 
 def bundled_dir(name: str) -> Path:
@@ -26,66 +97,6 @@ def bundled_dir(name: str) -> Path:
     return PACKAGE_DIR / "bundled" / name
 
 
-DEFAULTS: dict[str, Any] = {
-    # os.pathsep-separated files or directories of FHIR JSON; empty means the bundled content.
-    "FHIR_PLUGIN_CONTENT": "",
-    # FHIR version served at /fhir: "R4" or "R5".
-    "FHIR_PLUGIN_DEFAULT_VERSION": "R4",
-    "FHIR_PLUGIN_HOST": "127.0.0.1",
-    "FHIR_PLUGIN_PORT": 8080,
-    "FHIR_PLUGIN_WORKERS": 2,
-    # Largest request body accepted, in bytes (413 beyond it).
-    "FHIR_PLUGIN_MAX_REQUEST_BYTES": 1_048_576,
-    # Public base URL used in Bundle links and CapabilityStatement.implementation; empty = from the request.
-    "FHIR_PLUGIN_BASE_URL": "",
-    # Largest $expand answered without paging (count); beyond it, a too-costly OperationOutcome.
-    "FHIR_PLUGIN_MAX_EXPANSION": 10_000,
-    # Most tx-resource parameters in one request (the HL7 test suite sends at most 21); beyond it,
-    # a too-costly OperationOutcome, since each one is validated and compiled.
-    "FHIR_PLUGIN_MAX_TX_RESOURCES": 100,
-    # Rendered answers of $lookup, $translate, $validate-code and $subsumes kept per worker for
-    # identical requests (LRU, answers up to 16 KB each, so at most 32 MB); 0 turns it off.
-    "FHIR_PLUGIN_ANSWER_CACHE": 2048,
-    # Loading content: a FHIR package's total uncompressed size, and one archive member's (or one
-    # .json.gz file's); beyond them the content is refused (decompression bombs).
-    "FHIR_PLUGIN_MAX_PACKAGE_BYTES": 256 * 1024 * 1024,
-    "FHIR_PLUGIN_MAX_MEMBER_BYTES": 128 * 1024 * 1024,
-    # The admin endpoints (/admin/content: load content into the running server) need this bearer
-    # token; empty (the default) turns them off, so nothing can change what the server serves.
-    "FHIR_PLUGIN_ADMIN_TOKEN": "",
-    # Where content loaded at run time is kept (and read again at start-up); empty means
-    # $XDG_DATA_HOME/fhir_plugin/loaded when FHIR_PLUGIN_ADMIN_TOKEN is set, and none otherwise.
-    "FHIR_PLUGIN_LOAD_DIR": "",
-}
-
-_INT_KEYS = {"FHIR_PLUGIN_PORT", "FHIR_PLUGIN_WORKERS", "FHIR_PLUGIN_MAX_REQUEST_BYTES", "FHIR_PLUGIN_MAX_EXPANSION",
-             "FHIR_PLUGIN_MAX_PACKAGE_BYTES", "FHIR_PLUGIN_MAX_MEMBER_BYTES", "FHIR_PLUGIN_MAX_TX_RESOURCES",
-             "FHIR_PLUGIN_ANSWER_CACHE"}
-
-
-def load_settings(
-    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """Defaults, overlaid by the environment, overlaid by `overrides` (for tests and embedding)."""
-    environ = os.environ if environ is None else environ
-    settings = dict(DEFAULTS)
-    for key in DEFAULTS:
-        if key in environ:
-            settings[key] = environ[key]
-    if overrides:
-        settings.update({k: v for k, v in overrides.items() if k.startswith("FHIR_PLUGIN_")})
-    for key in _INT_KEYS:
-        try:
-            settings[key] = int(settings[key])
-        except (TypeError, ValueError):
-            raise ValueError(f"{key} must be an integer, not {settings[key]!r}") from None
-    version = str(settings["FHIR_PLUGIN_DEFAULT_VERSION"]).upper()
-    if version not in ("R4", "R5"):
-        raise ValueError(f"FHIR_PLUGIN_DEFAULT_VERSION must be R4 or R5, not {version!r}")
-    settings["FHIR_PLUGIN_DEFAULT_VERSION"] = version
-    return settings
-
-
 def content_paths(settings: Mapping[str, Any]) -> list[Path]:
     raw = settings.get("FHIR_PLUGIN_CONTENT") or ""
     if isinstance(raw, (list, tuple)):
@@ -95,12 +106,30 @@ def content_paths(settings: Mapping[str, Any]) -> list[Path]:
     return [Path(p) for p in parts] if parts else [bundled_dir("resources")]
 
 
+def _user_dir(environ: Mapping[str, str] | None, variable: str, fallback: str) -> Path:
+    environ = os.environ if environ is None else environ
+    return Path(environ.get(variable) or str(Path.home() / fallback)) / "fhir_plugin"
+
+
 def load_dir(settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Path | None:
     """The directory of content loaded at run time, or None when run-time loading is off."""
     if settings.get("FHIR_PLUGIN_LOAD_DIR"):
         return Path(settings["FHIR_PLUGIN_LOAD_DIR"])
     if not settings.get("FHIR_PLUGIN_ADMIN_TOKEN"):
         return None
-    environ = os.environ if environ is None else environ
-    data_home = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "fhir_plugin" / "loaded"
+    return _user_dir(environ, "XDG_DATA_HOME", ".local/share") / "loaded"
+
+
+def cache_dir(settings: Mapping[str, Any], *, server: bool, environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where compiled content is cached: FHIR_PLUGIN_CACHE_DIR; without it, the user's cache
+    directory for the server and the command line (`server`), and nowhere for the library."""
+    if settings.get("FHIR_PLUGIN_CACHE_DIR"):
+        return Path(settings["FHIR_PLUGIN_CACHE_DIR"])
+    return _user_dir(environ, "XDG_CACHE_HOME", ".cache") if server else None
+
+
+def tx_tests_dir(settings: Mapping[str, Any]) -> Path:
+    """The HL7 terminology test suite: FHIR_PLUGIN_TX_TESTS, or ../shared/tx-tests beside the checkout."""
+    if settings.get("FHIR_PLUGIN_TX_TESTS"):
+        return Path(settings["FHIR_PLUGIN_TX_TESTS"])
+    return PACKAGE_DIR.parent.parent / "shared" / "tx-tests"

@@ -6,27 +6,20 @@ extension, state lives in app.extensions["fhir_plugin"], settings are FHIR_PLUGI
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from flask import Flask
 
-from .config import content_paths, load_dir, load_settings
+from .terminology.caching import CacheStats
+from .config import cache_dir, content_paths, load_dir, load_settings
+from .content.limits import Limits
 from .fhirversions import FhirVersion
-from .terminology.live import LiveService
+from .runtime.build import load_service
+from .runtime.compiled import CompiledContentCache
+from .runtime.live import Runtime
+from .runtime.store import ContentStore
 from .terminology.service import TerminologyService
-
-
-@dataclass(frozen=True)
-class PluginState:
-    live: LiveService
-    settings: dict[str, Any]
-    software_version: str
-
-    @property
-    def service(self) -> TerminologyService:
-        """The service for this request: the start-up content, with what was loaded since on top."""
-        return self.live.current()
+from .version import __version__
+from .web.admin import admin
+from .web.views import PluginState, bp
 
 
 class FhirTerminology:
@@ -34,32 +27,42 @@ class FhirTerminology:
 
     Mounts /r4, /r5 and /fhir (the FHIR_PLUGIN_DEFAULT_VERSION endpoint) under `url_prefix`, and
     /admin (off unless FHIR_PLUGIN_ADMIN_TOKEN is set). Pass `service` to serve content you have
-    already loaded; otherwise FHIR_PLUGIN_CONTENT (or the bundled content) is loaded. Content loaded
-    at run time (FHIR_PLUGIN_LOAD_DIR) is served on top of either.
+    already loaded; otherwise FHIR_PLUGIN_CONTENT (or the bundled content) is loaded, through the
+    compiled-content cache only if FHIR_PLUGIN_CACHE_DIR is set. Content loaded at run time
+    (FHIR_PLUGIN_LOAD_DIR) is served on top of either.
     """
 
     def __init__(self, app: Flask | None = None, *, service: TerminologyService | None = None,
-                 url_prefix: str = ""):
+                 url_prefix: str = "", server: bool = False):
         self._service = service
         self._url_prefix = url_prefix
+        self._server = server  # the standalone server: cache compiled content in the user's cache by default
         if app is not None:
             self.init_app(app, url_prefix=url_prefix)
 
     def init_app(self, app: Flask, url_prefix: str | None = None) -> None:
-        from . import __version__
-        from .content import Limits
-        from .content.store import ContentStore
-        from .web.admin import admin
-        from .web.views import bp
-
         prefix = (self._url_prefix if url_prefix is None else url_prefix).rstrip("/")
         settings = load_settings(app.config)
-        service = self._service or TerminologyService.from_paths(content_paths(settings))
-        directory = load_dir(settings)
-        store = ContentStore(directory, Limits.from_settings(settings)) if directory else None
-        app.extensions["fhir_plugin"] = PluginState(LiveService(service, store), settings, __version__)
+        compiled = None
+        service = self._service
+        if service is None:
+            directory = cache_dir(settings, server=self._server)
+            compiled = CompiledContentCache(directory) if directory else None
+            service = load_service(content_paths(settings), cache=compiled, limits=Limits.from_settings(settings))
+        loaded = load_dir(settings)
+        store = ContentStore(loaded, Limits.from_settings(settings)) if loaded else None
+        runtime = Runtime(service, store, answer_cache=settings["FHIR_PLUGIN_ANSWER_CACHE"], compiled=compiled)
+        app.extensions["fhir_plugin"] = PluginState(runtime, settings, __version__)
         app.register_blueprint(admin, url_prefix=f"{prefix}/admin")
         default = FhirVersion(settings["FHIR_PLUGIN_DEFAULT_VERSION"])
         for path, version in (("r4", FhirVersion.R4), ("r5", FhirVersion.R5), ("fhir", default)):
             app.register_blueprint(bp, url_prefix=f"{prefix}/{path}", name=f"fhir_plugin_{path}",
                                    url_defaults={"fhir_version": version.value})
+
+
+def cache_stats(app: Flask) -> dict[str, CacheStats]:
+    """The figures of every cache behind `app`'s FHIR endpoints (size, hits, misses), by name:
+    answers, tx-resources, tx-overlays, inline-resources, evaluations, supplemented-code-systems
+    and, when content was read through it, compiled-content."""
+    state: PluginState = app.extensions["fhir_plugin"]
+    return state.runtime.cache_stats()

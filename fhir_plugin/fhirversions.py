@@ -12,6 +12,7 @@ ConceptMap relationship <-> equivalence follows HL7's FML maps (StructureMap-Con
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from enum import Enum
 from typing import Any
 
@@ -89,6 +90,11 @@ TRANSLATE_ALIASES = {
 }
 # Names only R4 defines: a request using them gets R4's `match.source` (the map's uri) back.
 R4_ONLY_TRANSLATE_NAMES = frozenset({"code", "system", "coding", "codeableConcept", "reverse", "targetsystem", "source", "target"})
+
+
+def translate_dialect(names: Iterable[str]) -> str | None:
+    """The release whose own $translate parameter names a request used: "R4" for R4-only names."""
+    return FhirVersion.R4.value if any(name in R4_ONLY_TRANSLATE_NAMES for name in names) else None
 
 
 # --- resources in ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from fhir_plugin import TerminologyService, create_app
+from fhir_plugin import TerminologyService, create_app, load_service
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def _no_fhir_plugin_environment(monkeypatch, content_cache_dir):
 @pytest.fixture(scope="session")
 def service(content_cache_dir) -> TerminologyService:
     """The bundled content, loaded and validated once per test session."""
-    return TerminologyService.from_paths(cache_dir=content_cache_dir)
+    return load_service(cache=content_cache_dir)
 
 
 @pytest.fixture

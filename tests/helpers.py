@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fhir_plugin import load_service
+from fhir_plugin.config import cache_dir, load_settings
 from fhir_plugin.fhirversions import FhirVersion
+from fhir_plugin.terminology.service import TerminologyService
 
 FHIR_JSON = "application/fhir+json"
 MESSAGE_ID_URL = "http://hl7.org/fhir/StructureDefinition/operationoutcome-message-id"
@@ -126,3 +129,17 @@ def parameters(*params: dict) -> dict:
 def param(name: str, **value: Any) -> dict:
     """param("code", valueCode="97116")"""
     return {"name": name, **value}
+
+
+def load_content(paths: list[Any] | None = None) -> TerminologyService:
+    """load_service through the session's compiled-content cache (conftest sets FHIR_PLUGIN_CACHE_DIR),
+    so that loading the bundled content again costs a read, not a validation."""
+    return load_service(paths, cache=cache_dir(load_settings(), server=False))
+
+
+def with_resources(service: TerminologyService, resources: list[dict[str, Any]],
+                   version: FhirVersion = FhirVersion.R5) -> TerminologyService:
+    """`service` with `resources` on top, as a request's tx-resource parameters put them."""
+    from fhir_plugin.runtime.overlay import RequestResources
+
+    return RequestResources().service(service, resources, version)

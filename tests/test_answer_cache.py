@@ -1,19 +1,29 @@
-"""The answer cache (web/answers.py): a repeated request gets the very bytes, status and headers
+"""The answer cache (runtime/answers.py): a repeated request gets the very bytes, status and headers
 the first one got, never an answer of other content, other settings or another request shape."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
+from helpers import (
+    CM_URL,
+    CPT,
+    CPT_VS,
+    DISPLAY_97116,
+    ICD,
+    ICD_VS,
+    body_of,
+    load_content,
+    param,
+    parameters,
+)
 
 from fhir_plugin import TerminologyService, create_app
 from fhir_plugin.config import bundled_dir, load_settings
-from fhir_plugin.web import answers
-from helpers import CM_URL, CPT, CPT_VS, DISPLAY_97116, ICD, ICD_VS, body_of, param, parameters
+from fhir_plugin.runtime import answers
 
 LOOKUP = f"/CodeSystem/$lookup?system={CPT}&code=97116"
 
@@ -89,8 +99,7 @@ def uncached(service):
 
 
 def cache_of(app) -> answers.AnswerCache:
-    state = app.extensions["fhir_plugin"]
-    return answers.cache_for(state.service, app, state.settings["FHIR_PLUGIN_ANSWER_CACHE"])
+    return app.extensions["fhir_plugin"].runtime.answers
 
 
 class Counting:
@@ -190,22 +199,21 @@ def changed_service(tmp_path: Path) -> TerminologyService:
     resource = json.loads((bundled_dir("resources") / "CodeSystem-cpt-97116-fragment.json").read_text())
     resource["concept"][0]["display"] = "Gait training (changed)"
     (tmp_path / "cpt.json").write_text(json.dumps(resource))
-    return TerminologyService.from_paths([tmp_path], cache=False)
+    return load_content([tmp_path])
 
 
 def test_a_new_service_does_not_see_the_old_answers(cached, tmp_path):
     """Content reloaded at run time is a new service in the app's state: it starts empty."""
     client = cached.test_client()
     assert body_of(client.get(f"/r4{LOOKUP}"))["parameter"][2]["valueString"] == DISPLAY_97116
-    old = cached.extensions["fhir_plugin"]
-    new = changed_service(tmp_path)
-    cached.extensions["fhir_plugin"] = SimpleNamespace(service=new, settings=old.settings,
-                                                       software_version=old.software_version)
+    runtime = cached.extensions["fhir_plugin"].runtime
+    old = runtime.base
+    runtime.serve(changed_service(tmp_path))
     assert len(cache_of(cached)) == 0
     for _ in range(2):
         assert body_of(client.get(f"/r4{LOOKUP}"))["parameter"][2]["valueString"] == "Gait training (changed)"
     assert len(cache_of(cached)) == 1
-    cached.extensions["fhir_plugin"] = old
+    runtime.serve(old)
     assert body_of(client.get(f"/r4{LOOKUP}"))["parameter"][2]["valueString"] == DISPLAY_97116
 
 
@@ -244,8 +252,7 @@ def test_size_zero_turns_it_off(uncached, service, monkeypatch):
     for _ in range(3):
         client.get(f"/r4{LOOKUP}")
     assert counting.calls == 3
-    assert cache_of(uncached) is None
-    assert service.answer_caches.get(uncached) is None
+    assert len(cache_of(uncached)) == 0 and not cache_of(uncached).enabled
 
 
 def test_a_server_error_is_not_kept(cached, service, monkeypatch):
@@ -271,10 +278,9 @@ def test_expand_and_reads_are_not_cached(cached):
 
 def test_large_answers_are_not_kept(cached):
     cache = answers.AnswerCache(4)
-    response = cached.response_class(b"x" * (answers.MAX_ANSWER_BYTES + 1), mimetype="application/fhir+json")
-    cache.put(("k",), response)
+    cache.put(("k",), answers.Answer(b"x" * (answers.MAX_ANSWER_BYTES + 1), 200, "application/fhir+json"))
     assert len(cache) == 0
-    cache.put(("k",), cached.response_class(b"x" * answers.MAX_ANSWER_BYTES, mimetype="application/fhir+json"))
+    cache.put(("k",), answers.Answer(b"x" * answers.MAX_ANSWER_BYTES, 200, "application/fhir+json"))
     assert len(cache) == 1
 
 

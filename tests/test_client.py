@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 import requests
+from helpers import load_content
 from live_server import free_port, live_server  # noqa: F401  (a fixture)
 
 from fhir_plugin import TerminologyService
@@ -18,7 +19,7 @@ from fhir_plugin.client import (
     lookup_request_parameters,
     translate_request_parameters,
 )
-from fhir_plugin.terminology.errors import (
+from fhir_plugin.errors import (
     InvalidRequest,
     NotFound,
     ServerUnreachable,
@@ -28,7 +29,13 @@ from fhir_plugin.terminology.errors import (
     UnknownConceptMap,
     error_class_for,
 )
-from fhir_plugin.terminology.models import Coding, Designation, LookupRequest, PropertyValue, TranslateRequest
+from fhir_plugin.terminology.models import (
+    Coding,
+    Designation,
+    LookupRequest,
+    PropertyValue,
+    TranslateRequest,
+)
 
 CPT = "http://www.ama-assn.org/go/cpt"
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -46,7 +53,7 @@ C_R26_2 = Coding(ICD, "R26.2")
 
 @pytest.fixture(scope="module")
 def service() -> TerminologyService:
-    return TerminologyService.from_paths()
+    return load_content()
 
 
 @pytest.fixture(scope="module", params=["r4", "r5"])

@@ -1,4 +1,4 @@
-"""The on-disk content cache (fhir_plugin/content/cache.py): used for the same content, never stale,
+"""The on-disk content cache (fhir_plugin/runtime/compiled.py): used for the same content, never stale,
 never in the way. Whether a load was served from the cache is told by whether the loader ran."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import fhir_plugin.content as content
-from fhir_plugin import TerminologyService
-from fhir_plugin.content import cache
+import fhir_plugin.runtime.build as build
+from fhir_plugin import TerminologyService, load_service
+from fhir_plugin.config import cache_dir
+from fhir_plugin.runtime import compiled as cache
 from fhir_plugin.terminology.models import LookupRequest
 
 EX = "http://example.org/fhir/CodeSystem/cached"
@@ -20,13 +21,13 @@ EX = "http://example.org/fhir/CodeSystem/cached"
 def loads(monkeypatch) -> list[list[Path]]:
     """Every call of the real loader (validation and compilation), with the paths it was given."""
     calls: list[list[Path]] = []
-    real = content.load_paths
+    real = build.load_paths
 
     def counting(paths, *args, **kwargs):
         calls.append(list(paths))
         return real(paths, *args, **kwargs)
 
-    monkeypatch.setattr(content, "load_paths", counting)
+    monkeypatch.setattr(build, "load_paths", counting)
     monkeypatch.setattr(cache, "MIN_CACHED_BYTES", 0)  # cache even this small content
     return calls
 
@@ -49,8 +50,8 @@ def entries(cache_dir: Path) -> list[str]:
 
 def test_a_second_load_of_the_same_content_reads_the_cache(tmp_path, loads):
     folder, cache_dir = write_code_system(tmp_path / "content"), tmp_path / "cache"
-    first = TerminologyService.from_paths([folder], cache_dir=cache_dir)
-    second = TerminologyService.from_paths([folder], cache_dir=cache_dir)
+    first = load_service([folder], cache=cache_dir)
+    second = load_service([folder], cache=cache_dir)
     assert loads == [[folder]]  # validated and compiled once
     assert display(first) == display(second) == "Alpha"
     assert entries(cache_dir) == [f"content-{cache.content_key([folder])}.pickle"]
@@ -58,9 +59,9 @@ def test_a_second_load_of_the_same_content_reads_the_cache(tmp_path, loads):
 
 def test_changed_content_is_loaded_again(tmp_path, loads):
     folder, cache_dir = write_code_system(tmp_path / "content"), tmp_path / "cache"
-    TerminologyService.from_paths([folder], cache_dir=cache_dir)
+    load_service([folder], cache=cache_dir)
     write_code_system(folder, "Alpha, changed")
-    assert display(TerminologyService.from_paths([folder], cache_dir=cache_dir)) == "Alpha, changed"
+    assert display(load_service([folder], cache=cache_dir)) == "Alpha, changed"
     assert len(loads) == 2
     assert len(entries(cache_dir)) == 2
 
@@ -78,8 +79,8 @@ def test_a_corrupt_entry_is_ignored_and_replaced(tmp_path, loads, garbage):
     cache_dir.mkdir()
     entry = cache_dir / f"content-{cache.content_key([folder])}.pickle"
     entry.write_bytes(garbage)
-    assert display(TerminologyService.from_paths([folder], cache_dir=cache_dir)) == "Alpha"
-    assert display(TerminologyService.from_paths([folder], cache_dir=cache_dir)) == "Alpha"
+    assert display(load_service([folder], cache=cache_dir)) == "Alpha"
+    assert display(load_service([folder], cache=cache_dir)) == "Alpha"
     assert len(loads) == 1  # the corrupt entry was replaced by a good one
 
 
@@ -88,21 +89,21 @@ def test_a_cache_that_cannot_be_written_does_not_stop_the_load(tmp_path, loads):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory", encoding="utf-8")
     for _ in range(2):
-        assert display(TerminologyService.from_paths([folder], cache_dir=blocker / "cache")) == "Alpha"
+        assert display(load_service([folder], cache=blocker / "cache")) == "Alpha"
     assert len(loads) == 2
 
 
 def test_small_content_is_not_cached(tmp_path, loads, monkeypatch):
     monkeypatch.setattr(cache, "MIN_CACHED_BYTES", 10_000)
     folder, cache_dir = write_code_system(tmp_path / "content"), tmp_path / "cache"
-    TerminologyService.from_paths([folder], cache_dir=cache_dir)
-    TerminologyService.from_paths([folder], cache_dir=cache_dir)
+    load_service([folder], cache=cache_dir)
+    load_service([folder], cache=cache_dir)
     assert len(loads) == 2 and not cache_dir.exists()
 
 
 def test_without_cache_the_loader_always_runs(tmp_path, loads):
     folder, cache_dir = write_code_system(tmp_path / "content"), tmp_path / "cache"
-    TerminologyService.from_paths([folder], cache=False, cache_dir=cache_dir)
+    load_service([folder])
     assert len(loads) == 1 and not cache_dir.exists()
 
 
@@ -110,11 +111,16 @@ def test_old_entries_are_pruned(tmp_path, loads, monkeypatch):
     monkeypatch.setattr(cache, "KEEP_ENTRIES", 2)
     cache_dir = tmp_path / "cache"
     for index in range(3):
-        TerminologyService.from_paths([write_code_system(tmp_path / f"c{index}", f"D{index}")], cache_dir=cache_dir)
+        load_service([write_code_system(tmp_path / f"c{index}", f"D{index}")], cache=cache_dir)
     assert len(entries(cache_dir)) == 2
 
 
 def test_the_default_directory_is_per_user_and_configurable(tmp_path):
-    assert cache.default_cache_dir({"FHIR_PLUGIN_CACHE_DIR": str(tmp_path)}) == tmp_path
-    assert cache.default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/fhir_plugin")
-    assert cache.default_cache_dir({}) == Path.home() / ".cache" / "fhir_plugin"
+    assert cache_dir({"FHIR_PLUGIN_CACHE_DIR": str(tmp_path)}, server=True) == tmp_path
+    assert cache_dir({}, server=True, environ={"XDG_CACHE_HOME": "/x"}) == Path("/x/fhir_plugin")
+    assert cache_dir({}, server=True, environ={}) == Path.home() / ".cache" / "fhir_plugin"
+
+
+def test_the_library_writes_no_cache_unless_asked(tmp_path):
+    assert cache_dir({}, server=False, environ={"XDG_CACHE_HOME": str(tmp_path)}) is None
+    assert cache_dir({"FHIR_PLUGIN_CACHE_DIR": str(tmp_path)}, server=False) == tmp_path

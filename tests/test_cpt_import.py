@@ -13,15 +13,22 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import (
+    DEFINITION_97116,
+    DESIGNATIONS_97116,
+    USE_SYSTEM,
+    load_content,
+    ok_json,
+    validate,
+)
 
 from fhir_plugin import TerminologyService, create_app
 from fhir_plugin.cli import main
 from fhir_plugin.config import bundled_dir
 from fhir_plugin.content import cpt
+from fhir_plugin.errors import InvalidContent, InvalidRequest
 from fhir_plugin.fhirversions import FhirVersion, resource_for
-from fhir_plugin.terminology.errors import InvalidContent, InvalidRequest
 from fhir_plugin.terminology.models import LookupRequest
-from helpers import DEFINITION_97116, DESIGNATIONS_97116, USE_SYSTEM, ok_json, validate
 
 DATA = Path(__file__).parent / "data" / "cpt-synthetic"
 LONG, MEDIUM, SHORT, CONSUMER = (DATA / name for name in
@@ -266,7 +273,7 @@ def imported_service(tmp_path_factory) -> TerminologyService:
     """Our designation uses and an import (version 2027) written as .json.gz, loaded like FHIR_PLUGIN_CONTENT."""
     out = tmp_path_factory.mktemp("cpt") / "CodeSystem-cpt-2027.json.gz"
     cpt.write_code_system(import_all("2027").resource, out)
-    return TerminologyService.from_paths([bundled_dir("resources") / "CodeSystem-designation-use.json", out])
+    return load_content([bundled_dir("resources") / "CodeSystem-designation-use.json", out])
 
 
 def test_the_written_gzip_file_is_the_resource(tmp_path):
@@ -307,7 +314,7 @@ def test_an_import_of_the_fragments_year_cannot_be_loaded_beside_the_fragment(tm
     out = tmp_path / "CodeSystem-cpt-2026.json"
     cpt.write_code_system(import_all("2026").resource, out)
     with pytest.raises(InvalidContent) as caught:
-        TerminologyService.from_paths([bundled_dir("resources") / "CodeSystem-cpt-97116-fragment.json", out])
+        load_content([bundled_dir("resources") / "CodeSystem-cpt-97116-fragment.json", out])
     assert f"'{CPT}' version '2026' is loaded twice with different content" in caught.value.text
 
 
@@ -357,7 +364,7 @@ def test_an_import_of_another_year_loads_beside_the_fragment_and_is_the_default(
     out = tmp_path / "CodeSystem-cpt-2027.json.gz"
     cpt.write_code_system(import_all("2027").resource, out)
     shipped = bundled_dir("resources")
-    service = TerminologyService.from_paths([shipped / "CodeSystem-cpt-97116-fragment.json",
+    service = load_content([shipped / "CodeSystem-cpt-97116-fragment.json",
                                              shipped / "CodeSystem-designation-use.json", out])
     latest = service.lookup(LookupRequest(system=CPT, code="97116"))
     assert (latest.version, latest.display) == ("2027", f"Invented long descriptor for the merge test {N}")

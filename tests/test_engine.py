@@ -7,10 +7,29 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from helpers import (
+    CM_CANONICAL,
+    CM_URL,
+    CPT,
+    CPT_VERSION,
+    CPT_VS,
+    DEFINITION_97116,
+    DESIGNATIONS_97116,
+    DISPLAY_97116,
+    ICD,
+    ICD_TITLES,
+    ICD_VERSION,
+    ICD_VS,
+    LOINC,
+    MAPPED_CODES,
+    SNOMED,
+    load_content,
+)
 
 from fhir_plugin import TerminologyService
 from fhir_plugin.content import load_paths, load_resource, read_paths
-from fhir_plugin.terminology.errors import (
+from fhir_plugin.fhirversions import FhirVersion
+from fhir_plugin.errors import (
     InvalidContent,
     InvalidRequest,
     NotFound,
@@ -31,23 +50,6 @@ from fhir_plugin.terminology.models import (
     TranslateResult,
 )
 from fhir_plugin.terminology.registry import version_key
-from helpers import (
-    CM_CANONICAL,
-    CM_URL,
-    CPT,
-    CPT_VERSION,
-    CPT_VS,
-    DEFINITION_97116,
-    DESIGNATIONS_97116,
-    DISPLAY_97116,
-    ICD,
-    ICD_TITLES,
-    ICD_VERSION,
-    ICD_VS,
-    LOINC,
-    MAPPED_CODES,
-    SNOMED,
-)
 
 EX = "http://example.org/fhir"
 
@@ -209,7 +211,7 @@ def german(tmp_path_factory) -> TerminologyService:
             {"language": "de", "value": "Alfa (de)"}, {"language": "de-CH", "value": "Alfa (de-CH)"}]}]))
     write_json(folder / "ci.json", code_system(
         url=f"{EX}/CodeSystem/ci", id="ci", caseSensitive=False, concept=[{"code": "AbC", "display": "Mixed"}]))
-    return TerminologyService.from_paths([folder])
+    return load_content([folder])
 
 
 @pytest.mark.parametrize("language, display", [
@@ -243,7 +245,7 @@ def test_lookup_selects_the_latest_version_unless_told(tmp_path):
         write_json(tmp_path / f"{version}.json", code_system(
             version=version, id=f"v{version.replace('.', '-')}",
             concept=[{"code": "A", "display": f"Alpha {version}"}]))
-    service = TerminologyService.from_paths([tmp_path])
+    service = load_content([tmp_path])
     url = f"{EX}/CodeSystem/test"
     assert service.lookup(LookupRequest(system=url, code="A")).version == "1.10.0"
     assert service.lookup(LookupRequest(system=url, code="A", version="1.9.0")).display == "Alpha 1.9.0"
@@ -339,7 +341,7 @@ def test_lookup_applies_a_known_supplement(tmp_path):
     write_json(tmp_path / "supplement.json", code_system(
         url=f"{EX}/CodeSystem/supplement", id="supplement", content="supplement", supplements=f"{CPT}|2026",
         concept=[{"code": "97116", "designation": [{"language": "de", "value": "Gangtraining"}]}]))
-    service = TerminologyService.from_paths([Path(__file__).resolve().parent.parent / "resources", tmp_path])
+    service = load_content([Path(__file__).resolve().parent.parent / "resources", tmp_path])
     for supplement in (f"{EX}/CodeSystem/supplement", f"{EX}/CodeSystem/supplement|1"):
         result = service.lookup(LookupRequest(system=CPT, code="97116", use_supplements=(supplement,)))
         assert result.designations[-1] == Designation("Gangtraining", "de", None, f"{EX}/CodeSystem/supplement|1")
@@ -594,8 +596,8 @@ def test_service_read_and_search(service):
     assert service.search("ValueSet", {"url": f"{CPT_VS}|2.0.0"}) == []
 
 
-def test_bundled_content_is_what_from_paths_loads_by_default(service):
-    explicit = TerminologyService.from_paths([Path(__file__).resolve().parent.parent / "resources"])
+def test_bundled_content_is_what_load_service_loads_by_default(service):
+    explicit = load_content([Path(__file__).resolve().parent.parent / "resources"])
     assert [(cs.url, cs.version) for cs in explicit.registry.code_systems()] == [
         (cs.url, cs.version) for cs in service.registry.code_systems()] == [
         (CPT, "2026"), ("http://fhir-plugin.org/fhir/CodeSystem/designation-use", "1.0.0"), (ICD, ICD_VERSION)]
@@ -749,7 +751,7 @@ def test_loader_reads_a_bundle(tmp_path):
         {"resource": {"resourceType": "ValueSet", "id": "vs", "url": f"{EX}/ValueSet/src", "status": "active"}},
     ]}
     write_json(tmp_path / "bundle.json", bundle)
-    service = TerminologyService.from_paths([tmp_path])
+    service = load_content([tmp_path])
     assert service.lookup(LookupRequest(system=f"{EX}/CodeSystem/test", code="A")).display == "Alpha"
     assert [cm.url for cm in service.registry.concept_maps()] == [f"{EX}/ConceptMap/r4-map"]
     assert service.read("ValueSet", "vs").url == f"{EX}/ValueSet/src"
@@ -792,7 +794,7 @@ def test_loader_failure_loads_nothing(tmp_path):
     write_json(tmp_path / "a.json", code_system())
     (tmp_path / "b.json").write_text("{", encoding="utf-8")
     with pytest.raises(InvalidContent):
-        TerminologyService.from_paths([tmp_path])
+        load_content([tmp_path])
 
 
 def test_loader_refuses_a_code_system_without_url(tmp_path):
@@ -819,12 +821,13 @@ def test_loader_reads_gzipped_json(tmp_path):
 
 
 def test_inline_resources_are_validated_once_per_distinct_content():
-    from fhir_plugin.content.loader import load_inline
+    from fhir_plugin.runtime.overlay import RequestResources
 
-    first = load_inline(json.loads(json.dumps(INLINE)), "parameter 'conceptMap'")
-    again = load_inline(json.loads(json.dumps(INLINE)), "parameter 'conceptMap'")  # an equal copy
+    load_inline = RequestResources().inline
+    first = load_inline(json.loads(json.dumps(INLINE)), "parameter 'conceptMap'", FhirVersion.R5)
+    again = load_inline(json.loads(json.dumps(INLINE)), "parameter 'conceptMap'", FhirVersion.R5)  # an equal copy
     assert again is first
     broken = {**INLINE, "group": "not a list"}
     for _ in range(2):  # refusals are not cached: each one is reported again
         with pytest.raises(InvalidContent):
-            load_inline(broken, "parameter 'conceptMap'")
+            load_inline(broken, "parameter 'conceptMap'", FhirVersion.R5)

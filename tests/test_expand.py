@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import pytest
+from helpers import assert_outcome, ok_json, param, parameters
 
-from fhir_plugin.terminology.errors import (
+from fhir_plugin.errors import (
     TooCostly,
     UnknownCodeSystem,
     UnknownSupplement,
     UnknownValueSet,
     VersionCheckFailed,
 )
-from fhir_plugin.terminology.expand import ExpandRequest, expand_value_set
-from fhir_plugin.terminology.filters import flatten_nested_quantifiers, has_nested_quantifier
+from fhir_plugin.render.expansion import value_set as rendered
+from fhir_plugin.terminology.expand import expand_value_set
+from fhir_plugin.terminology.models import ExpandRequest
+from fhir_plugin.terminology.filters import (
+    flatten_nested_quantifiers,
+    has_nested_quantifier,
+)
 from fhir_plugin.terminology.lookup import lookup_code
 from fhir_plugin.terminology.models import Designation, LookupRequest
 from fhir_plugin.terminology.registry import Registry
 from fhir_plugin.web.params_expand import too_costly_threshold
-
-from helpers import assert_outcome, ok_json, param, parameters
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 DIAGNOSES = "http://fhir-plugin.org/fhir/ValueSet/icd-10-cm-gait-training-diagnoses"
@@ -42,7 +46,7 @@ def codes(contains: list[dict]) -> list[str]:
 
 
 def test_engine_expands_the_bundled_diagnoses(service):
-    out = expand_value_set(service.registry, ExpandRequest(url=DIAGNOSES))
+    out = rendered(expand_value_set(service.registry, ExpandRequest(url=DIAGNOSES)))
     expansion = out["expansion"]
     assert [(c["code"], c["display"]) for c in expansion["contains"]] == GAIT
     assert {c["system"] for c in expansion["contains"]} == {ICD}
@@ -55,7 +59,7 @@ def test_engine_expands_the_bundled_diagnoses(service):
 
 
 def test_engine_is_a_filter_nests_along_the_hierarchy(service):
-    expansion = expand_value_set(service.registry, ExpandRequest(value_set=isa("M62")))["expansion"]
+    expansion = rendered(expand_value_set(service.registry, ExpandRequest(value_set=isa("M62"))))["expansion"]
     assert expansion["total"] == 175
     [m62] = expansion["contains"]
     assert m62["code"] == "M62" and m62["display"] == "Other disorders of muscle"
@@ -64,7 +68,7 @@ def test_engine_is_a_filter_nests_along_the_hierarchy(service):
 
 
 def test_engine_exclude_nested_gives_a_flat_list(service):
-    expansion = expand_value_set(service.registry, ExpandRequest(value_set=isa("G81"), exclude_nested=True))["expansion"]
+    expansion = rendered(expand_value_set(service.registry, ExpandRequest(value_set=isa("G81"), exclude_nested=True)))["expansion"]
     assert codes(expansion["contains"]) == [
         "G81", "G81.0", "G81.00", "G81.01", "G81.02", "G81.03", "G81.04", "G81.1", "G81.10", "G81.11", "G81.12",
         "G81.13", "G81.14", "G81.9", "G81.90", "G81.91", "G81.92", "G81.93", "G81.94"]
@@ -73,29 +77,29 @@ def test_engine_exclude_nested_gives_a_flat_list(service):
 
 def test_engine_paging(service):
     all_icd = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [{"system": ICD}]}}
-    page = expand_value_set(service.registry, ExpandRequest(value_set=all_icd, offset=2, count=3))["expansion"]
+    page = rendered(expand_value_set(service.registry, ExpandRequest(value_set=all_icd, offset=2, count=3)))["expansion"]
     assert page["total"] == 98_466 and page["offset"] == 2
     assert codes(page["contains"]) == ["A00", "A00.0", "A00.1"]  # chapter 1, block A00-A09, then its codes
     assert {"name": "count", "valueInteger": 3} in page["parameter"]
-    size_only = expand_value_set(service.registry, ExpandRequest(value_set=all_icd, count=0))["expansion"]
+    size_only = rendered(expand_value_set(service.registry, ExpandRequest(value_set=all_icd, count=0)))["expansion"]
     assert size_only["total"] == 98_466 and "contains" not in size_only
 
 
 def test_engine_text_filter_is_a_word_prefix_match(service):
     all_icd = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [{"system": ICD}]}}
-    found = expand_value_set(service.registry, ExpandRequest(value_set=all_icd, filter="diff walk"))["expansion"]
+    found = rendered(expand_value_set(service.registry, ExpandRequest(value_set=all_icd, filter="diff walk")))["expansion"]
     assert codes(found["contains"]) == ["R26.2"]
     assert {"name": "filter", "valueString": "diff walk"} in found["parameter"]
-    assert "contains" not in expand_value_set(service.registry, ExpandRequest(value_set=all_icd, filter="alking"))[
+    assert "contains" not in rendered(expand_value_set(service.registry, ExpandRequest(value_set=all_icd, filter="alking")))[
         "expansion"]
 
 
 def test_engine_is_a_with_text_filter_and_paging_on_the_release(service):
     """Everything under chapter 13 whose words start "weakness", and a page of the chapter."""
-    found = expand_value_set(service.registry, ExpandRequest(value_set=isa("13"), filter="weakness", count=10))
+    found = rendered(expand_value_set(service.registry, ExpandRequest(value_set=isa("13"), filter="weakness", count=10)))
     assert found["expansion"]["total"] == 1
     assert found["expansion"]["contains"] == [{"system": ICD, "code": "M62.81", "display": "Muscle weakness (generalized)"}]
-    page = expand_value_set(service.registry, ExpandRequest(value_set=isa("13"), offset=100, count=5))["expansion"]
+    page = rendered(expand_value_set(service.registry, ExpandRequest(value_set=isa("13"), offset=100, count=5)))["expansion"]
     assert page["total"] == 8_694 and page["offset"] == 100
     assert [(c["code"], c["display"]) for c in page["contains"]] == [
         ("M00.8", "Arthritis and polyarthritis due to other bacteria"),
@@ -109,15 +113,15 @@ def test_engine_too_costly(service):
     all_icd = {"resourceType": "ValueSet", "url": "http://example.org/vs", "status": "active",
                "compose": {"include": [{"system": ICD}]}}
     with pytest.raises(TooCostly) as caught:
-        expand_value_set(service.registry, ExpandRequest(value_set=all_icd, max_expansion=5))
+        rendered(expand_value_set(service.registry, ExpandRequest(value_set=all_icd, max_expansion=5)))
     assert caught.value.text == "The value set 'http://example.org/vs' expansion has too many codes to produce (>5)"
     # paging gets it answered
-    assert expand_value_set(service.registry, ExpandRequest(value_set=all_icd, count=2, max_expansion=5))[
+    assert rendered(expand_value_set(service.registry, ExpandRequest(value_set=all_icd, count=2, max_expansion=5)))[
         "expansion"]["total"] == 98_466
     # the default limit refuses the whole ICD-10-CM unpaged, and a page of it is answered
     with pytest.raises(TooCostly):
-        expand_value_set(service.registry, ExpandRequest(value_set=all_icd))
-    page = expand_value_set(service.registry, ExpandRequest(value_set=all_icd, count=10, offset=98_460))["expansion"]
+        rendered(expand_value_set(service.registry, ExpandRequest(value_set=all_icd)))
+    page = rendered(expand_value_set(service.registry, ExpandRequest(value_set=all_icd, count=10, offset=98_460)))["expansion"]
     assert codes(page["contains"]) == ["U00-U49", "U07", "U07.0", "U07.1", "U09", "U09.9"]  # chapter 22 is last
     assert too_costly_threshold(10_000, "1000") == 1000
     assert too_costly_threshold(500, "1000") == 500
@@ -126,20 +130,20 @@ def test_engine_too_costly(service):
 
 def test_engine_errors(service):
     with pytest.raises(UnknownValueSet, match="A definition for the value Set 'http://example.org/none' could not"):
-        expand_value_set(service.registry, ExpandRequest(url="http://example.org/none"))
+        rendered(expand_value_set(service.registry, ExpandRequest(url="http://example.org/none")))
     unknown = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [{"system": "http://x.org/cs"}]}}
     with pytest.raises(UnknownCodeSystem) as caught:
-        expand_value_set(service.registry, ExpandRequest(value_set=unknown))
+        rendered(expand_value_set(service.registry, ExpandRequest(value_set=unknown)))
     assert caught.value.text == ("A definition for CodeSystem 'http://x.org/cs' could not be found, "
                                  "so the value set cannot be expanded")
     versioned = {"resourceType": "ValueSet", "status": "active",
                  "compose": {"include": [{"system": ICD, "version": "2019"}]}}
     with pytest.raises(UnknownCodeSystem, match="Valid versions: 2026-04-01$"):
-        expand_value_set(service.registry, ExpandRequest(value_set=versioned))
+        rendered(expand_value_set(service.registry, ExpandRequest(value_set=versioned)))
     with pytest.raises(VersionCheckFailed) as check:
         pinned = {"resourceType": "ValueSet", "status": "active",
                   "compose": {"include": [{"system": ICD, "version": "2026-04-01"}]}}
-        expand_value_set(service.registry, ExpandRequest(value_set=pinned, check_system_versions=(f"{ICD}|2025-x",)))
+        rendered(expand_value_set(service.registry, ExpandRequest(value_set=pinned, check_system_versions=(f"{ICD}|2025-x",))))
     assert check.value.text == (f"The version '2026-04-01' is not allowed for system '{ICD}': required to be "
                                 "'2025-x' by a version-check parameter")
 
@@ -202,7 +206,7 @@ def vs(*includes: dict, **extra) -> dict:
 
 
 def expand(resources: list[dict], value_set: dict, **request) -> dict:
-    return expand_value_set(Registry(resources), ExpandRequest(value_set=value_set, **request))["expansion"]
+    return rendered(expand_value_set(Registry(resources), ExpandRequest(value_set=value_set, **request)))["expansion"]
 
 
 SELECTABLE = [{"code": "u", "display": "U"},
@@ -334,10 +338,10 @@ def test_compose_entry_extensions_override_and_only_known_ones_are_echoed():
 def test_include_definition_echoes_the_definition():
     value_set = vs({"system": CS}, extension=[{"url": f"{EX}/x", "valueString": "kept"}])
     registry = Registry([EXTENDED])
-    with_definition = expand_value_set(registry, ExpandRequest(value_set=value_set, include_definition=True))
+    with_definition = rendered(expand_value_set(registry, ExpandRequest(value_set=value_set, include_definition=True)))
     assert with_definition["extension"] == value_set["extension"]
     assert with_definition["compose"] == value_set["compose"]
-    plain = expand_value_set(registry, ExpandRequest(value_set=value_set))
+    plain = rendered(expand_value_set(registry, ExpandRequest(value_set=value_set)))
     assert "extension" not in plain and "compose" not in plain
 
 

@@ -5,12 +5,13 @@ system listed in code system order, and supplemented words never mixed with the 
 from __future__ import annotations
 
 import pytest
-
-from fhir_plugin.terminology.evaluations import EvaluationCache
-from fhir_plugin.terminology.expand import ExpandRequest, _words, expand_value_set, text_filtered, text_matches
-from fhir_plugin.terminology.registry import Registry
-from fhir_plugin.terminology.valueset import EvaluationOptions, _evaluate, evaluate
 from helpers import ICD
+
+from fhir_plugin.render.expansion import value_set as rendered
+from fhir_plugin.terminology.expand import expand_value_set, text_filtered, text_matches, words
+from fhir_plugin.terminology.models import ExpandRequest
+from fhir_plugin.terminology.registry import Registry, RegistryCaches
+from fhir_plugin.terminology.valueset import EvaluationOptions, evaluate
 
 WHOLE_ICD = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [{"system": ICD}]}}
 
@@ -29,18 +30,18 @@ def icd_isa(code: str) -> dict:
 ])
 def test_the_text_index_finds_what_a_scan_finds_on_the_whole_icd_10_cm(service, text, total, first):
     evaluation = evaluate(service.registry, WHOLE_ICD)
-    wanted = _words(text)
+    wanted = words(text)
     indexed = text_filtered(evaluation, wanted)
     assert evaluation.search["text"]  # the index was built, not the scan taken
     assert indexed == [m for m in evaluation.members if text_matches(m, wanted)]
     assert [m.code for m in indexed][:5] == first[:5] and len(indexed) == total
-    answer = service.expand(ExpandRequest(value_set=WHOLE_ICD, filter=text, count=5))["expansion"]
+    answer = rendered(service.expand(ExpandRequest(value_set=WHOLE_ICD, filter=text, count=5)))["expansion"]
     assert answer["total"] == total
     assert [c["code"] for c in answer.get("contains", [])] == first[:5]
 
 
 def test_a_few_codes_of_a_large_system_come_in_code_system_order(service):
-    answer = service.expand(ExpandRequest(value_set=icd_isa("M62.8"), count=50))["expansion"]
+    answer = rendered(service.expand(ExpandRequest(value_set=icd_isa("M62.8"), count=50)))["expansion"]
     assert [c["code"] for c in answer["contains"]] == [
         "M62.8", "M62.81", "M62.82", "M62.83", "M62.830", "M62.831", "M62.838", "M62.84", "M62.85", "M62.89"]
     concepts = service.registry.code_system(ICD).concepts
@@ -55,28 +56,28 @@ def test_an_evaluation_is_computed_once_per_value_set_and_options():
     first = evaluate(registry, value_set)
     first.warnings.append(("warning-draft", "changed by a caller"))
     again = evaluate(registry, dict(value_set))
-    assert registry.evaluations.computed == 1
+    assert registry.caches.evaluations.stats.misses == 1
     assert again.warnings == [] and [m.code for m in again.members] == ["a"]
     evaluate(registry, value_set, EvaluationOptions(newest_version_first=True))
-    assert registry.evaluations.computed == 2
-    assert Registry([]).evaluations.computed == 0  # another registry keeps its own
+    assert registry.caches.evaluations.stats.misses == 2
+    assert Registry([]).caches.evaluations.stats.misses == 0  # another registry keeps its own
 
 
 def test_the_cache_holds_at_most_its_members():
-    registry = Registry([{"resourceType": "CodeSystem", "url": "http://example.org/cs", "status": "active",
-                          "content": "complete", "concept": [{"code": str(i)} for i in range(10)]}])
-    cache = registry.evaluations = EvaluationCache(max_members=25)
+    code_system = {"resourceType": "CodeSystem", "url": "http://example.org/cs", "status": "active",
+                   "content": "complete", "concept": [{"code": str(i)} for i in range(10)]}
+    registry = Registry([code_system], caches=RegistryCaches(max_members=25))
+    cache = registry.caches.evaluations
     value_sets = [{"resourceType": "ValueSet", "status": "active", "id": str(n), "compose": {"include": [
         {"system": "http://example.org/cs"}]}} for n in range(4)]
     for value_set in value_sets:
         evaluate(registry, value_set)
-    assert (cache.computed, cache._held, len(cache._entries)) == (4, 20, 2)
+    assert (cache.stats.misses, cache.stats.size, cache.stats.entries) == (4, 20, 2)
     evaluate(registry, value_sets[0])  # pushed out by the third and fourth
-    assert cache.computed == 5
-    huge = EvaluationCache(max_members=5)
-    huge.evaluation(value_sets[0], EvaluationOptions(),
-                    lambda: _evaluate(registry, value_sets[0], EvaluationOptions(), ()))
-    assert (huge.computed, len(huge._entries)) == (1, 0)  # larger than the whole cache: not kept
+    assert cache.stats.misses == 5
+    huge = Registry([code_system], caches=RegistryCaches(max_members=5))
+    evaluate(huge, value_sets[0])
+    assert (huge.caches.evaluations.stats.misses, huge.caches.evaluations.stats.entries) == (1, 0)  # larger than the whole cache: not kept
 
 
 def test_supplemented_words_are_found_only_with_the_supplement():
@@ -90,7 +91,7 @@ def test_supplemented_words_are_found_only_with_the_supplement():
         {"system": "http://example.org/cs"}]}}
 
     def found(**request) -> list[str]:
-        expansion = expand_value_set(registry, ExpandRequest(value_set=value_set, filter="zul", **request))
+        expansion = rendered(expand_value_set(registry, ExpandRequest(value_set=value_set, filter="zul", **request)))
         return [c["code"] for c in expansion["expansion"].get("contains", [])]
 
     assert found() == []
@@ -101,8 +102,7 @@ def test_supplemented_words_are_found_only_with_the_supplement():
 @pytest.mark.parametrize("code, in_value_set", [("M62.81", True), ("R26.2", True), ("G81.90", True), ("W10", True),
                                                  ("M62.81X", False), ("m62.81", False)])
 def test_validate_code_against_the_whole_icd_10_cm_finds_members_through_the_index(service, code, in_value_set):
-    from fhir_plugin.terminology.models import Coding
-    from fhir_plugin.terminology.validate_code import ValidateCodeRequest
+    from fhir_plugin.terminology.models import Coding, ValidateCodeRequest
 
     result = service.validate_code(ValidateCodeRequest(codings=(Coding(ICD, code),), value_set=WHOLE_ICD))
     assert result.result is in_value_set
@@ -111,6 +111,6 @@ def test_validate_code_against_the_whole_icd_10_cm_finds_members_through_the_ind
 
 @pytest.mark.parametrize("text, total", [("😀", 0), ("-", 0), (" ", 3), ("weak", 1), ("WEAK", 1)])
 def test_a_filter_without_words_matches_as_it_is_not_everything(service, text, total):
-    answer = service.expand(ExpandRequest(url="http://fhir-plugin.org/fhir/ValueSet/icd-10-cm-gait-training-diagnoses",
-                                          filter=text))
+    answer = rendered(service.expand(ExpandRequest(url="http://fhir-plugin.org/fhir/ValueSet/icd-10-cm-gait-training-diagnoses",
+                                          filter=text)))
     assert answer["expansion"]["total"] == total

@@ -7,14 +7,10 @@ from __future__ import annotations
 import io
 import json
 import re
-from pathlib import Path
+import string
 from urllib.parse import urlencode
 
 import pytest
-
-from fhir_plugin import TerminologyService, create_app
-from fhir_plugin.config import bundled_dir
-from fhir_plugin.terminology import errors
 from helpers import (
     CM_URL,
     CPT,
@@ -22,10 +18,14 @@ from helpers import (
     ICD,
     assert_outcome,
     body_of,
+    load_content,
     param,
     parameters,
     validate,
 )
+
+from fhir_plugin import TerminologyService, create_app, errors
+from fhir_plugin.config import bundled_dir
 
 # --- the table -------------------------------------------------------------------------------
 
@@ -59,8 +59,9 @@ def test_table_row_is_the_class(name, status, issue_code, when):
         assert message_id in errors.MESSAGES
         assert errors.error_class_for(message_id, 0) is cls
     some_id = sorted(cls.message_ids)[0]
-    error = cls(some_id, *(["x"] * 5))
-    outcome = errors.to_outcome(error)
+    fields = {name for _, name, _, _ in string.Formatter().parse(errors.MESSAGES[some_id]) if name}
+    error = cls(some_id, **dict.fromkeys(fields, "x"))
+    outcome = errors.error_outcome(error)
     assert outcome["issue"][0]["code"] == issue_code
     assert outcome["issue"][0]["extension"][0]["valueString"] == some_id
     validate(outcome, "R4")
@@ -81,7 +82,7 @@ def test_every_message_id_belongs_to_one_class():
             owners.setdefault(message_id, []).append(cls.__name__)
     assert {k: v for k, v in owners.items() if len(v) > 1} == {}
     answers = {"TRANSLATE_NO_MAP", "TRANSLATE_NOT_FOUND", "TRANSLATE_PAIR_NOT_MAPPED"}  # result=false messages
-    answers |= errors.VALIDATE_ANSWER_IDS
+    answers |= errors.ANSWER_IDS
     assert set(errors.MESSAGES) - set(owners) == answers
 
 
@@ -98,7 +99,7 @@ SUPPLEMENT = {
 def supplement_service(tmp_path_factory) -> TerminologyService:
     folder = tmp_path_factory.mktemp("supplement")
     (folder / "supplement.json").write_text(json.dumps(SUPPLEMENT), encoding="utf-8")
-    return TerminologyService.from_paths([bundled_dir("resources"), folder])
+    return load_content([bundled_dir("resources"), folder])
 
 
 @pytest.fixture

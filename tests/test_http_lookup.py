@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from fhir_plugin.extension import cache_stats
 from helpers import (
     CPT,
     DEFINITION_97116,
@@ -205,15 +206,14 @@ TX_CS = {"resourceType": "CodeSystem", "id": "tx", "url": "http://example.org/tx
 @pytest.mark.parametrize("base", ["/r4", "/r5"])
 def test_lookup_in_a_code_system_sent_as_tx_resource(app, base):
     client = app.test_client()
-    service = app.extensions["fhir_plugin"].service
-    compiled_before = service._overlays.compiled
+    compiled_before = cache_stats(app)["tx-resources"].misses
     body = parameters(param("system", valueUri=TX_CS["url"]), param("code", valueCode="a"),
                       param("tx-resource", resource=TX_CS))
     for _ in range(3):
         answer = ok_json(client.post(f"{base}/CodeSystem/$lookup", json=body), base[1:].upper())
         assert answer["parameter"][:4] == [param("name", valueString="Tx"), param("version", valueString="1"),
                                            param("display", valueString="Alpha"), param("code", valueCode="a")]
-    assert service._overlays.compiled - compiled_before == 1  # compiled once, then taken from the cache
+    assert cache_stats(app)["tx-resources"].misses - compiled_before == 1  # compiled once, then taken from the cache
     # the overlay is per request: without the tx-resource the code system is unknown
     assert_outcome(client.get(lookup_url(base, system=TX_CS["url"], code="a")), 404, "not-found",
                    message_id="UNKNOWN_CODESYSTEM_LOOKUP")

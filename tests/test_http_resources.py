@@ -8,11 +8,23 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import (
+    CM_URL,
+    CPT,
+    CPT_VS,
+    FHIR_JSON,
+    ICD,
+    ICD_VS,
+    assert_outcome,
+    body_of,
+    load_content,
+    ok_json,
+    validate,
+)
 
-from fhir_plugin import TerminologyService, __version__, create_app
+from fhir_plugin import __version__, create_app
 from fhir_plugin.fhirversions import FhirVersion, resource_for
 from fhir_plugin.web.views import ROUTES
-from helpers import CM_URL, CPT, CPT_VS, FHIR_JSON, ICD, ICD_VS, assert_outcome, body_of, ok_json, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = [("/r4", "R4"), ("/r5", "R5"), ("/fhir", "R4")]
@@ -309,7 +321,7 @@ def test_terminology_capabilities_list_every_version(tmp_path):
     (tmp_path / "unversioned.json").write_text(json.dumps({
         "resourceType": "CodeSystem", "id": "plain", "url": "http://example.org/plain", "status": "active",
         "content": "example"}), encoding="utf-8")
-    client = create_app(service=TerminologyService.from_paths([tmp_path])).test_client()
+    client = create_app(service=load_content([tmp_path])).test_client()
     body = ok_json(client.get("/r5/metadata?mode=terminology"), "R5")
     assert body["codeSystem"] == [
         {"uri": "http://example.org/cs", "version": [{"code": "2", "isDefault": True},

@@ -9,12 +9,20 @@ import json
 import tarfile
 
 import pytest
+from helpers import load_content
 from tgz import EX, MANIFEST_R4, code_system, member, r4_map, write_package, write_tgz
 
-from fhir_plugin.content import Limits, LoadProgress, TerminalProgress, load_paths, read_paths, validate_paths
-from fhir_plugin.terminology.errors import InvalidContent
+from fhir_plugin import load_service
+from fhir_plugin.content import (
+    Limits,
+    LoadProgress,
+    TerminalProgress,
+    load_paths,
+    read_paths,
+    validate_paths,
+)
+from fhir_plugin.errors import InvalidContent
 from fhir_plugin.terminology.models import LookupRequest
-from fhir_plugin.terminology.service import TerminologyService
 
 VS = {"resourceType": "ValueSet", "id": "vs", "url": f"{EX}/ValueSet/vs", "status": "active"}
 BAD_CS = code_system("bad", f"{EX}/CodeSystem/bad", concept=[{"display": "no code"}])
@@ -153,7 +161,7 @@ def test_a_compression_bomb_member_is_refused_by_the_member_limit(tmp_path, monk
                          extra=[member("package/zeros.json", b"0" * 2_000_000)])
     assert path.stat().st_size < 10_000
     refused("CONTENT_TOO_LARGE", f"{path} (package/zeros.json): refused: it expands to more than 1000000 bytes (the "
-            "limit set by FHIR_PLUGIN_MAX_MEMBER_BYTES)", TerminologyService.from_paths, [path])
+            "limit set by FHIR_PLUGIN_MAX_MEMBER_BYTES)", load_service, [path])
 
 
 def test_many_members_together_over_the_package_limit_are_refused(tmp_path):
@@ -287,7 +295,7 @@ def test_terminal_progress_redraws_one_line_on_a_tty_and_prints_lines_otherwise(
 
 def test_a_failed_load_leaves_the_running_service_as_it_was(tmp_path):
     good = write(tmp_path / "good.json", code_system())
-    service = TerminologyService.from_paths([good])
+    service = load_content([good])
     registry, answer = service.registry, service.lookup(LookupRequest(system=f"{EX}/CodeSystem/test", code="A"))
     broken_bundle = write(tmp_path / "broken.json", bundle("collection", {"resource": code_system(
         "new", f"{EX}/CodeSystem/new")}, {"resource": BAD_CS}))
@@ -295,7 +303,7 @@ def test_a_failed_load_leaves_the_running_service_as_it_was(tmp_path):
         "new", f"{EX}/CodeSystem/new")}, extra=[member("package/x", type=tarfile.SYMTYPE, linkname="/")])
     for broken in (broken_bundle, broken_package):
         with pytest.raises(InvalidContent):
-            TerminologyService.from_paths([good, broken])
+            load_content([good, broken])
     assert service.registry is registry
     assert [cs.canonical for cs in registry.code_systems()] == [f"{EX}/CodeSystem/test|1"]
     assert service.lookup(LookupRequest(system=f"{EX}/CodeSystem/test", code="A")) == answer

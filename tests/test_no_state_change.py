@@ -17,7 +17,7 @@ import tarfile
 
 from fhir_plugin import create_app
 from fhir_plugin.fhirversions import FhirVersion
-from helpers import CPT, FHIR_JSON, parameters, param
+from helpers import CPT, FHIR_JSON, parameters, param, with_resources
 
 INJECTED_URL = "http://example.org/fhir/CodeSystem/injected"
 INJECTED = {"resourceType": "CodeSystem", "id": "injected", "url": INJECTED_URL, "version": "1", "name": "Injected",
@@ -124,7 +124,7 @@ def test_the_walk_reaches_every_rule_with_every_method(app):
 def test_the_snapshot_sees_added_content(service):
     """The comparison below can fail: content added under a request would change the snapshot."""
     before = snapshot(create_app(service=service).test_client())
-    changed = snapshot(create_app(service=service.with_resources([INJECTED, REPLACED_CPT], FhirVersion.R4)).test_client())
+    changed = snapshot(create_app(service=with_resources(service, [INJECTED, REPLACED_CPT], FhirVersion.R4)).test_client())
     differ = {url for url in before if before[url] != changed[url]}
     assert f"/r4/CodeSystem/$lookup?system={INJECTED_URL}&code=x" in differ
     assert "/r4/CodeSystem/injected" in differ or "/r4/CodeSystem" in differ

@@ -3,10 +3,11 @@
 import json
 
 import pytest
+from helpers import load_content
 
 from fhir_plugin.fhirversions import FhirVersion
+from fhir_plugin.runtime import Runtime
 from fhir_plugin.txtests.manifest import default_tests_dir
-from fhir_plugin.terminology.service import TerminologyService
 
 TESTS = default_tests_dir()
 pytestmark = pytest.mark.skipif(not (TESTS / "test-cases.json").is_file(), reason=f"no HL7 tx tests at {TESTS}")
@@ -21,23 +22,24 @@ def version_suite_setup() -> list[dict]:
 def test_the_largest_setup_is_compiled_once_and_then_reused():
     setup = version_suite_setup()
     assert len(setup) == 14
-    service = TerminologyService.from_paths()
-    first = service.with_resources(setup, FhirVersion.R5)
-    assert service._overlays.compiled == 14
-    again = service.with_resources([json.loads(json.dumps(r)) for r in setup], FhirVersion.R5)  # equal copies
+    service = load_content()
+    runtime = Runtime(service)
+    first = runtime.for_request(service, setup, FhirVersion.R5)
+    assert runtime.cache_stats()["tx-resources"].misses == 14
+    again = runtime.for_request(service, [json.loads(json.dumps(r)) for r in setup], FhirVersion.R5)  # equal copies
     assert again.registry is first.registry
-    assert service._overlays.compiled == 14
+    assert runtime.cache_stats()["tx-resources"].misses == 14
     # one changed resource: only that one is compiled again, the other 13 come from the cache
     changed = [dict(r) for r in setup]
     changed[0]["title"] = "changed"
-    service.with_resources(changed, FhirVersion.R5)
-    assert service._overlays.compiled == 15
+    runtime.for_request(service, changed, FhirVersion.R5)
+    assert runtime.cache_stats()["tx-resources"].misses == 15
 
 
 def test_the_overlay_never_reaches_the_loaded_content():
     setup = version_suite_setup()
-    service = TerminologyService.from_paths()
-    overlay = service.with_resources(setup, FhirVersion.R5)
+    service = load_content()
+    overlay = Runtime(service).for_request(service, setup, FhirVersion.R5)
     url = setup[0]["url"]
     assert overlay.registry.code_system_versions(url) and not service.registry.code_system_versions(url)
     assert [cs.url for cs in service.registry.code_systems()] == [

@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from helpers import CM_URL, CPT, ICD, ICD_VERSION, ok_json
+from helpers import CM_URL, CPT, ICD, ICD_VERSION, load_content, ok_json
 
 from fhir_plugin import __version__, create_app
 from fhir_plugin.cli import main
@@ -123,7 +123,7 @@ def canonical_resources(service: TerminologyService) -> dict[str, list]:
 
 def test_the_package_loads_back_unchanged(built, sources):
     _, path = built
-    from_package, from_files = TerminologyService.from_paths([path]), TerminologyService.from_paths(sources)
+    from_package, from_files = load_content([path]), load_content(sources)
     expected = canonical_resources(from_files)
     assert [key for key, _ in expected["CodeSystem"]] == [
         ("http://fhir-plugin.org/fhir/CodeSystem/designation-use", "1.0.0"), (ICD, ICD_VERSION), (CPT, "2026")]
@@ -138,8 +138,8 @@ def test_the_package_loads_back_unchanged(built, sources):
 ])
 def test_the_package_answers_as_the_files_do(built, sources, query):
     _, path = built
-    package_app = create_app(service=TerminologyService.from_paths([path])).test_client()
-    files_app = create_app(service=TerminologyService.from_paths(sources)).test_client()
+    package_app = create_app(service=load_content([path])).test_client()
+    files_app = create_app(service=load_content(sources)).test_client()
     for version in ("r4", "r5"):
         answer = ok_json(package_app.get(f"/{version}/{query}"), version.upper())
         assert answer == ok_json(files_app.get(f"/{version}/{query}"), version.upper())

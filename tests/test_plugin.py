@@ -6,11 +6,19 @@ import json
 
 import pytest
 from flask import Flask
+from helpers import (
+    CPT,
+    DISPLAY_97116,
+    FHIR_JSON,
+    assert_outcome,
+    body_of,
+    load_content,
+    ok_json,
+)
 
-from fhir_plugin import FhirTerminology, TerminologyService, create_app
+from fhir_plugin import FhirTerminology, create_app
 from fhir_plugin.config import load_settings
-from fhir_plugin.terminology.errors import InvalidContent
-from helpers import CPT, DISPLAY_97116, FHIR_JSON, assert_outcome, body_of, ok_json
+from fhir_plugin.errors import InvalidContent
 
 
 def host_app() -> Flask:
@@ -198,7 +206,7 @@ def test_settings_layering():
         "FHIR_PLUGIN_BASE_URL": "", "FHIR_PLUGIN_MAX_EXPANSION": 10_000,
         "FHIR_PLUGIN_MAX_PACKAGE_BYTES": 268_435_456, "FHIR_PLUGIN_MAX_MEMBER_BYTES": 134_217_728,
         "FHIR_PLUGIN_ADMIN_TOKEN": "", "FHIR_PLUGIN_LOAD_DIR": "", "FHIR_PLUGIN_ANSWER_CACHE": 2048,
-        "FHIR_PLUGIN_MAX_TX_RESOURCES": 100}
+        "FHIR_PLUGIN_MAX_TX_RESOURCES": 100, "FHIR_PLUGIN_CACHE_DIR": "", "FHIR_PLUGIN_TX_TESTS": ""}
 
 
 def test_standalone_app_loads_the_bundled_content_by_itself():
@@ -212,7 +220,7 @@ def test_two_apps_do_not_share_state(service, tmp_path):
         "resourceType": "CodeSystem", "id": "only-here", "url": "http://example.org/only-here", "status": "active",
         "content": "complete", "concept": [{"code": "x"}]}), encoding="utf-8")
     first = create_app(service=service).test_client()
-    second = create_app(service=TerminologyService.from_paths([tmp_path])).test_client()
+    second = create_app(service=load_content([tmp_path])).test_client()
     assert body_of(first.get("/r4/CodeSystem"))["total"] == 3
     assert body_of(second.get("/r4/CodeSystem"))["total"] == 1
     assert body_of(first.get("/r4/CodeSystem"))["total"] == 3

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from fhir_plugin import create_app
-from fhir_plugin.terminology.errors import InvalidContent
+from fhir_plugin.errors import InvalidContent
 from helpers import CPT, DISPLAY_97116
 from tgz import member, write_package, write_tgz
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from fhir_plugin.terminology.errors import InvalidRequest, UnknownCode, UnknownCodeSystem
+from fhir_plugin.errors import InvalidRequest, UnknownCode, UnknownCodeSystem
 from fhir_plugin.terminology.models import Coding
-from fhir_plugin.terminology.subsumes import SubsumesRequest, SubsumesResult
+from fhir_plugin.terminology.models import SubsumesRequest, SubsumesResult
 from helpers import assert_outcome, ok_json
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"

@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import CPT, ICD, load_content, with_resources
 
 from fhir_plugin import TerminologyService
-from fhir_plugin.terminology.errors import UnknownSupplement, UnknownValueSet
-from fhir_plugin.terminology.models import Coding
-from fhir_plugin.terminology.validate_code import ValidateCodeRequest
-from fhir_plugin.terminology.validate_versions import VersionRules
-from helpers import CPT, ICD
+from fhir_plugin.errors import UnknownSupplement, UnknownValueSet
+from fhir_plugin.terminology.models import Coding, ValidateCodeRequest, VersionRules
 
 ICD_VS = "http://fhir-plugin.org/fhir/ValueSet/icd-10-cm-gait-training-diagnoses"
 CPT_VS = "http://fhir-plugin.org/fhir/ValueSet/cpt-gait-training"
@@ -37,7 +35,7 @@ SIMPLE_VS = {"resourceType": "ValueSet", "url": "http://example.org/vs", "versio
 
 @pytest.fixture(scope="module")
 def service() -> TerminologyService:
-    return TerminologyService.from_paths()
+    return load_content()
 
 
 def params(result: dict) -> dict:
@@ -92,7 +90,7 @@ def test_engine_code_not_in_value_set(service):
 
 
 def test_engine_case_insensitive_and_inactive_and_language(service):
-    own = service.with_resources([SIMPLE, SIMPLE_VS])
+    own = with_resources(service, [SIMPLE, SIMPLE_VS])
     folded = own.validate_code(ValidateCodeRequest(codings=(Coding("http://example.org/cs", "A"),), form="coding",
                                                    url="http://example.org/vs"))
     assert (folded.result, folded.normalized_code, folded.message) == (True, "a", None)
@@ -226,7 +224,7 @@ VERSIONED = [V1, V2,
 
 @pytest.fixture(scope="module")
 def versioned(service) -> TerminologyService:
-    return service.with_resources(VERSIONED)
+    return with_resources(service, VERSIONED)
 
 
 def _check(own, url, coding, **options):
@@ -309,7 +307,7 @@ def test_status_notes_for_code_system_and_value_sets(service):
         {"url": "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status",
          "valueCode": "withdrawn"}])
     importing = _vs("http://example.org/imports", {"valueSet": ["http://example.org/w"]})
-    own = service.with_resources([draft, withdrawn, importing])
+    own = with_resources(service, [draft, withdrawn, importing])
     result = _check(own, "http://example.org/imports", Coding("http://example.org/draft", "a"))
     assert (result.result, result.message) == (True, None)
     assert [(i.severity, i.tx_type, i.text) for i in result.issues] == [
@@ -320,7 +318,7 @@ def test_status_notes_for_code_system_and_value_sets(service):
 def test_concept_deprecated_in_the_value_set(service):
     vs = _vs("http://example.org/dep", {"system": "http://example.org/cs", "concept": [{"code": "a", "extension": [
         {"url": "http://hl7.org/fhir/StructureDefinition/valueset-deprecated", "valueBoolean": True}]}]})
-    own = service.with_resources([SIMPLE, vs])
+    own = with_resources(service, [SIMPLE, vs])
     result = _check(own, "http://example.org/dep", Coding("http://example.org/cs", "a"))
     assert (result.result, result.message) == (True, None)
     [issue] = result.issues
@@ -344,7 +342,7 @@ SUPPLEMENT = {"resourceType": "CodeSystem", "url": "http://example.org/supp", "v
 
 @pytest.fixture(scope="module")
 def extended(service) -> TerminologyService:
-    return service.with_resources([EXT_CS, SUPPLEMENT])
+    return with_resources(service, [EXT_CS, SUPPLEMENT])
 
 
 def _cs_check(own, coding, **options):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..terminology.errors import InvalidContent
+from .errors import InvalidContent
 
 BUNDLE_TYPES = ("collection", "batch", "transaction")
 LOADING_METHODS = ("POST", "PUT")
@@ -24,22 +24,22 @@ def bundle_resources(bundle: dict, origin: str) -> Iterator[tuple[object, str]]:
     Bundles are opened in turn. The resources are not validated here."""
     kind = bundle.get("type")
     if kind not in BUNDLE_TYPES:
-        raise InvalidContent("BUNDLE_TYPE_REFUSED", origin, kind)
+        raise InvalidContent("BUNDLE_TYPE_REFUSED", origin=origin, type=kind)
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
-        raise InvalidContent("BUNDLE_ENTRY_REFUSED", origin, "Bundle.entry is not a list")
+        raise InvalidContent("BUNDLE_ENTRY_REFUSED", origin=origin, problem="Bundle.entry is not a list")
     for index, entry in enumerate(entries):
         where = f"{origin} entry[{index}]"
         if not isinstance(entry, dict):
-            raise InvalidContent("BUNDLE_ENTRY_REFUSED", where, "the entry is not a JSON object")
+            raise InvalidContent("BUNDLE_ENTRY_REFUSED", origin=where, problem="the entry is not a JSON object")
         request = entry.get("request")
         method = request.get("method") if isinstance(request, dict) else None
         if kind != "collection" and method not in LOADING_METHODS:
-            raise InvalidContent("BUNDLE_ENTRY_REFUSED", where,
-                                 f"request.method {method or '(none)'}; only POST and PUT can be loaded")
+            raise InvalidContent("BUNDLE_ENTRY_REFUSED", origin=where,
+                                 problem=f"request.method {method or '(none)'}; only POST and PUT can be loaded")
         resource = entry.get("resource")
         if resource is None:
-            raise InvalidContent("BUNDLE_ENTRY_REFUSED", where, "it has no resource")
+            raise InvalidContent("BUNDLE_ENTRY_REFUSED", origin=where, problem="it has no resource")
         if is_bundle(resource):
             yield from bundle_resources(resource, where)
         else:

@@ -48,7 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import bundled_dir
-from ..terminology.errors import InvalidContent, InvalidRequest
+from ..terminology.errors import InvalidRequest
+from .errors import InvalidContent
 
 CPT_URL = "http://www.ama-assn.org/go/cpt"
 USE_SYSTEM = "http://fhir-plugin.org/fhir/CodeSystem/designation-use"
@@ -81,7 +82,7 @@ def _text(path: Path) -> str:
     try:
         raw = path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        raise InvalidContent("CONTENT_NOT_FOUND", str(path)) from None
+        raise InvalidContent("CONTENT_NOT_FOUND", path=str(path)) from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -93,7 +94,7 @@ def read_descriptor_file(path: Path, kind: str = "long") -> dict[str, tuple[int,
     path = Path(path)
 
     def fail(number: int, reason: str) -> InvalidContent:
-        return InvalidContent("CPT_FILE_INVALID", path, number, reason)
+        return InvalidContent("CPT_FILE_INVALID", file=path, line=number, problem=reason)
 
     codes: dict[str, tuple[int, str]] = {}
     separator = None
@@ -129,7 +130,7 @@ def read_descriptor_file(path: Path, kind: str = "long") -> dict[str, tuple[int,
             raise fail(number, f"code {code} is given twice (also on line {codes[code][0]})")
         codes[code] = (number, descriptor)
     if not codes:
-        raise InvalidContent("CPT_FILE_EMPTY", path)
+        raise InvalidContent("CPT_FILE_EMPTY", file=path)
     return codes
 
 
@@ -188,7 +189,7 @@ def import_cpt(year: str, long: Path, medium: Path | None = None, short: Path | 
     shipped fragment); `today` is the import date written into the resource."""
     year = str(year)
     if not re.fullmatch(r"\d{4}", year):
-        raise InvalidRequest("PARAM_BAD_VALUE", "version", "CPT year", year, expression="version")
+        raise InvalidRequest("PARAM_BAD_VALUE", parameter="version", type="CPT year", value=year, expression="version")
     today = today or datetime.date.today()
     fragment_cs = json.loads(Path(fragment or bundled_dir("resources") / FRAGMENT_FILE).read_text(encoding="utf-8"))
     files = {kind: Path(p) for kind, p in
@@ -205,8 +206,8 @@ def import_cpt(year: str, long: Path, medium: Path | None = None, short: Path | 
         rows = read_descriptor_file(files[kind], kind)
         for code, (number, text) in rows.items():
             if code not in concepts:
-                raise InvalidContent("CPT_FILE_INVALID", files[kind], number,
-                                     f"code {code} is not in the long descriptor file {files['long'].name}")
+                raise InvalidContent("CPT_FILE_INVALID", file=files[kind], line=number,
+                                     problem=f"code {code} is not in the long descriptor file {files['long'].name}")
             concepts[code].setdefault("designation", []).append(
                 {"language": "en", "use": {"system": USE_SYSTEM, "code": use, "display": use_display}, "value": text})
         counts[kind] = len(rows)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ..terminology.errors import InvalidContent
+from .errors import InvalidContent
 
 MiB = 1024 * 1024
 DEFAULT_MAX_PACKAGE_BYTES = 256 * MiB
@@ -49,9 +49,9 @@ def gunzip(raw: bytes, limit: int, origin: str) -> bytes:
         # more than limit + 1 bytes, however far the input would expand.
         data = gzip.GzipFile(fileobj=io.BytesIO(raw)).read(limit + 1)
     except (OSError, EOFError, zlib.error) as error:
-        raise InvalidContent("CONTENT_NOT_JSON", origin, f"not a valid gzip file ({error})") from None
+        raise InvalidContent("CONTENT_NOT_JSON", origin=origin, reason=f"not a valid gzip file ({error})") from None
     if len(data) > limit:
-        raise InvalidContent("CONTENT_TOO_LARGE", origin, limit, "FHIR_PLUGIN_MAX_MEMBER_BYTES")
+        raise InvalidContent("CONTENT_TOO_LARGE", origin=origin, limit=limit, setting="FHIR_PLUGIN_MAX_MEMBER_BYTES")
     return data
 
 
@@ -72,5 +72,5 @@ class BoundedReader(io.RawIOBase):
         data = self._inner.read(wanted)
         self.count += len(data)
         if self.count > self._limit:
-            raise InvalidContent("CONTENT_TOO_LARGE", self._origin, self._limit, "FHIR_PLUGIN_MAX_PACKAGE_BYTES")
+            raise InvalidContent("CONTENT_TOO_LARGE", origin=self._origin, limit=self._limit, setting="FHIR_PLUGIN_MAX_PACKAGE_BYTES")
         return data

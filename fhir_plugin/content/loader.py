@@ -14,8 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +23,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..fhirversions import FhirVersion, looks_like_r4, model_class, to_r5
-from ..terminology.errors import InvalidContent
+from ..terminology.registry import Registry
+from .errors import InvalidContent
 from .bundles import bundle_resources, is_bundle
+from .canonicals import CanonicalIndex
 from .codes import binding_errors
 from .limits import Limits, gunzip
 from .packages import PACKAGE_SUFFIXES, is_package, read_package
@@ -45,7 +46,7 @@ def _first_error(error: ValidationError) -> str:
 def _validate(resource: dict, version: FhirVersion, origin: str, label: str) -> None:
     model_class(version, resource["resourceType"]).model_validate(resource)
     for problem in binding_errors(resource, r4=version is FhirVersion.R4):
-        raise InvalidContent("CONTENT_INVALID", origin, label, version.value, problem)
+        raise InvalidContent("CONTENT_INVALID", origin=origin, resource=label, version=version.value, problem=problem)
 
 
 def load_resource(resource: dict, origin: str = "(inline)", prefer: FhirVersion = FhirVersion.R5,
@@ -58,7 +59,7 @@ def load_resource(resource: dict, origin: str = "(inline)", prefer: FhirVersion 
     resource = _validated(resource, origin, prefer, lenient)
     if resource["resourceType"] == "CodeSystem" and not resource.get("url"):
         # FHIR allows it (url is 0..1), but codes are looked up by system url: it could never be used.
-        raise InvalidContent("CONTENT_NO_URL", origin, f"CodeSystem/{resource.get('id') or '?'}")
+        raise InvalidContent("CONTENT_NO_URL", origin=origin, resource=f"CodeSystem/{resource.get('id') or '?'}")
     return resource
 
 
@@ -82,29 +83,6 @@ def content_hash(resource: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_INLINE: OrderedDict[tuple[str, str, str], dict] = OrderedDict()
-_INLINE_LOCK = threading.Lock()
-_INLINE_SIZE = 256
-
-
-def load_inline(resource: dict, origin: str, prefer: FhirVersion = FhirVersion.R5) -> dict:
-    """A resource sent in a request parameter (valueSet, conceptMap), validated once per distinct
-    content: clients repeat the same inline resource, and pydantic validation costs far more than
-    the operation. Refusals are not cached, so each one is reported again."""
-    key = (content_hash(resource), prefer.value, origin)
-    with _INLINE_LOCK:
-        found = _INLINE.get(key)
-        if found is not None:
-            _INLINE.move_to_end(key)
-            return found
-    loaded = load_resource(resource, origin, prefer)
-    with _INLINE_LOCK:
-        _INLINE[key] = loaded
-        while len(_INLINE) > _INLINE_SIZE:
-            _INLINE.popitem(last=False)
-    return loaded
-
-
 def _only_missing_elements(error: ValidationError) -> bool:
     return all(e.get("type") in ("missing", "model_field_validation.missing") for e in error.errors())
 
@@ -112,7 +90,7 @@ def _only_missing_elements(error: ValidationError) -> bool:
 def _validated(resource: dict, origin: str, prefer: FhirVersion, lenient: bool = False) -> dict:
     rtype = resource.get("resourceType") if isinstance(resource, dict) else None
     if rtype not in LOADABLE_TYPES:
-        raise InvalidContent("CONTENT_UNSUPPORTED_TYPE", origin, rtype or "JSON value without resourceType")
+        raise InvalidContent("CONTENT_UNSUPPORTED_TYPE", origin=origin, resource_type=rtype or "JSON value without resourceType")
     label = f"{rtype}/{resource.get('id') or resource.get('url') or '?'}"
     resource = _without_language_keys(resource)
     if looks_like_r4(resource):
@@ -132,7 +110,7 @@ def _validated(resource: dict, origin: str, prefer: FhirVersion, lenient: bool =
     assert first_error is not None
     if lenient and _only_missing_elements(first_error):
         return to_r5(resource) if order[0] is FhirVersion.R4 else resource
-    raise InvalidContent("CONTENT_INVALID", origin, label, order[0].value, _first_error(first_error)) from None
+    raise InvalidContent("CONTENT_INVALID", origin=origin, resource=label, version=order[0].value, problem=_first_error(first_error)) from None
 
 
 def _is_fhir_type(name: str) -> bool:
@@ -153,7 +131,7 @@ def _files(path: Path) -> list[Path]:
         return sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(JSON_SUFFIXES + PACKAGE_SUFFIXES))
     if path.is_file():
         return [path]
-    raise InvalidContent("CONTENT_NOT_FOUND", str(path))
+    raise InvalidContent("CONTENT_NOT_FOUND", path=str(path))
 
 
 def _read_text(file: Path, limits: Limits | None = None) -> str:
@@ -169,7 +147,7 @@ def _read_json(file: Path, limits: Limits) -> object:
     try:
         return json.loads(_read_text(file, limits))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidContent("CONTENT_NOT_JSON", str(file), error) from None
+        raise InvalidContent("CONTENT_NOT_JSON", origin=str(file), reason=error) from None
 
 
 # --- one pass over the content -----------------------------------------------------------------------
@@ -215,9 +193,9 @@ def _take(resource: object, origin: str, prefer: FhirVersion, in_package: bool, 
         # Real packages hold StructureDefinitions, an ImplementationGuide, SearchParameters...: they
         # are passed over (and counted), but a member that is not FHIR at all is refused.
         if not isinstance(rtype, str):
-            raise InvalidContent("CONTENT_NOT_FHIR", origin, "no resourceType")
+            raise InvalidContent("CONTENT_NOT_FHIR", origin=origin, problem="no resourceType")
         if not _is_fhir_type(rtype):
-            raise InvalidContent("CONTENT_NOT_FHIR", origin, f"'{rtype}' is not a FHIR resource type")
+            raise InvalidContent("CONTENT_NOT_FHIR", origin=origin, problem=f"'{rtype}' is not a FHIR resource type")
         report.skipped[rtype] += 1
         return
     report.resources.append(load_resource(resource, origin, prefer))  # type: ignore[arg-type]
@@ -227,25 +205,14 @@ def _take(resource: object, origin: str, prefer: FhirVersion, in_package: bool, 
 def _merge_duplicates(report: LoadReport) -> None:
     """The same resource twice (one file named twice) is kept once; two different resources with
     one url|version, or one id, are a conflict, reported with both places."""
-    canonicals: dict[tuple, tuple[dict, str]] = {}
-    ids: dict[tuple[str, str], str] = {}
-    kept: list[tuple[dict, str]] = []
+    index = CanonicalIndex()
+    kept: list[tuple[dict[str, Any], str]] = []
     for resource, origin in zip(report.resources, report.origins):
-        rtype, url, version = resource["resourceType"], resource.get("url"), resource.get("version")
-        if url and (rtype, url, version) in canonicals:
-            first, where = canonicals[(rtype, url, version)]
-            if first != resource:
-                report.fail(InvalidContent("CONTENT_DUPLICATE_CANONICAL", rtype, url, version, where, origin))
-            continue
-        if resource.get("id") and (rtype, resource["id"]) in ids:
-            report.fail(InvalidContent("CONTENT_DUPLICATE_ID", rtype, resource["id"], ids[(rtype, resource["id"])],
-                                       origin))
-            continue
-        if url:
-            canonicals[(rtype, url, version)] = (resource, origin)
-        if resource.get("id"):
-            ids[(rtype, resource["id"])] = origin
-        kept.append((resource, origin))
+        try:
+            if index.add(resource, origin):
+                kept.append((resource, origin))
+        except InvalidContent as error:
+            report.fail(error)
     report.resources = [resource for resource, _ in kept]
     report.origins = [origin for _, origin in kept]
 
@@ -301,10 +268,9 @@ def validate_paths(paths: Iterable[Path], *, limits: Limits | None = None,
     return scan_paths(paths, strict=False, limits=limits, progress=progress)
 
 
-def load_paths(paths: Iterable[Path], *, limits: Limits | None = None, progress: ProgressCallback | None = None):
+def load_paths(paths: Iterable[Path], *, limits: Limits | None = None,
+               progress: ProgressCallback | None = None) -> Registry:
     """A Registry built from `paths`; nothing is half-loaded if any file fails."""
-    from ..terminology.registry import Registry
-
     resources = read_paths(paths, limits=limits, progress=progress)
     if progress:
         progress(LoadProgress("compiling", resources=len(resources)))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..fhirversions import FhirVersion
-from ..terminology.errors import InvalidContent
+from .errors import InvalidContent
 from .limits import BoundedReader, Limits
 
 PACKAGE_SUFFIXES = (".tgz", ".tar.gz")
@@ -47,7 +47,7 @@ def member_origin(archive: str, member: str) -> str:
 
 
 def _refuse(archive: str, name: str, why: str) -> InvalidContent:
-    return InvalidContent("PACKAGE_MEMBER_REFUSED", archive, name, why)
+    return InvalidContent("PACKAGE_MEMBER_REFUSED", origin=archive, member=name, problem=why)
 
 
 def _checked_name(archive: str, member: tarfile.TarInfo) -> str:
@@ -78,7 +78,7 @@ def _fhir_version(archive: str, manifest: dict) -> FhirVersion | None:
         if str(version).startswith("5.0"):
             return FhirVersion.R5
     if declared:
-        raise InvalidContent("PACKAGE_INVALID", archive, f"FHIR version {', '.join(map(str, declared))} is not "
+        raise InvalidContent("PACKAGE_INVALID", origin=archive, problem=f"FHIR version {', '.join(map(str, declared))} is not "
                              "supported (R4 4.0.x, R4B 4.3.x or R5 5.0.x)")
     dependencies = manifest.get("dependencies") if isinstance(manifest.get("dependencies"), dict) else {}
     for core, version in (("hl7.fhir.r4.core", FhirVersion.R4), ("hl7.fhir.r5.core", FhirVersion.R5)):
@@ -91,7 +91,7 @@ def _json(raw: bytes, origin: str) -> object:
     try:
         return json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidContent("CONTENT_NOT_JSON", origin, error) from None
+        raise InvalidContent("CONTENT_NOT_JSON", origin=origin, reason=error) from None
 
 
 def read_package(path: Path, limits: Limits) -> Package:
@@ -109,7 +109,7 @@ def read_package(path: Path, limits: Limits) -> Package:
             with tarfile.open(fileobj=stream, mode="r|") as tar:  # a stream: members in order, no seeking
                 for count, member in enumerate(tar, start=1):
                     if count > limits.max_members:
-                        raise InvalidContent("PACKAGE_INVALID", archive, f"more than {limits.max_members} members")
+                        raise InvalidContent("PACKAGE_INVALID", origin=archive, problem=f"more than {limits.max_members} members")
                     name = _checked_name(archive, member)
                     if member.isdir():
                         continue
@@ -117,12 +117,12 @@ def read_package(path: Path, limits: Limits) -> Package:
                         raise _refuse(archive, name, "it appears twice in the archive")
                     seen.add(name)
                     if member.size > limits.max_member_bytes:
-                        raise InvalidContent("CONTENT_TOO_LARGE", member_origin(archive, name),
-                                             limits.max_member_bytes, "FHIR_PLUGIN_MAX_MEMBER_BYTES")
+                        raise InvalidContent("CONTENT_TOO_LARGE", origin=member_origin(archive, name),
+                                             limit=limits.max_member_bytes, setting="FHIR_PLUGIN_MAX_MEMBER_BYTES")
                     total += member.size
                     if total > limits.max_package_bytes:
-                        raise InvalidContent("CONTENT_TOO_LARGE", archive, limits.max_package_bytes,
-                                             "FHIR_PLUGIN_MAX_PACKAGE_BYTES")
+                        raise InvalidContent("CONTENT_TOO_LARGE", origin=archive, limit=limits.max_package_bytes,
+                                             setting="FHIR_PLUGIN_MAX_PACKAGE_BYTES")
                     inner = name.removeprefix("package/")
                     # .index.db: the SQLite index recent package tools add; metadata, like .index.json
                     if "/" in inner or inner == ".index.db":
@@ -138,7 +138,7 @@ def read_package(path: Path, limits: Limits) -> Package:
                     elif inner != ".index.json":
                         documents.append((document, origin))
     except (OSError, EOFError, zlib.error, tarfile.TarError) as error:
-        raise InvalidContent("PACKAGE_INVALID", archive, f"not a gzip-compressed tar archive ({error})") from None
+        raise InvalidContent("PACKAGE_INVALID", origin=archive, problem=f"not a gzip-compressed tar archive ({error})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("name"), str):
-        raise InvalidContent("PACKAGE_INVALID", archive, "package/package.json is missing or has no name")
+        raise InvalidContent("PACKAGE_INVALID", origin=archive, problem="package/package.json is missing or has no name")
     return Package(archive, manifest, _fhir_version(archive, manifest), documents, passed_over)

@@ -1,4 +1,4 @@
-"""ValueSet/$expand: the ValueSet with an `expansion` listing its concepts.
+"""ValueSet/$expand: the expansion of a value set, as a typed ExpandResult.
 
 Spec: https://hl7.org/fhir/R5/valueset-operation-expand.html. The output follows what the HL7
 terminology test suite expects (and tx.fhir.org returns): every parameter that shaped the result
@@ -21,53 +21,22 @@ from __future__ import annotations
 import re
 import uuid
 from bisect import bisect_right
-from itertools import accumulate
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import accumulate
+from typing import Any
 
-from .errors import InvalidRequest, TooCostly
-from .expansion_render import contains_tree
+from .errors import InvalidRequest, TooCostly, UnknownCodeSystem
+from .expansion import contains_tree
+from .models import ExpandRequest, ExpandResult, ExpansionParameter, versions_by_system
 from .registry import Registry
-from .valueset import (Evaluation, EvaluationOptions, versions_by_system, Member, canonical_of, compose_parameters,
-                       evaluate, resolve_value_set, status_warnings)
-
-DEFAULT_MAX_EXPANSION = 10_000
+from .valueset import (Evaluation, EvaluationOptions, Member, canonical_of, compose_parameters, evaluate,
+                       resolve_value_set, status_warnings)
 # The ValueSet's own elements an expansion repeats: its identity and status, not its definition
 # (compose, description, narrative, extensions), as tx.fhir.org answers and the HL7 tests expect.
 _ECHOED_ELEMENTS = ("resourceType", "id", "language", "url", "version", "name", "title", "status", "experimental",
                     "date", "publisher")
 # What `includeDefinition=true` adds: the definition itself (R5 $expand parameter).
 _DEFINITION_ELEMENTS = ("extension", "description", "compose")
-
-
-@dataclass(frozen=True, slots=True)
-class ExpandRequest:
-    """$expand input. Booleans are None when the client did not give them (then they are not echoed)."""
-
-    url: str | None = None
-    value_set: dict | None = None
-    value_set_version: str | None = None
-    filter: str | None = None
-    date: str | None = None
-    offset: int | None = None
-    count: int | None = None
-    include_designations: bool | None = None
-    designations: tuple[str, ...] = ()
-    include_definition: bool | None = None
-    active_only: bool | None = None
-    exclude_nested: bool | None = None
-    exclude_not_for_ui: bool | None = None
-    exclude_post_coordinated: bool | None = None
-    display_language: str | None = None
-    accept_language: str | None = None  # the HTTP Accept-Language header, used when displayLanguage is absent
-    exclude_systems: tuple[str, ...] = ()
-    system_versions: tuple[str, ...] = ()  # url|version canonicals
-    check_system_versions: tuple[str, ...] = ()
-    force_system_versions: tuple[str, ...] = ()
-    properties: tuple[str, ...] = ()
-    use_supplements: tuple[str, ...] = ()
-    default_value_set_versions: tuple[str, ...] = ()
-    max_expansion: int = DEFAULT_MAX_EXPANSION
 
 
 def _options(request: ExpandRequest) -> EvaluationOptions:
@@ -81,14 +50,14 @@ def _options(request: ExpandRequest) -> EvaluationOptions:
     )
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
     return [w for w in re.split(r"[^\w]+", text.casefold()) if w]
 
 
 def _filter_words(text: str) -> list[str]:
     """The words of a text filter; one without any (an emoji, punctuation) is matched as it is,
     so that it finds what holds it, not everything."""
-    return _words(text) or [text.strip().casefold()]
+    return words(text) or [text.strip().casefold()]
 
 
 def _search_text(member: Member) -> str:
@@ -104,7 +73,7 @@ def _search_text(member: Member) -> str:
     texts = [member.display or "", member.code]
     if concept is not None:
         texts.extend(d.value for d in concept.designations)
-    text = "".join(" " + w for t in texts for w in _words(t))
+    text = "".join(" " + w for t in texts for w in words(t))
     if cached:
         cs.search_words[member.code] = text  # type: ignore[union-attr]
     return text
@@ -164,8 +133,8 @@ def _display_language(request: ExpandRequest, value_set: dict) -> str | None:
             or compose_parameters(value_set).get("displayLanguage") or value_set.get("language"))
 
 
-def expand_value_set(registry: Registry, request: ExpandRequest) -> dict:
-    """The R5 ValueSet (definition + expansion). Raises the TerminologyError subclasses of evaluate."""
+def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult:
+    """The expansion of the requested value set. Raises the TerminologyError subclasses of evaluate."""
     if request.value_set is not None:
         value_set = request.value_set
     elif request.url:
@@ -179,9 +148,7 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> dict:
         if warning[0] in ("warning-deprecated", "warning-withdrawn") and warning not in evaluation.warnings:
             evaluation.warnings.append(warning)
     if evaluation.unknown_systems:
-        from .errors import UnknownCodeSystem
-
-        raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_EXP", evaluation.unknown_systems[0], expression="system")
+        raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_EXP", system=evaluation.unknown_systems[0], expression="system")
     # every filter below is a condition on each member alone, so the text filter, the one an
     # index speeds up, goes first
     members = text_filtered(evaluation, _filter_words(request.filter)) if request.filter else evaluation.members
@@ -196,7 +163,7 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> dict:
     limit = request.max_expansion
     if request.count is None and total > limit:
         name = canonical_of(value_set) or "(inline)"
-        raise TooCostly("VALUESET_TOO_COSTLY", name, f">{limit}")
+        raise TooCostly("VALUESET_TOO_COSTLY", value_set=name, size=f">{limit}")
 
     paged = request.offset is not None or request.count is not None
     offset = request.offset or 0
@@ -210,36 +177,22 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> dict:
     contains, properties = contains_tree(shown, nested, request, evaluation.multi_version_systems, language,
                                          only_filtered=bool(request.filter))
 
-    expansion: dict = {
-        "identifier": f"urn:uuid:{uuid.uuid4()}",
-        "timestamp": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
-        "total": total,
-    }
-    if evaluation.used_fragments:
-        expansion["extension"] = [
-            {"url": "http://hl7.org/fhir/StructureDefinition/valueset-unclosed", "valueBoolean": True},
-            {"url": "http://hl7.org/fhir/StructureDefinition/valueset-unclosed-reason",
-             "valueString": "This extension is based on a fragment of the code system "
-                            + evaluation.used_fragments[0].partition("|")[0]},
-        ]
-    if paged:
-        expansion["offset"] = offset
-    expansion["parameter"] = _echo(request, evaluation, language)
-    if properties:
-        expansion["property"] = properties
-    if contains:
-        expansion["contains"] = contains
     echoed = _ECHOED_ELEMENTS + (_DEFINITION_ELEMENTS if request.include_definition else ())
-    out = {k: value_set[k] for k in echoed if k in value_set}
-    out["expansion"] = expansion
-    return out
+    return ExpandResult(
+        value_set={k: value_set[k] for k in echoed if k in value_set},
+        identifier=f"urn:uuid:{uuid.uuid4()}",
+        timestamp=datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
+        total=total, offset=offset if paged else None, parameters=_echo(request, evaluation, language),
+        properties=properties, contains=contains,
+        fragment_of=evaluation.used_fragments[0].partition("|")[0] if evaluation.used_fragments else None)
 
 
-def _echo(request: ExpandRequest, evaluation, language: str | None) -> list[dict]:
-    params: list[dict] = []
+def _echo(request: ExpandRequest, evaluation: Evaluation, language: str | None) -> tuple[ExpansionParameter, ...]:
+    """Every parameter that shaped the result, once each."""
+    params: list[ExpansionParameter] = []
 
-    def add(name: str, kind: str, value: object) -> None:
-        item = {"name": name, f"value{kind}": value}
+    def add(name: str, kind: str, value: str | int | bool) -> None:
+        item = ExpansionParameter(name, kind, value)
         if item not in params:
             params.append(item)
 
@@ -281,4 +234,4 @@ def _echo(request: ExpandRequest, evaluation, language: str | None) -> list[dict
         add("used-fragment", "Uri", canonical)
     for name, canonical in evaluation.warnings:
         add(name, "Uri", canonical)
-    return params
+    return tuple(params)

@@ -78,7 +78,7 @@ def filter_codes(cs: CodeSystemEntry, flt: dict, where: str | None = None) -> se
     """The codes of `cs` that `flt` selects. `where` is the filter's path, for error messages."""
     prop, op, value = flt.get("property"), flt.get("op"), flt.get("value")
     if value is None and op != "exists":
-        raise InvalidValueSet("UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE", cs.url, prop, op, expression=where)
+        raise InvalidValueSet("UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE", system=cs.url, property=prop, op=op, expression=where)
     all_codes = cs.concepts.keys()
     if prop in ("concept", "code"):
         if op == "is-a":
@@ -115,7 +115,7 @@ def filter_codes(cs: CodeSystemEntry, flt: dict, where: str | None = None) -> se
     if op == "regex":
         matcher = _regex(value)
         return {c for c, concept in cs.concepts.items() if any(matcher(v) for v in property_values(concept, prop))}
-    raise NotSupported("PARAM_NOT_SUPPORTED", f"filter {prop} {op}", "this filter is not supported")
+    raise NotSupported("PARAM_NOT_SUPPORTED", parameter=f"filter {prop} {op}", reason="this filter is not supported")
 
 
 def has_nested_quantifier(value: str) -> bool:
@@ -165,7 +165,7 @@ def _regex(value: str):
         value = flatten_nested_quantifiers(value)
         pattern = re.compile(value)
     except re.error as error:
-        raise InvalidRequest("PARAM_BAD_VALUE", "filter", "regex", f"{value!r} ({error})") from None
+        raise InvalidRequest("PARAM_BAD_VALUE", parameter="filter", type="regex", value=f"{value!r} ({error})") from None
     if not has_nested_quantifier(value):
         return pattern.fullmatch
     # Catastrophic backtracking needs a long non-matching input: refuse to try on long strings.

@@ -13,6 +13,7 @@ as tx.fhir.org reports it.
 from __future__ import annotations
 
 from .errors import InvalidRequest, UnknownCode, UnknownSupplement
+from .languages import preferred, same_language
 from .models import CodeSystemEntry, Coding, Concept, Designation, LookupRequest, LookupResult, PropertyValue
 from .registry import Registry
 from .supplements import apply_supplements, find_supplement, supplements_base
@@ -25,7 +26,7 @@ def resolve_coding(system: str | None, code: str | None, version: str | None, co
         for mine, theirs, name in ((system, coding.system, names[0]), (code, coding.code, names[1]),
                                    (version, coding.version, names[2])):
             if mine is not None and theirs is not None and mine != theirs:
-                raise InvalidRequest("PARAM_CONFLICT", name, names[3], mine, theirs, expression=name)
+                raise InvalidRequest("PARAM_CONFLICT", parameter=name, other=names[3], value=mine, other_value=theirs, expression=name)
         system = coding.system or system
         code = coding.code or code
         version = coding.version or version
@@ -36,42 +37,20 @@ def _wants(requested: tuple[str, ...], name: str) -> bool:
     return not requested or "*" in requested or name in requested
 
 
-def _language_ranges(header: str) -> list[str]:
-    """Language tags of an Accept-Language style list, best first (RFC 9110 q-values)."""
-    ranked = []
-    for position, item in enumerate(header.split(",")):
-        tag, *params = [p.strip() for p in item.split(";")]
-        quality = 1.0
-        for param in params:
-            if param.startswith("q="):
-                try:
-                    quality = float(param[2:])
-                except ValueError:
-                    pass  # a malformed weight is ignored rather than failing the lookup
-        if tag and quality > 0:
-            ranked.append((-quality, position, tag.lower()))
-    return [tag for _, _, tag in sorted(ranked)]
-
-
-def _same_language(wanted: str, have: str) -> bool:
-    """'de' matches 'de-CH', and 'de-AT' falls back to plain 'de'."""
-    return wanted == have or wanted.split("-")[0] == have or have.split("-")[0] == wanted
-
-
 def _display_for(concept: Concept, cs: CodeSystemEntry, language: str | None) -> str | None:
     if not language:
         return concept.display
     default_language = (cs.resource.get("language") or "").lower()
-    for tag in _language_ranges(language):
+    for tag in preferred(language):
         if tag == "*" or tag == default_language:
             return concept.display
         languages = [(d.language.lower(), d.value) for d in concept.designations if d.language]
         exact = next((value for lang, value in languages if lang == tag), None)
         if exact is not None:
             return exact
-        if default_language and _same_language(tag, default_language):
+        if default_language and same_language(tag, default_language):
             return concept.display
-        close = next((value for lang, value in languages if _same_language(tag, lang)), None)
+        close = next((value for lang, value in languages if same_language(tag, lang)), None)
         if close is not None:
             return close
     return concept.display
@@ -101,17 +80,17 @@ def lookup_code(registry: Registry, request: LookupRequest) -> LookupResult:
     for canonical in request.use_supplements:
         supplement = find_supplement(registry, canonical)
         if supplement is None:
-            raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", canonical)
+            raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", supplement=canonical)
         supplements.append(supplement)
     cs = registry.code_system(coding.system, coding.version)
     supplements = [s for s in supplements if supplements_base(s) == cs.url]
-    cs = apply_supplements(cs, supplements)
+    cs = apply_supplements(registry, cs, supplements)
     concept = cs.find(coding.code)
     if concept is None:
         version = cs.version or "(none)"
         if cs.content == "fragment":
-            raise UnknownCode("UNKNOWN_CODE_IN_FRAGMENT", coding.code, cs.url, version, expression="code")
-        raise UnknownCode("LOOKUP_CODE_NOT_FOUND", coding.code, cs.url, version, expression="code")
+            raise UnknownCode("UNKNOWN_CODE_IN_FRAGMENT", code=coding.code, system=cs.url, version=version, expression="code")
+        raise UnknownCode("LOOKUP_CODE_NOT_FOUND", code=coding.code, system=cs.url, version=version, expression="code")
 
     wanted = request.properties
     properties: list[PropertyValue] = []

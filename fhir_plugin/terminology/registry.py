@@ -3,50 +3,78 @@
 A registry may sit on top of another (`Registry(resources, parent=base)`): that is the per-request
 overlay made from `tx-resource` parameters. Lookups see the overlay first; a resource in the overlay
 with the same url|version as one below it hides it. The overlay is never stored in the base.
+
+A registry takes its resources as given: refusing two different resources under one url|version
+or id is the loader's job (fhir_plugin.content.canonicals), which knows where each came from.
+What the engine keeps while it answers (evaluated value sets, supplemented code systems) is in the
+registry's `caches`, which an overlay shares with the registry below it.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
+from typing import Any
 
+from .caching import BoundedCache, CacheStats
 from .compile import compile_code_system, compile_concept_map, compile_resource_entry
-from .errors import InvalidContent, UnknownCodeSystem, UnknownConceptMap
-from .evaluations import EvaluationCache
+from .errors import UnknownCodeSystem, UnknownConceptMap
 from .models import CodeSystemEntry, ConceptMapEntry, ResourceEntry
 
 SEARCHABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 
 
-def version_key(version: str | None) -> tuple:
+VersionKey = tuple[tuple[int, int, str], ...]
+Compiled = CodeSystemEntry | ConceptMapEntry | ResourceEntry
+# About 30 MB per process at most: the whole ICD-10-CM three times over (a Member is about 100 bytes).
+MAX_EVALUATED_MEMBERS = 300_000
+MAX_SUPPLEMENTED = 64
+
+
+def version_key(version: str | None) -> VersionKey:
     """Orders versions the way people expect: 2026 > 2025, 1.10.0 > 1.9.0, versioned > none."""
     if version is None:
         return ()
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.\-|+]", version))
 
 
+def _members(evaluation: Any) -> int:
+    return len(evaluation.members)
+
+
+class RegistryCaches:
+    """What the engine keeps per loaded content: evaluated value sets (bounded by their members)
+    and code systems with supplements applied. Keys start with the registry's `token`, so the
+    overlays of one base share the bound without sharing answers."""
+
+    def __init__(self, max_members: int = MAX_EVALUATED_MEMBERS, max_supplemented: int = MAX_SUPPLEMENTED):
+        self.evaluations: BoundedCache[Any] = BoundedCache("evaluations", max_members, _members)
+        self.supplemented: BoundedCache[Any] = BoundedCache("supplemented-code-systems", max_supplemented)
+
+    def stats(self) -> list[CacheStats]:
+        return [self.evaluations.stats, self.supplemented.stats]
+
+
+_tokens = itertools.count()
+
+
 class Registry:
-    def __init__(self, resources: Iterable[dict] = (), parent: Registry | None = None,
-                 compiled: Iterable[object] | None = None):
+    def __init__(self, resources: Iterable[dict[str, Any]] = (), parent: Registry | None = None,
+                 compiled: Iterable[Compiled] | None = None, caches: RegistryCaches | None = None):
         """`resources` are validated R5 dicts. `compiled` gives entries compiled earlier (the
-        overlay cache) instead. Duplicates are refused in a base registry; an overlay keeps them,
-        since a client may send two versions of a map under one canonical."""
+        overlay cache) instead. An overlay keeps two versions of a map under one canonical, since a
+        client may send both. `caches`: the parent's for an overlay, else new ones."""
         self.parent = parent
-        self.evaluations = EvaluationCache()
+        self.token = next(_tokens)
+        self.caches = caches or (parent.caches if parent is not None else RegistryCaches())
         self._code_systems: dict[str, list[CodeSystemEntry]] = {}
         self._concept_maps: list[ConceptMapEntry] = []
         self._entries: dict[str, list[ResourceEntry]] = {t: [] for t in SEARCHABLE_TYPES}
         self._by_id: dict[tuple[str, str], ResourceEntry] = {}
-        seen: dict[tuple[str, str, str | None], dict] = {}
         for entry in compiled if compiled is not None else (compile_entry(r) for r in resources):
-            resource = entry.resource  # type: ignore[attr-defined]
+            resource = entry.resource
             rtype = resource["resourceType"]
-            key = (rtype, resource.get("url"), resource.get("version"))
-            if parent is None and resource.get("url") and key in seen:
-                if seen[key] != resource:
-                    raise InvalidContent("DUPLICATE_CANONICAL", rtype, resource.get("url"), resource.get("version"))
-                continue
-            seen[key] = resource
             if isinstance(entry, CodeSystemEntry):
                 self._code_systems.setdefault(entry.url, []).append(entry)
             elif isinstance(entry, ConceptMapEntry):
@@ -54,12 +82,16 @@ class Registry:
             if rtype in self._entries:
                 generic = entry if isinstance(entry, ResourceEntry) else compile_resource_entry(resource)
                 self._entries[rtype].append(generic)
-                if generic.id and (rtype, generic.id) in self._by_id and parent is None:
-                    raise InvalidContent("DUPLICATE_ID", rtype, generic.id)
                 if generic.id:
                     self._by_id.setdefault((rtype, generic.id), generic)
         for versions in self._code_systems.values():
             versions.sort(key=lambda e: version_key(e.version), reverse=True)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A registry read back from the compiled-content cache gets a token of this process:
+        # the one it was pickled with may belong to another registry here.
+        self.__dict__.update(state)
+        self.token = next(_tokens)
 
     # --- code systems ---
 
@@ -81,14 +113,15 @@ class Registry:
         """The code system `url` at `version` (latest when None); UnknownCodeSystem otherwise."""
         versions = self.code_system_versions(url)
         if not versions:
-            raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_LOOKUP", url, expression="system")
+            raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_LOOKUP", system=url, expression="system")
         if version is None:
             return versions[0]
         for cs in versions:
             if cs.version == version:
                 return cs
         known = ", ".join(v.version or "(none)" for v in versions)
-        raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_VERSION_LOOKUP", url, version, known, expression="version")
+        raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_VERSION_LOOKUP", system=url, version=version, known=known,
+                                expression="version")
 
     def find_code_system(self, url: str | None, version: str | None = None) -> CodeSystemEntry | None:
         try:
@@ -105,14 +138,15 @@ class Registry:
     def concept_map(self, url: str, version: str | None = None) -> ConceptMapEntry:
         candidates = [cm for cm in self.concept_maps() if cm.url == url]
         if not candidates:
-            raise UnknownConceptMap("UNKNOWN_CONCEPTMAP", url, expression="url")
+            raise UnknownConceptMap("UNKNOWN_CONCEPTMAP", url=url, expression="url")
         if version is None:
             return max(candidates, key=lambda cm: version_key(cm.version))
         for cm in candidates:
             if cm.version == version:
                 return cm
         known = ", ".join(cm.version or "(none)" for cm in candidates)
-        raise UnknownConceptMap("UNKNOWN_CONCEPTMAP_VERSION", url, version, known, expression="conceptMapVersion")
+        raise UnknownConceptMap("UNKNOWN_CONCEPTMAP_VERSION", url=url, version=version, known=known,
+                                expression="conceptMapVersion")
 
     # --- value sets and other resources ---
 
@@ -135,7 +169,7 @@ class Registry:
         return own
 
 
-def compile_entry(resource: dict) -> CodeSystemEntry | ConceptMapEntry | ResourceEntry:
+def compile_entry(resource: dict[str, Any]) -> Compiled:
     """The compiled form of one validated R5 resource."""
     rtype = resource.get("resourceType")
     if rtype == "CodeSystem":

@@ -6,6 +6,8 @@ url, version, status and _id match exactly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .errors import NotFound
 from .models import ResourceEntry
 from .registry import Registry
@@ -14,11 +16,11 @@ from .registry import Registry
 def read_resource(registry: Registry, resource_type: str, resource_id: str) -> ResourceEntry:
     entry = registry.by_id(resource_type, resource_id)
     if entry is None:
-        raise NotFound("RESOURCE_NOT_FOUND", resource_type, resource_id)
+        raise NotFound("RESOURCE_NOT_FOUND", resource_type=resource_type, id=resource_id)
     return entry
 
 
-def _matches(entry: ResourceEntry, criteria: dict[str, str]) -> bool:
+def _matches(entry: ResourceEntry, criteria: Mapping[str, str]) -> bool:
     for key, wanted in criteria.items():
         if key in ("name", "title"):
             value = getattr(entry, key) or ""
@@ -32,5 +34,5 @@ def _matches(entry: ResourceEntry, criteria: dict[str, str]) -> bool:
     return True
 
 
-def search_resources(registry: Registry, resource_type: str, criteria: dict[str, str]) -> list[ResourceEntry]:
+def search_resources(registry: Registry, resource_type: str, criteria: Mapping[str, str]) -> list[ResourceEntry]:
     return [e for e in registry.entries(resource_type) if _matches(e, criteria)]

@@ -7,32 +7,13 @@ both codings must be in the one code system named.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .errors import InvalidRequest, UnknownCode
 from .lookup import resolve_coding
-from .models import Coding
+from .models import Concept, SubsumesRequest, SubsumesResult
 from .registry import Registry
 
 
-@dataclass(frozen=True, slots=True)
-class SubsumesRequest:
-    code_a: str | None = None
-    code_b: str | None = None
-    system: str | None = None
-    version: str | None = None
-    coding_a: Coding | None = None
-    coding_b: Coding | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SubsumesResult:
-    outcome: str
-    system: str
-    version: str | None
-
-
-def _ancestors(registry_concepts: dict, code: str) -> set[str]:
+def _ancestors(registry_concepts: dict[str, Concept], code: str) -> set[str]:
     found: set[str] = set()
     stack = list(registry_concepts[code].parents)
     while stack:
@@ -50,17 +31,17 @@ def subsumes(registry: Registry, request: SubsumesRequest) -> SubsumesResult:
                        ("system", "codeB", "version", "codingB"))
     for name, coding in (("A", a), ("B", b)):
         if not coding.code:
-            raise InvalidRequest("SUBSUMES_MISSING", name, expression=f"code{name}")
+            raise InvalidRequest("SUBSUMES_MISSING", which=name, expression=f"code{name}")
     if not a.system or not b.system:
-        raise InvalidRequest("PARAM_REQUIRES", "codeA" if not a.system else "codeB", "system", expression="system")
+        raise InvalidRequest("PARAM_REQUIRES", parameter="codeA" if not a.system else "codeB", required="system", expression="system")
     if a.system != b.system:
-        raise InvalidRequest("SUBSUMES_SYSTEMS_DIFFER", a.system, b.system, expression="codingB")
+        raise InvalidRequest("SUBSUMES_SYSTEMS_DIFFER", system_a=a.system, system_b=b.system, expression="codingB")
     cs = registry.code_system(a.system, a.version or b.version)
     found = {}
     for name, coding in (("A", a), ("B", b)):
         concept = cs.find(coding.code)  # type: ignore[arg-type]
         if concept is None:
-            raise UnknownCode("LOOKUP_CODE_NOT_FOUND", coding.code, cs.url, cs.version or "(none)",
+            raise UnknownCode("LOOKUP_CODE_NOT_FOUND", code=coding.code, system=cs.url, version=cs.version or "(none)",
                               expression=f"code{name}")
         found[name] = concept.code
     if found["A"] == found["B"]:

@@ -15,13 +15,6 @@ from dataclasses import replace
 from .models import CodeSystemEntry, Concept
 from .registry import Registry
 
-# Merged entries, keyed by the identity of the base and its supplements. The objects are kept
-# in the value so that their ids cannot be reused while the entry lives; a few dozen
-# combinations is plenty (each request uses one or two), so the cache is simply reset when full.
-_CACHE: dict[tuple[int, ...], tuple[tuple[CodeSystemEntry, ...], CodeSystemEntry]] = {}
-_CACHE_SIZE = 64
-
-
 def find_supplement(registry: Registry, canonical: str) -> CodeSystemEntry | None:
     """The supplement named by `canonical` (url or url|version; newest version if unversioned)."""
     url, _, version = canonical.partition("|")
@@ -48,14 +41,17 @@ def _merge(concept: Concept, extra: Concept, source: str) -> Concept:
     )
 
 
-def apply_supplements(cs: CodeSystemEntry, supplements: list[CodeSystemEntry]) -> CodeSystemEntry:
-    """`cs` with `supplements` merged in (the same entry when there are none)."""
+def apply_supplements(registry: Registry, cs: CodeSystemEntry, supplements: list[CodeSystemEntry]
+                      ) -> CodeSystemEntry:
+    """`cs` with `supplements` merged in (the same entry when there are none). Merged entries are
+    kept in the registry's cache, keyed by the identity of the base and its supplements; the
+    objects are kept with the entry so that their ids cannot be reused while it lives."""
     if not supplements:
         return cs
     key = (id(cs), *map(id, supplements))
-    cached = _CACHE.get(key)
+    cached = registry.caches.supplemented.get(key)
     if cached is not None:
-        return cached[1]
+        return cached[1]  # type: ignore[no-any-return]
     concepts = dict(cs.concepts)
     definitions = list(cs.property_definitions)
     for supplement in supplements:
@@ -66,7 +62,5 @@ def apply_supplements(cs: CodeSystemEntry, supplements: list[CodeSystemEntry]) -
         definitions.extend(d for d in supplement.property_definitions if d.code not in known)
     # new designations: the words the text filter matches are those of the merged concepts
     merged = replace(cs, concepts=concepts, property_definitions=tuple(definitions), search_words={})
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.clear()
-    _CACHE[key] = ((cs, *supplements), merged)
+    registry.caches.supplemented.put(key, ((cs, *supplements), merged))
     return merged

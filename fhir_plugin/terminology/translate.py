@@ -18,7 +18,7 @@ in the code system: the map states what it maps, as tx.fhir.org answers (HL7 tra
 from __future__ import annotations
 
 from .compile import compile_concept_map
-from .errors import InvalidRequest, message
+from .errors import InvalidRequest, answer_message
 from .models import Coding, ConceptMapEntry, MapGroup, TranslateMatch, TranslateRequest, TranslateResult
 from .registry import Registry
 
@@ -35,7 +35,7 @@ def _check(request: TranslateRequest) -> None:
     for name, codings in (("sourceCode", request.source), ("targetCode", request.target)):
         for coding in codings:
             if not coding.code or (not coding.system and name == "sourceCode"):
-                raise InvalidRequest("TRANSLATE_CODING_INCOMPLETE", name, expression=name)
+                raise InvalidRequest("TRANSLATE_CODING_INCOMPLETE", parameter=name, expression=name)
 
 
 def _maps(registry: Registry, request: TranslateRequest) -> list[ConceptMapEntry]:
@@ -126,12 +126,12 @@ def translate_concept(registry: Registry, request: TranslateRequest) -> Translat
             wanted = request.target_system or (request.target[0].system if mode == "pair" else None)
         if mode == "pair":
             target = request.target[0]
-            text = message("TRANSLATE_PAIR_NOT_MAPPED", first.code, first.system, target.code,
+            text = answer_message("TRANSLATE_PAIR_NOT_MAPPED", first.code, first.system, target.code,
                            target.system or "any code system")
         elif not seen_groups:
-            text = message("TRANSLATE_NO_MAP", first.system or "any code system",
+            text = answer_message("TRANSLATE_NO_MAP", first.system or "any code system",
                            f" to '{wanted}'" if wanted else "")
         else:
-            text = message("TRANSLATE_NOT_FOUND", first.code, first.system or "any code system",
+            text = answer_message("TRANSLATE_NOT_FOUND", first.code, first.system or "any code system",
                            f" (to '{wanted}')" if wanted else "")
-    return TranslateResult(result=result, matches=tuple(matches), message=text, mode=mode)
+    return TranslateResult(result=result, matches=tuple(matches), message=text, mode=mode, dialect=request.dialect)

@@ -13,13 +13,21 @@ versionless include and refuses a version it does not allow. Versions may be wil
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .errors import CircularValueSet, UnknownCodeSystem, UnknownSupplement, UnknownValueSet, VersionCheckFailed
 from .filters import filter_codes
-from .models import CodeSystemEntry, Concept
+from .models import CodeSystemEntry, Concept, versions_by_system
 from .registry import Registry, version_key
 from .supplements import apply_supplements, find_supplement, supplements_base
+
+__all__ = ["Evaluation", "EvaluationOptions", "Member", "canonical_of", "compose_parameters", "evaluate",
+           "members_with_code", "resolve_value_set", "status_warnings", "versions_by_system"]
 
 
 # Not frozen (hashable all the same): a frozen dataclass's __init__ costs 3.5x more, and an
@@ -117,8 +125,8 @@ def resolve_value_set(registry: Registry, canonical: str, version: str | None = 
         if wanted is None or entry.version == wanted or version_matches(wanted, entry.version):
             return entry.resource
     if wanted and versions:
-        raise UnknownValueSet("VS_EXP_IMPORT_UNK_PINNED", url, wanted)
-    raise UnknownValueSet("Unable_to_resolve_value_Set_", canonical)
+        raise UnknownValueSet("VS_EXP_IMPORT_UNK_PINNED", value_set=url, version=wanted)
+    raise UnknownValueSet("Unable_to_resolve_value_Set_", value_set=canonical)
 
 
 def status_warnings(resource: dict) -> list[tuple[str, str]]:
@@ -134,15 +142,6 @@ def status_warnings(resource: dict) -> list[tuple[str, str]]:
         found.append(("warning-experimental", canonical_of(resource)))
     return found
 
-
-def versions_by_system(canonicals: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """url -> version from `url|version` canonicals (system-version, force-system-version, ...)."""
-    found = {}
-    for canonical in canonicals:
-        url, _, version = canonical.partition("|")
-        if version:
-            found[url] = version
-    return found
 
 # --- code system choice ---------------------------------------------------------------------
 
@@ -170,9 +169,9 @@ def choose_code_system(registry: Registry, system: str, version: str | None, opt
     cs = versions[0] if wanted is None else _pick(versions, wanted)
     if cs is None:
         known = " or ".join(sorted((v.version or "(none)" for v in versions), key=version_key))
-        raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_VERSION_EXP", system, wanted, known)
+        raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_VERSION_EXP", system=system, version=wanted, known=known)
     if check and not forced and not version_matches(check, cs.version):
-        raise VersionCheckFailed("VALUESET_VERSION_CHECK", system, cs.version, check)
+        raise VersionCheckFailed("VALUESET_VERSION_CHECK", system=system, version=cs.version, required=check)
     return cs
 
 
@@ -183,12 +182,12 @@ def _supplements(registry: Registry, cs: CodeSystemEntry, wanted: list[str], eva
     for canonical in wanted:
         found = find_supplement(registry, canonical)
         if found is None:
-            raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", canonical)
+            raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", supplement=canonical)
         if supplements_base(found) == cs.url:
             applied.append(found)
             if found.canonical not in evaluation.used_supplements:
                 evaluation.used_supplements.append(found.canonical)
-    return apply_supplements(cs, applied)
+    return apply_supplements(registry, cs, applied)
 
 
 def _imported_value_set(registry: Registry, canonical: str, options: EvaluationOptions,
@@ -198,7 +197,7 @@ def _imported_value_set(registry: Registry, canonical: str, options: EvaluationO
         found = next((r for r in contained if r.get("resourceType") == "ValueSet" and r.get("id") == canonical[1:]),
                      None)
         if found is None:
-            raise UnknownValueSet("Unable_to_resolve_value_Set_", canonical)
+            raise UnknownValueSet("Unable_to_resolve_value_Set_", value_set=canonical)
         return found, True
     return resolve_value_set(registry, canonical, options=options), False
 
@@ -235,7 +234,7 @@ def _include(registry: Registry, include: dict, evaluation: Evaluation, options:
             evaluation.unknown_systems.append(system)
             return [Member(system, include.get("version"), c["code"], c.get("display"), None, entry=c)
                     for c in include["concept"]]
-        raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_EXP", system, expression="system")
+        raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_EXP", system=system, expression="system")
     if cs.canonical not in evaluation.used_code_systems:
         evaluation.used_code_systems.append(cs.canonical)
         evaluation.warnings.extend(w for w in status_warnings(cs.resource) if w not in evaluation.warnings)
@@ -333,7 +332,7 @@ def _include_order(includes: list[dict]) -> list[int]:
 def _evaluate(registry: Registry, value_set: dict, options: EvaluationOptions, path: tuple[str, ...]) -> Evaluation:
     me = canonical_of(value_set)
     if me and me in path:
-        raise CircularValueSet("VALUESET_CIRCULAR_REFERENCE", me, "[" + ", ".join(path + (me,)) + "]")
+        raise CircularValueSet("VALUESET_CIRCULAR_REFERENCE", value_set=me, pathway="[" + ", ".join(path + (me,)) + "]")
     path = path + ((me,) if me else ())
     evaluation = Evaluation()
     compose = value_set.get("compose") or {}
@@ -372,15 +371,34 @@ def _evaluate(registry: Registry, value_set: dict, options: EvaluationOptions, p
                           if k not in excluded and (m.system, None, m.code) not in excluded]
     for canonical in options.use_supplements:
         if not any(u == canonical or u.partition("|")[0] == canonical for u in evaluation.used_supplements):
-            raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", canonical)
+            raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", supplement=canonical)
     return evaluation
 
 
-def evaluate(registry: Registry, value_set: dict, options: EvaluationOptions | None = None) -> Evaluation:
+def evaluate(registry: Registry, value_set: dict[str, Any], options: EvaluationOptions | None = None) -> Evaluation:
     """The members `value_set` selects (compose only; a ValueSet without compose selects nothing).
 
     Members are unique per (system, version, code): two versions of one code system may both
-    contribute a code. Cycles are detected by the import pathway. Kept per registry (see
-    evaluations.py): `members` of the result is shared and must not be changed in place."""
-    options = options or EvaluationOptions()
-    return registry.evaluations.evaluation(value_set, options, lambda: _evaluate(registry, value_set, options, ()))
+    contribute a code. Cycles are detected by the import pathway.
+
+    An $expand of an is-a filter, or of the whole ICD-10-CM under a text filter (a typeahead), spends
+    nearly all its time listing members (98,000 for the whole system). The list depends only on the
+    registry (immutable once built), the ValueSet and the request's version rules, so it is kept in
+    the registry's bounded cache: `members` of the result is shared and must not be changed in place;
+    the other lists are the caller's own."""
+    chosen = options or EvaluationOptions()
+    return _kept(registry, value_set, chosen, lambda: _evaluate(registry, value_set, chosen, ()))
+
+
+def _kept(registry: Registry, value_set: dict[str, Any], options: EvaluationOptions,
+          compute: Callable[[], Evaluation]) -> Evaluation:
+    try:
+        text = json.dumps(value_set, sort_keys=True)
+    except (TypeError, ValueError):
+        return compute()
+    key = (registry.token, hashlib.sha256(text.encode()).digest(), repr(options))
+    kept = registry.caches.evaluations.get_or_compute(key, compute)
+    changes: dict[str, Any] = {f.name: list(getattr(kept, f.name)) for f in dataclasses.fields(kept)
+                               if isinstance(getattr(kept, f.name), list) and f.name != "members"}
+    changes["multi_version_systems"] = set(kept.multi_version_systems)
+    return dataclasses.replace(kept, **changes)

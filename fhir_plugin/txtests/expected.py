@@ -14,15 +14,14 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import fhir_plugin
-
+from ..config import bundled_dir
 from .runner import Result
 
 MAX_REASON = 160
 
 
 def default_path() -> Path:
-    return Path(fhir_plugin.__file__).resolve().parents[1] / "conformance" / "tx-expected-failures.json"
+    return bundled_dir("conformance") / "tx-expected-failures.json"
 
 
 def load_expected_failures(path: Path | None = None) -> dict[str, dict[str, str]]:

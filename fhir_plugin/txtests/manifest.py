@@ -9,29 +9,24 @@ official runner applies it only when given -test-version, which we have no equiv
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import fhir_plugin
-
+from ..config import load_settings, tx_tests_dir
 from .jsontext import load_file
 
-ENV_TESTS = "FHIR_PLUGIN_TX_TESTS"
+ENV_TESTS = "FHIR_PLUGIN_TX_TESTS"  # the setting that names the suite's folder (config.py)
 MANIFEST = "test-cases.json"
 DEFAULT_PROFILE = "parameters-default.json"
 DEFAULT_MODES = frozenset({"general"})
 
 
 def default_tests_dir() -> Path:
-    """$FHIR_PLUGIN_TX_TESTS, else ../shared/tx-tests beside the repository."""
-    configured = os.environ.get(ENV_TESTS)
-    if configured:
-        return Path(configured)
-    return Path(fhir_plugin.__file__).resolve().parents[2] / "shared" / "tx-tests"
+    """FHIR_PLUGIN_TX_TESTS, else ../shared/tx-tests beside the repository."""
+    return tx_tests_dir(load_settings())
 
 
 @dataclass(frozen=True)

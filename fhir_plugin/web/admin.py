@@ -9,24 +9,26 @@ from __future__ import annotations
 
 import hmac
 import json
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from ..terminology.errors import Forbidden, MethodNotAllowed, TerminologyError, Unauthorized
-from . import views
+from ..render.errors import MethodNotAllowed
+from ..runtime.errors import Forbidden, Unauthorized
+from ..terminology.errors import TerminologyError
+from .errors import register_error_handlers, terminology_error
 from .params import check_query_string, raw_body
-from .views import ALL_METHODS
+from .views import ALL_METHODS, PluginState
 
 admin = Blueprint("fhir_plugin_admin", __name__)
-# Any other exception: the FHIR endpoints' handler (logged, a 500 OperationOutcome without details).
-admin.register_error_handler(Exception, views.unexpected_error)
+register_error_handlers(admin)
 
 
-def _authorized():
+def _authorized() -> PluginState:
     check_query_string(request)  # request.args fails on raw bytes that are not UTF-8
-    state = current_app.extensions["fhir_plugin"]
+    state: PluginState = current_app.extensions["fhir_plugin"]
     token = state.settings["FHIR_PLUGIN_ADMIN_TOKEN"]
-    if not token or state.live.store is None:
+    if not token or state.runtime.store is None:
         raise Forbidden("ADMIN_DISABLED")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     # compare_digest: the time taken must not tell how much of a guessed token was right
@@ -37,14 +39,14 @@ def _authorized():
 
 def _allow(*methods: str) -> None:
     if request.method not in methods:
-        raise MethodNotAllowed("METHOD_NOT_ALLOWED", request.method, request.path)
+        raise MethodNotAllowed("METHOD_NOT_ALLOWED", method=request.method, path=request.path)
 
 
-def _json(document: dict, status: int = 200, headers: dict | None = None) -> Response:
+def _json(document: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(document, indent=2), status, headers, mimetype="application/json")
 
 
-def _information(texts: list[str]) -> dict:
+def _information(texts: list[str]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome",
             "issue": [{"severity": "information", "code": "informational", "details": {"text": t}} for t in texts]}
 
@@ -56,10 +58,10 @@ def content() -> Response:
     state = _authorized()
     _allow("GET", "POST")
     if request.method == "GET":
-        return _json(state.live.summary())
+        return _json(state.runtime.summary())
     limit = state.settings["FHIR_PLUGIN_MAX_PACKAGE_BYTES"]
     request.max_content_length = limit  # a package may be larger than an operation's body
-    change = state.live.load(raw_body(request, limit), request.args.get("name") or None)
+    change = state.runtime.load(raw_body(request, limit), request.args.get("name") or None)
     loaded = change.layer.files().get(change.name, [])
     texts = [f"{change.name}: loaded {len(loaded)} resource(s); every worker serves them from the next request"]
     texts += [f"{item.resource_type} {item.url or item.id}" + (f" version {item.version}" if item.version else "")
@@ -73,13 +75,13 @@ def content_file(name: str) -> Response:
     """DELETE: unload one file loaded at run time."""
     state = _authorized()
     _allow("DELETE")
-    change = state.live.unload(name)
+    change = state.runtime.unload(name)
     return _json(_information([f"{change.name}: unloaded; every worker stops serving it from the next request"]))
 
 
 @admin.errorhandler(TerminologyError)
-def terminology_error(error: TerminologyError) -> Response:
-    response = views.terminology_error(error)
+def admin_error(error: TerminologyError) -> Response:
+    response = terminology_error(error)
     if isinstance(error, Unauthorized):
         response.headers["WWW-Authenticate"] = 'Bearer realm="fhir_plugin admin"'
     return response

@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import parse_qsl, unquote_to_bytes
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from flask import Request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..fhirversions import R4_ONLY_TRANSLATE_NAMES, TRANSLATE_ALIASES
-from ..terminology.errors import InvalidRequest, RequestTooLarge, TooCostly
+from ..fhirversions import TRANSLATE_ALIASES, translate_dialect
+from ..render.errors import InvalidBody, RequestTooLarge
+from ..render.formats import check_body_type
+from ..terminology.errors import InvalidRequest, TooCostly
 from ..terminology.lookup import resolve_coding
-from ..terminology.subsumes import SubsumesRequest
-from ..terminology.models import CodeSystemEntry, Coding, ConceptMapEntry, LookupRequest, TranslateRequest
-from .formats import check_body_type
+from ..terminology.models import (CodeSystemEntry, Coding, ConceptMapEntry, LookupRequest, SubsumesRequest,
+                                  TranslateRequest)
+
+# Validates a resource sent inline (valueSet, conceptMap): (resource, where it was given) -> the
+# R5 resource. The runtime's, which keeps what it validated (fhir_plugin.runtime.overlay).
+Inline = Callable[[dict[str, Any], str], dict[str, Any]]
 
 CONTROL = frozenset({"_format", "_pretty"})
 _CODE = re.compile(r"^[^\s]+( [^\s]+)*$")
@@ -45,7 +51,7 @@ class Param:
 def raw_body(request: Request, max_bytes: int) -> bytes:
     """The body, whatever its type, read to its end and refused beyond `max_bytes` (413)."""
     if request.content_length is not None and request.content_length > max_bytes:
-        raise RequestTooLarge("BODY_TOO_LARGE", max_bytes)
+        raise RequestTooLarge("BODY_TOO_LARGE", limit=max_bytes)
     # Read to the end: one read() may stop short, and a body without Content-Length (chunked)
     # must not be cut off silently at werkzeug's MAX_CONTENT_LENGTH cap, which stops at the cap
     # without error and only raises on the next read.
@@ -57,9 +63,9 @@ def raw_body(request: Request, max_bytes: int) -> bytes:
                 break
             data += chunk
     except RequestEntityTooLarge:
-        raise RequestTooLarge("BODY_TOO_LARGE", min(max_bytes, request.max_content_length or max_bytes)) from None
+        raise RequestTooLarge("BODY_TOO_LARGE", limit=min(max_bytes, request.max_content_length or max_bytes)) from None
     if len(data) > max_bytes:
-        raise RequestTooLarge("BODY_TOO_LARGE", max_bytes)
+        raise RequestTooLarge("BODY_TOO_LARGE", limit=max_bytes)
     return bytes(data)
 
 
@@ -73,10 +79,10 @@ def _parameters(data: bytes) -> list[Param]:
             except UnicodeEncodeError:
                 raise ValueError("a string holds an unpaired UTF-16 surrogate escape") from None
     except (UnicodeError, ValueError, RecursionError) as error:
-        raise InvalidRequest("BODY_NOT_JSON", str(error) or type(error).__name__) from None
+        raise InvalidBody("BODY_NOT_JSON", reason=str(error) or type(error).__name__) from None
     if not isinstance(document, dict) or document.get("resourceType") != "Parameters":
         found = document.get("resourceType") if isinstance(document, dict) else type(document).__name__
-        raise InvalidRequest("BODY_NOT_PARAMETERS", found or "a JSON object without resourceType")
+        raise InvalidBody("BODY_NOT_PARAMETERS", found=found or "a JSON object without resourceType")
     return parameter_list(document)
 
 
@@ -85,14 +91,14 @@ def parameter_list(document: dict) -> list[Param]:
     `validation`), each checked: a name and exactly one value[x], resource or part."""
     raw = document.get("parameter", [])
     if not isinstance(raw, list):
-        raise InvalidRequest("BODY_BAD_PARAMETERS", "'parameter' must be an array")
+        raise InvalidBody("BODY_BAD_PARAMETERS", reason="'parameter' must be an array")
     params = []
     for index, item in enumerate(raw):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
-            raise InvalidRequest("BODY_BAD_PARAMETERS", f"parameter[{index}] has no name")
+            raise InvalidBody("BODY_BAD_PARAMETERS", reason=f"parameter[{index}] has no name")
         values = [k for k in item if k.startswith("value")] + [k for k in ("resource", "part") if k in item]
         if len(values) != 1:
-            raise InvalidRequest("BODY_BAD_PARAMETERS", f"parameter[{index}] ('{item['name']}') must have exactly "
+            raise InvalidBody("BODY_BAD_PARAMETERS", reason=f"parameter[{index}] ('{item['name']}') must have exactly "
                                  "one value[x], resource or part")
         key = values[0]
         params.append(Param(item["name"], key[5:] if key.startswith("value") else key, item[key]))
@@ -106,7 +112,7 @@ def check_query_string(request: Request) -> None:
         try:
             unquote_to_bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
-            raise InvalidRequest("BODY_BAD_PARAMETERS", "the query string is not valid UTF-8") from None
+            raise InvalidBody("BODY_BAD_PARAMETERS", reason="the query string is not valid UTF-8") from None
 
 
 def read_body(request: Request, max_bytes: int) -> bytes | None:
@@ -131,7 +137,7 @@ def read_params(request: Request, max_bytes: int, body: bytes | None = None) -> 
             try:
                 form = parse_qsl(data.decode("utf-8"), keep_blank_values=True, errors="strict")
             except (UnicodeDecodeError, ValueError):
-                raise InvalidRequest("BODY_BAD_PARAMETERS", "the form body is not valid UTF-8 form data") from None
+                raise InvalidBody("BODY_BAD_PARAMETERS", reason="the form body is not valid UTF-8 form data") from None
             params.extend(Param(k, "query", v) for k, v in form if k not in CONTROL)
         elif data.strip():
             params.extend(_parameters(data))
@@ -143,22 +149,22 @@ def read_params(request: Request, max_bytes: int, body: bytes | None = None) -> 
 
 def _primitive(param: Param, expected: str) -> Any:
     if param.kind != "query" and param.kind not in _PRIMITIVE_KINDS:
-        raise InvalidRequest("PARAM_BAD_TYPE", param.name, f"a {expected}", expression=param.name)
+        raise InvalidRequest("PARAM_BAD_TYPE", parameter=param.name, expected=f"a {expected}", expression=param.name)
     value = param.value
     if expected == "boolean":
         if isinstance(value, bool):
             return value
         if value in ("true", "false"):
             return value == "true"
-        raise InvalidRequest("PARAM_BAD_VALUE", param.name, "boolean", repr(value), expression=param.name)
+        raise InvalidRequest("PARAM_BAD_VALUE", parameter=param.name, type="boolean", value=repr(value), expression=param.name)
     if not isinstance(value, str) or not value:
-        raise InvalidRequest("PARAM_BAD_VALUE", param.name, expected, repr(value), expression=param.name)
+        raise InvalidRequest("PARAM_BAD_VALUE", parameter=param.name, type=expected, value=repr(value), expression=param.name)
     if expected in ("uri", "code") and not _CODE.match(value):
-        raise InvalidRequest("PARAM_BAD_VALUE", param.name, expected, repr(value), expression=param.name)
+        raise InvalidRequest("PARAM_BAD_VALUE", parameter=param.name, type=expected, value=repr(value), expression=param.name)
     if expected == "uri" and " " in value:
-        raise InvalidRequest("PARAM_BAD_VALUE", param.name, expected, repr(value), expression=param.name)
+        raise InvalidRequest("PARAM_BAD_VALUE", parameter=param.name, type=expected, value=repr(value), expression=param.name)
     if expected == "dateTime" and not _DATETIME.match(value):
-        raise InvalidRequest("PARAM_BAD_VALUE", param.name, "dateTime", repr(value), expression=param.name)
+        raise InvalidRequest("PARAM_BAD_VALUE", parameter=param.name, type="dateTime", value=repr(value), expression=param.name)
     return value
 
 
@@ -166,7 +172,7 @@ def _coding(param: Param, raw: Any) -> Coding:
     if not isinstance(raw, dict) or any(
         k in raw and not isinstance(raw[k], str) for k in ("system", "code", "version", "display")
     ):
-        raise InvalidRequest("PARAM_BAD_TYPE", param.name, "a Coding (system, code, version, display strings)",
+        raise InvalidRequest("PARAM_BAD_TYPE", parameter=param.name, expected="a Coding (system, code, version, display strings)",
                              expression=param.name)
     return Coding(raw.get("system"), raw.get("code"), raw.get("version"), raw.get("display"))
 
@@ -177,17 +183,17 @@ def _typed(param: Param, expected: str) -> Any:
             system, _, code = param.value.rpartition("|")  # GET convenience: coding=system|code
             return Coding(system or None, code or None)
         if param.kind != "Coding":
-            raise InvalidRequest("PARAM_BAD_TYPE", param.name, "a Coding", expression=param.name)
+            raise InvalidRequest("PARAM_BAD_TYPE", parameter=param.name, expected="a Coding", expression=param.name)
         return _coding(param, param.value)
     if expected == "CodeableConcept":
         codings = param.value.get("coding") if isinstance(param.value, dict) else None
         if param.kind != "CodeableConcept" or not isinstance(codings, list) or not codings:
-            raise InvalidRequest("PARAM_BAD_TYPE", param.name, "a CodeableConcept with at least one coding",
+            raise InvalidRequest("PARAM_BAD_TYPE", parameter=param.name, expected="a CodeableConcept with at least one coding",
                                  expression=param.name)
         return tuple(_coding(param, c) for c in codings)
     if expected == "resource":
         if param.kind != "resource" or not isinstance(param.value, dict):
-            raise InvalidRequest("PARAM_BAD_TYPE", param.name, "a resource", expression=param.name)
+            raise InvalidRequest("PARAM_BAD_TYPE", parameter=param.name, expected="a resource", expression=param.name)
         return param.value
     return _primitive(param, expected)
 
@@ -207,8 +213,8 @@ def collect(params: list[Param], spec: dict[str, str], repeating: frozenset[str]
             continue
         if name in values:
             if given_as[name] == param.name:
-                raise InvalidRequest("PARAM_REPEATED", param.name, expression=param.name)
-            raise InvalidRequest("PARAM_EXCLUSIVE", f"'{given_as[name]}' and '{param.name}'", expression=param.name)
+                raise InvalidRequest("PARAM_REPEATED", parameter=param.name, expression=param.name)
+            raise InvalidRequest("PARAM_EXCLUSIVE", parameters=f"'{given_as[name]}' and '{param.name}'", expression=param.name)
         values[name] = value
         given_as[name] = param.name
     return values
@@ -220,7 +226,7 @@ def tx_resources(params: list[Param], limit: int) -> list[dict]:
     can cost (FHIR_PLUGIN_MAX_TX_RESOURCES)."""
     found = [param for param in params if param.name == "tx-resource"]
     if len(found) > limit:
-        raise TooCostly("TX_RESOURCE_LIMIT", len(found), limit, expression="tx-resource")
+        raise TooCostly("TX_RESOURCE_LIMIT", count=len(found), limit=limit, expression="tx-resource")
     return [_typed(param, "resource") for param in found]
 
 
@@ -231,7 +237,7 @@ def instance_canonical(instance: CodeSystemEntry | ConceptMapEntry, names: tuple
     path = f"{'ConceptMap' if isinstance(instance, ConceptMapEntry) else 'CodeSystem'}/{instance.id}"
     for name, mine, own in zip(names, given, (instance.url, instance.version)):
         if mine is not None and mine != own:
-            raise InvalidRequest("PARAM_CONFLICT", name, path, mine, own, expression=name)
+            raise InvalidRequest("PARAM_CONFLICT", parameter=name, other=path, value=mine, other_value=own, expression=name)
     return instance.url, instance.version
 
 
@@ -277,14 +283,14 @@ TRANSLATE_SPEC = {
 def _one_of(v: dict[str, Any], names: tuple[str, str, str]) -> str | None:
     given = [n for n in names if n in v]
     if len(given) > 1:
-        raise InvalidRequest("PARAM_EXCLUSIVE", ", ".join(f"'{n}'" for n in names), expression=given[1])
+        raise InvalidRequest("PARAM_EXCLUSIVE", parameters=", ".join(f"'{n}'" for n in names), expression=given[1])
     return given[0] if given else None
 
 
-def translate_request(params: list[Param], instance: ConceptMapEntry | None = None) -> tuple[TranslateRequest, bool]:
-    """The typed request, and whether the caller spoke R4 (which decides R4's `match.source`)."""
+def translate_request(params: list[Param], instance: ConceptMapEntry | None = None,
+                      inline: Inline | None = None) -> TranslateRequest:
+    """The typed request; its `dialect` says whether the caller spoke R4 (R4-only names)."""
     v = collect(params, TRANSLATE_SPEC, aliases=TRANSLATE_ALIASES)
-    r4_dialect = any(p.name in R4_ONLY_TRANSLATE_NAMES for p in params)
     source_kind = _one_of(v, ("sourceCode", "sourceCoding", "sourceCodeableConcept"))
     target_kind = _one_of(v, ("targetCode", "targetCoding", "targetCodeableConcept"))
     source: tuple[Coding, ...] = ()
@@ -292,7 +298,7 @@ def translate_request(params: list[Param], instance: ConceptMapEntry | None = No
         if "sourceSystem" not in v:
             given = next(p.name for p in params if TRANSLATE_ALIASES.get(p.name) == "sourceCode")
             needed = "system" if given == "code" else "sourceSystem"  # answer in the caller's dialect
-            raise InvalidRequest("PARAM_REQUIRES", given, needed, expression=given)
+            raise InvalidRequest("PARAM_REQUIRES", parameter=given, required=needed, expression=given)
         source = (Coding(v["sourceSystem"], v["sourceCode"], v.get("sourceVersion")),)
     elif source_kind == "sourceCoding":
         source = (resolve_coding(v.get("sourceSystem"), None, v.get("sourceVersion"), v["sourceCoding"],
@@ -312,22 +318,20 @@ def translate_request(params: list[Param], instance: ConceptMapEntry | None = No
     concept_map = v.get("conceptMap")
     if concept_map is not None:
         if instance is not None:
-            raise InvalidRequest("PARAM_EXCLUSIVE", f"the ConceptMap of the path (ConceptMap/{instance.id}) and "
+            raise InvalidRequest("PARAM_EXCLUSIVE", parameters=f"the ConceptMap of the path (ConceptMap/{instance.id}) and "
                                  "'conceptMap'", expression="conceptMap")
         if url:
-            raise InvalidRequest("PARAM_EXCLUSIVE", "'url' and 'conceptMap'", expression="conceptMap")
-        from ..content.loader import load_inline
-
+            raise InvalidRequest("PARAM_EXCLUSIVE", parameters="'url' and 'conceptMap'", expression="conceptMap")
         if concept_map.get("resourceType") != "ConceptMap":
-            raise InvalidRequest("PARAM_BAD_TYPE", "conceptMap", "a ConceptMap", expression="conceptMap")
-        concept_map = load_inline(concept_map, "parameter 'conceptMap'")
-    request = TranslateRequest(
+            raise InvalidRequest("PARAM_BAD_TYPE", parameter="conceptMap", expected="a ConceptMap", expression="conceptMap")
+        if inline is not None:
+            concept_map = inline(concept_map, "parameter 'conceptMap'")
+    return TranslateRequest(
         source=source, target=target, target_system=v.get("targetSystem"),
         source_system=v.get("sourceSystem") if source_kind is None else None,
         source_scope=v.get("sourceScope"), target_scope=v.get("targetScope"), url=url,
         concept_map_version=version, concept_map=concept_map, reverse=v.get("reverse", False),
-    )
-    return request, r4_dialect
+        dialect=translate_dialect(p.name for p in params))
 
 
 SEARCH_PARAMS = ("_id", "url", "version", "name", "title", "status")
@@ -341,9 +345,9 @@ def search_criteria(args: MultiDict, strict: bool, resource_type: str) -> dict[s
             continue
         if key not in SEARCH_PARAMS:
             if strict:
-                raise InvalidRequest("SEARCH_PARAM_UNKNOWN", key, resource_type, expression=key)
+                raise InvalidRequest("SEARCH_PARAM_UNKNOWN", parameter=key, resource_type=resource_type, expression=key)
             continue
         if key in criteria:
-            raise InvalidRequest("PARAM_REPEATED", key, expression=key)
+            raise InvalidRequest("PARAM_REPEATED", parameter=key, expression=key)
         criteria[key] = value
     return criteria

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..content.loader import load_inline
-from ..fhirversions import FhirVersion
+from typing import Any
+
 from ..terminology.errors import InvalidRequest, NotSupported
-from ..terminology.expand import ExpandRequest
-from .params import Param, collect
+from ..terminology.models import ExpandRequest
+from .params import Inline, Param, collect
 
 EXPAND_SPEC = {
     "url": "uri", "valueSet": "resource", "valueSetVersion": "string", "filter": "string", "date": "dateTime",
@@ -40,35 +40,35 @@ def _integer(param: Param) -> int:
         value = int(value)
     if param.kind not in ("query", "Integer", "UnsignedInt", "PositiveInt") or isinstance(value, bool) \
             or not isinstance(value, int) or not 0 <= value <= _INTEGER_MAX:
-        raise InvalidRequest("PARAM_BAD_VALUE", param.name, "integer", repr(param.value), expression=param.name)
+        raise InvalidRequest("PARAM_BAD_VALUE", parameter=param.name, type="integer", value=repr(param.value), expression=param.name)
     return value
 
 
-def expand_request(params: list[Param], instance: dict | None = None, accept_language: str | None = None,
-                   max_expansion: int | None = None, version: FhirVersion = FhirVersion.R5) -> ExpandRequest:
+def expand_request(params: list[Param], instance: dict[str, Any] | None = None, accept_language: str | None = None,
+                   max_expansion: int | None = None, inline: Inline | None = None) -> ExpandRequest:
     """The typed request. `instance` is the ValueSet of `ValueSet/{id}/$expand`."""
     for param in params:
         if param.name in _UNSUPPORTED:
-            raise NotSupported("PARAM_NOT_SUPPORTED", param.name, "expansion in a context is not supported",
+            raise NotSupported("PARAM_NOT_SUPPORTED", parameter=param.name, reason="expansion in a context is not supported",
                                expression=param.name)
     integers: dict[str, int] = {}
     for param in params:
         if param.name in _INTEGERS:
             if param.name in integers:
-                raise InvalidRequest("PARAM_REPEATED", param.name, expression=param.name)
+                raise InvalidRequest("PARAM_REPEATED", parameter=param.name, expression=param.name)
             integers[param.name] = _integer(param)
     v = collect(params, EXPAND_SPEC, REPEATING)
     value_set = v.get("valueSet")
     if value_set is not None and value_set.get("resourceType") != "ValueSet":
-        raise InvalidRequest("PARAM_BAD_TYPE", "valueSet", "a ValueSet", expression="valueSet")
-    if value_set is not None:
-        value_set = load_inline(value_set, "parameter 'valueSet'", prefer=version)
+        raise InvalidRequest("PARAM_BAD_TYPE", parameter="valueSet", expected="a ValueSet", expression="valueSet")
+    if value_set is not None and inline is not None:
+        value_set = inline(value_set, "parameter 'valueSet'")
     if instance is not None:
         if value_set is not None:
-            raise InvalidRequest("PARAM_EXCLUSIVE", "the ValueSet of the path and 'valueSet'", expression="valueSet")
+            raise InvalidRequest("PARAM_EXCLUSIVE", parameters="the ValueSet of the path and 'valueSet'", expression="valueSet")
         given = v.get("url")
         if given and given.partition("|")[0] != instance.get("url"):
-            raise InvalidRequest("PARAM_CONFLICT", "url", "the ValueSet of the path", given, instance.get("url"),
+            raise InvalidRequest("PARAM_CONFLICT", parameter="url", other="the ValueSet of the path", value=given, other_value=instance.get("url"),
                                  expression="url")
         value_set = instance
     request = ExpandRequest(

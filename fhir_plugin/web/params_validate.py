@@ -11,13 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..content.loader import load_inline
-from ..fhirversions import FhirVersion
 from ..terminology.errors import InvalidRequest, InvalidValidateRequest, TerminologyError
-from ..terminology.models import CodeSystemEntry, Coding
-from ..terminology.validate_code import ValidateCodeRequest
-from ..terminology.validate_versions import VersionRules
-from .params import Param, collect, instance_canonical, parameter_list
+from ..terminology.models import CodeSystemEntry, Coding, ValidateCodeRequest, VersionRules
+from .params import Inline, Param, collect, instance_canonical, parameter_list
 
 _COMMON = {
     "code": "code", "display": "string", "coding": "Coding", "codeableConcept": "CodeableConcept",
@@ -37,7 +33,7 @@ def _concept(v: dict[str, Any], system: str | None, version: str | None) -> tupl
     """(codings, form, the CodeableConcept as given) from code+system, coding or codeableConcept."""
     given = [name for name in ("code", "coding", "codeableConcept") if name in v]
     if len(given) > 1:
-        raise InvalidRequest("PARAM_EXCLUSIVE", "'code', 'coding' and 'codeableConcept'", expression=given[1])
+        raise InvalidRequest("PARAM_EXCLUSIVE", parameters="'code', 'coding' and 'codeableConcept'", expression=given[1])
     if "coding" in v:
         coding = v["coding"]
         return (Coding(coding.system, coding.code, coding.version, coding.display),), "coding", None
@@ -73,8 +69,8 @@ def _common(v: dict[str, Any], params: list[Param], accept_language: str | None)
     }
 
 
-def valueset_validate_request(params: list[Param], instance: dict | None = None, accept_language: str | None = None,
-                              version: FhirVersion = FhirVersion.R5) -> ValidateCodeRequest:
+def valueset_validate_request(params: list[Param], instance: dict[str, Any] | None = None,
+                              accept_language: str | None = None, inline: Inline | None = None) -> ValidateCodeRequest:
     """ValueSet/$validate-code; `instance` is the ValueSet of `ValueSet/{id}/$validate-code`."""
     v = collect(params, VS_SPEC, _REPEATING)
     common = _common(v, params, accept_language)
@@ -85,13 +81,14 @@ def valueset_validate_request(params: list[Param], instance: dict | None = None,
         vs_version = vs_version or pinned
     if instance is not None:
         if url and url != instance.get("url"):
-            raise InvalidRequest("PARAM_CONFLICT", "url", f"ValueSet/{instance.get('id')}", url, instance.get("url"),
+            raise InvalidRequest("PARAM_CONFLICT", parameter="url", other=f"ValueSet/{instance.get('id')}", value=url, other_value=instance.get("url"),
                                  expression="url")
         value_set, url = instance, None
     elif value_set is not None:
         if value_set.get("resourceType") != "ValueSet":
-            raise InvalidRequest("PARAM_BAD_TYPE", "valueSet", "a ValueSet", expression="valueSet")
-        value_set = load_inline(value_set, "parameter 'valueSet'", prefer=version)
+            raise InvalidRequest("PARAM_BAD_TYPE", parameter="valueSet", expected="a ValueSet", expression="valueSet")
+        if inline is not None:
+            value_set = inline(value_set, "parameter 'valueSet'")
     elif not url:
         raise InvalidValidateRequest("VALIDATE_NO_VALUESET", expression="url")
     return ValidateCodeRequest(codings=codings, form=form, codeable_concept=raw, url=url,
@@ -105,7 +102,7 @@ def codesystem_validate_request(params: list[Param], instance: CodeSystemEntry |
     common = _common(v, params, accept_language)
     url, version = v.get("url"), v.get("version")
     if url and v.get("system") and url != v["system"]:
-        raise InvalidRequest("PARAM_CONFLICT", "url", "system", url, v["system"], expression="system")
+        raise InvalidRequest("PARAM_CONFLICT", parameter="url", other="system", value=url, other_value=v["system"], expression="system")
     url = url or v.get("system")  # STU3 called it `system`
     if url and "|" in url:
         url, _, pinned = url.partition("|")
@@ -121,9 +118,8 @@ def codesystem_validate_request(params: list[Param], instance: CodeSystemEntry |
                                code_system_url=url or codings[0].system, **common)
 
 
-def batch_validate_requests(params: list[Param], accept_language: str | None = None,
-                            version: FhirVersion = FhirVersion.R5, instance: dict | None = None
-                            ) -> list[ValidateCodeRequest | TerminologyError]:
+def batch_validate_requests(params: list[Param], accept_language: str | None = None, inline: Inline | None = None,
+                            instance: dict[str, Any] | None = None) -> list[ValidateCodeRequest | TerminologyError]:
     """One request per `validation` parameter, each on top of the batch's own parameters. A
     validation that cannot be read is answered in place (its error), not by failing the batch."""
     shared = [p for p in params if p.name not in ("validation", "tx-resource")]
@@ -133,13 +129,13 @@ def batch_validate_requests(params: list[Param], accept_language: str | None = N
             continue
         if param.kind != "resource" or not isinstance(param.value, dict) \
                 or param.value.get("resourceType") != "Parameters":
-            requests.append(InvalidRequest("PARAM_BAD_TYPE", "validation", "a Parameters resource"))
+            requests.append(InvalidRequest("PARAM_BAD_TYPE", parameter="validation", expected="a Parameters resource"))
             continue
         try:
             own = parameter_list(param.value)
             names = {p.name for p in own}
             merged = [p for p in shared if p.name not in names] + own
-            requests.append(valueset_validate_request(merged, instance, accept_language, version))
+            requests.append(valueset_validate_request(merged, instance, accept_language, inline))
         except TerminologyError as error:
             requests.append(error)
     return requests

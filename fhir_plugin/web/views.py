@@ -1,40 +1,68 @@
-"""The routes. Each view parses, calls the service, renders: no terminology logic here.
+"""The FHIR endpoints. A view reads the request's parameters, calls the service and answers with
+the typed result; parsing, terminology and rendering all live elsewhere.
 
 One blueprint serves every FHIR version; extension.py registers it once per endpoint (/r4, /r5,
-/fhir) with the version as a URL default. Every rule accepts every method so that a wrong method
-is answered here, with an OperationOutcome, instead of by the host application.
+/fhir) with the version as a URL default. An operation's view is registered once for the type and
+the instance level (`/CodeSystem/$lookup` and `/CodeSystem/{id}/$lookup`). Every rule accepts
+every method, so that a wrong method is answered here, with an OperationOutcome, instead of by
+the host application.
+
+Every request goes through `handle`: check the path and method, then, for the operations whose
+answer depends only on the request and the content, the answer cache (runtime/answers.py), then
+the view.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request, url_for
-from werkzeug.exceptions import HTTPException
 
-from .. import codec
-from ..conformance import capability_statement, terminology_capabilities
 from ..fhirversions import FhirVersion
-from ..terminology.errors import MethodNotAllowed, NotFound, TerminologyError, http_outcome, to_outcome
+from ..render.capabilities import capability_statement, terminology_capabilities
+from ..render.errors import MethodNotAllowed, NoSuchEndpoint
+from ..render.resources import searchset, versions_parameters
+from ..runtime.answers import Answer
+from ..runtime.live import Runtime
+from ..terminology.errors import TerminologyError
 from ..terminology.service import TerminologyService
-from . import answers, params, params_expand, params_validate
-from .params_expand import too_costly_threshold
-from .render import outcome_response, respond, searchset, versions_parameters
+from . import params, params_expand, params_validate
+from .errors import register_error_handlers, terminology_error
+from .responses import respond
 
-log = logging.getLogger(__name__)
 bp = Blueprint("fhir_plugin", __name__)
+register_error_handlers(bp)
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # (rule, allowed methods) of every route, for the CapabilityStatement test
 ROUTES: list[tuple[str, tuple[str, ...]]] = []
 RESOURCE_TYPES = "any(CodeSystem, ValueSet, ConceptMap)"
+View = Callable[..., Response]
 
 
-def _state():
-    return current_app.extensions["fhir_plugin"]
+@dataclass(frozen=True)
+class PluginState:
+    """What the plugin keeps in app.extensions["fhir_plugin"]."""
+
+    runtime: Runtime
+    settings: dict[str, Any]
+    software_version: str
+
+    @property
+    def service(self) -> TerminologyService:
+        """The service for this request: the start-up content, with what was loaded since on top."""
+        return self.runtime.current()
 
 
+def _state() -> PluginState:
+    state: PluginState = current_app.extensions["fhir_plugin"]
+    return state
+
+
+# --- what one request uses ---------------------------------------------------------------------
 # Per-request values live in the WSGI environ, which is the request's own (flask.g belongs to the
 # app context, which a host app or a test may keep open across requests).
 _SERVICE, _BODY = "fhir_plugin.service", "fhir_plugin.body"
@@ -46,241 +74,201 @@ def _service() -> TerminologyService:
     environ = request.environ
     if _SERVICE not in environ:
         environ[_SERVICE] = _state().service
-    return environ[_SERVICE]
+    service: TerminologyService = environ[_SERVICE]
+    return service
 
 
-def _params():
-    return params.read_params(request, _state().settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"],
-                              request.environ.get(_BODY))
+def _operation(version: FhirVersion) -> tuple[list[params.Param], TerminologyService]:
+    """The request's parameters, and the service with its tx-resource parameters on top."""
+    state = _state()
+    given = params.read_params(request, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(_BODY))
+    tx_resources = params.tx_resources(given, state.settings["FHIR_PLUGIN_MAX_TX_RESOURCES"])
+    return given, state.runtime.for_request(_service(), tx_resources, version)
 
 
-def _service_for(given: list, version: FhirVersion):
-    """The service, with the request's tx-resource parameters on top."""
-    limit = _state().settings["FHIR_PLUGIN_MAX_TX_RESOURCES"]
-    return _service().with_resources(params.tx_resources(given, limit), version)
-
-
-def _answered(fn: Callable, version: FhirVersion, kwargs: dict) -> Response:
-    """fn's answer; for a request answered before, the same bytes again from the answer cache."""
-    app = current_app._get_current_object()  # once: every proxy access costs a context look-up
-    settings = app.extensions["fhir_plugin"].settings
-    cache = answers.cache_for(_service(), app, settings["FHIR_PLUGIN_ANSWER_CACHE"])
-    if cache is None:
-        return fn(version, **kwargs)
-    # The body is part of the key, so it is read here (once) and parsed by the view on a miss.
-    req = request._get_current_object()
-    body = req.environ[_BODY] = params.read_body(req, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
-    key = answers.request_key(req, version, body)
-    answer = cache.get(key)
-    if answer is not None:
-        return answer.response()
-    try:
-        response = fn(version, **kwargs)
-    except TerminologyError as error:
-        response = terminology_error(error)  # a 4xx is as deterministic as a 200: kept the same way
-    cache.put(key, response)
-    return response
+def _inline(version: FhirVersion) -> params.Inline:
+    runtime = _state().runtime
+    return lambda resource, origin: runtime.inline(resource, origin, version)
 
 
 def _base_url() -> str:
     configured = _state().settings["FHIR_PLUGIN_BASE_URL"]
     local = url_for(f"{request.blueprint}.metadata", _external=True).removesuffix("/metadata")
     if configured:
-        return configured.rstrip("/") + local.split(request.host, 1)[1]
-    return local
+        return str(configured).rstrip("/") + local.split(request.host, 1)[1]
+    return str(local)
 
 
-def route(rule: str, methods: tuple[str, ...] = ("GET",), cached: bool = False) -> Callable:
-    """Register `fn` for every method (a wrong one gets an OperationOutcome); `cached` for the
-    operations whose answer depends on the request and the content only (see answers.py)."""
-    def register(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def view(fhir_version: str, **kwargs: str) -> Response:
-            operation = next((v for v in kwargs.values() if v.startswith("$")), None)
-            if operation is not None:  # e.g. /ValueSet/$compare matched the read route: no such operation
-                raise NotFound("NO_SUCH_OPERATION", operation, kwargs.get("resource_type", ""))
-            if request.method not in methods + ("HEAD", "OPTIONS"):
-                raise MethodNotAllowed("METHOD_NOT_ALLOWED", request.method, request.path)
-            params.check_query_string(request)  # first: request.args fails on raw bytes that are not UTF-8
-            if cached:
-                return _answered(fn, FhirVersion(fhir_version), kwargs)
-            return fn(FhirVersion(fhir_version), **kwargs)
+# --- the request flow --------------------------------------------------------------------------
 
-        bp.add_url_rule(rule, fn.__name__, view, methods=ALL_METHODS)
-        ROUTES.append((rule, methods))
+
+@dataclass(frozen=True)
+class Endpoint:
+    view: View
+    methods: tuple[str, ...]
+    cached: bool  # the answer depends only on the request and the content
+
+
+def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
+    operation = next((v for v in kwargs.values() if v.startswith("$")), None)
+    if operation is not None:  # e.g. /ValueSet/$compare matched the read route: no such operation
+        raise NoSuchEndpoint("NO_SUCH_OPERATION", operation=operation, resource_type=kwargs.get("resource_type", ""))
+    if request.method not in endpoint.methods + ("HEAD", "OPTIONS"):
+        raise MethodNotAllowed("METHOD_NOT_ALLOWED", method=request.method, path=request.path)
+    params.check_query_string(request)  # first: request.args fails on raw bytes that are not UTF-8
+    version = FhirVersion(fhir_version)
+    answers = _state().runtime.answers
+    if not endpoint.cached or not answers.enabled:
+        return endpoint.view(version, **kwargs)
+    key = _answer_key(version)
+    kept = answers.get(key)
+    if kept is not None:
+        return _response(kept)
+    try:
+        response = endpoint.view(version, **kwargs)
+    except TerminologyError as error:
+        response = terminology_error(error)  # a 4xx is as deterministic as a 200: kept the same way
+    if not (response.is_streamed or response.direct_passthrough):
+        headers = tuple((k, v) for k, v in response.headers.items() if k not in ("Content-Type", "Content-Length"))
+        answers.put(key, Answer(response.get_data(), response.status_code, response.content_type or "", headers))
+    return response
+
+
+def _answer_key(version: FhirVersion) -> Hashable:
+    """Everything an answer's bytes depend on: the content (its registry's token), the version,
+    method, path, raw query, the headers that are read, and the body (read here, once, and parsed
+    by the view on a miss). Read from the WSGI environ: the same values as request.path and
+    request.headers, for less."""
+    state = _state()
+    body = request.environ[_BODY] = params.read_body(request, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
+    environ = request.environ
+    return (_service().registry.token, version.value, environ["REQUEST_METHOD"], environ.get("SCRIPT_NAME"),
+            environ.get("PATH_INFO"), environ.get("QUERY_STRING"), environ.get("HTTP_ACCEPT"),
+            environ.get("HTTP_ACCEPT_LANGUAGE"), environ.get("CONTENT_TYPE"),
+            hashlib.sha256(body).digest() if body else None)
+
+
+def _response(answer: Answer) -> Response:
+    """A new Response each time: the host app's after_request hooks may change it."""
+    response = Response(answer.body, status=answer.status, content_type=answer.content_type)
+    if answer.headers:
+        response.headers.extend(answer.headers)
+    return response
+
+
+def route(rule: str, methods: tuple[str, ...] = ("GET",), *, instance_of: str | None = None,
+          cached: bool = False) -> Callable[[View], View]:
+    """Register a view for `rule` under every method; with `instance_of` (a resource type) also for
+    the instance level, `/{type}/<resource_id>/...`, where the view gets `resource_id`."""
+    def register(view: View) -> View:
+        endpoint = Endpoint(view, methods, cached)
+        rules = [rule]
+        if instance_of is not None:
+            rules.append(rule.replace(f"/{instance_of}/", f"/{instance_of}/<resource_id>/", 1))
+        for each in rules:
+            bp.add_url_rule(each, f"{view.__name__}{'_instance' if each != rule else ''}", partial(handle, endpoint),
+                            methods=ALL_METHODS)
+            ROUTES.append((each, methods))
         return view
 
     return register
+
+
+# --- the views ---------------------------------------------------------------------------------
+
+OPERATION = ("GET", "POST")
 
 
 @route("/metadata")
 def metadata(version: FhirVersion) -> Response:
     state = _state()
     if request.args.get("mode") == "terminology":
-        return respond(request, version, terminology_capabilities(version, state.service.registry, state.software_version))
-    return respond(request, version, capability_statement(version, _base_url(), state.software_version))
+        return respond(version, terminology_capabilities(version, state.service.registry, state.software_version))
+    return respond(version, capability_statement(version, _base_url(), state.software_version))
 
 
-@route("/$versions", ("GET", "POST"))
+@route("/$versions", OPERATION)
 def versions(version: FhirVersion) -> Response:
-    return respond(request, version, versions_parameters(version))
+    return respond(version, versions_parameters(version))
 
 
-@route("/CodeSystem/$lookup", ("GET", "POST"), cached=True)
-def lookup(version: FhirVersion) -> Response:
-    given = _params()
-    result = _service_for(given, version).lookup(params.lookup_request(given))
-    return respond(request, version, codec.lookup_parameters(result, version))
+@route("/CodeSystem/$lookup", OPERATION, instance_of="CodeSystem", cached=True)
+def lookup(version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(version)
+    instance = service.code_system_by_id(resource_id) if resource_id else None
+    return respond(version, service.lookup(params.lookup_request(given, instance)))
 
 
-@route("/CodeSystem/<resource_id>/$lookup", ("GET", "POST"), cached=True)
-def lookup_instance(version: FhirVersion, resource_id: str) -> Response:
-    given = _params()
-    service = _service_for(given, version)
-    result = service.lookup(params.lookup_request(given, service.code_system_by_id(resource_id)))
-    return respond(request, version, codec.lookup_parameters(result, version))
+@route("/CodeSystem/$subsumes", OPERATION, instance_of="CodeSystem", cached=True)
+def subsumes(version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(version)
+    instance = service.code_system_by_id(resource_id) if resource_id else None
+    return respond(version, service.subsumes(params.subsumes_request(given, instance)))
 
 
-@route("/CodeSystem/$subsumes", ("GET", "POST"), cached=True)
-def subsumes(version: FhirVersion) -> Response:
-    given = _params()
-    result = _service_for(given, version).subsumes(params.subsumes_request(given))
-    return respond(request, version, codec.subsumes_parameters(result))
+@route("/ConceptMap/$translate", OPERATION, instance_of="ConceptMap", cached=True)
+def translate(version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(version)
+    instance = service.concept_map_by_id(resource_id) if resource_id else None
+    # An inline ConceptMap is tried as R5 first on every endpoint: an R4 one is told by its shape
+    # (fhirversions.looks_like_r4), as only ConceptMap differs between the two.
+    return respond(version, service.translate(params.translate_request(given, instance, _inline(FhirVersion.R5))))
 
 
-@route("/CodeSystem/<resource_id>/$subsumes", ("GET", "POST"), cached=True)
-def subsumes_instance(version: FhirVersion, resource_id: str) -> Response:
-    given = _params()
-    service = _service_for(given, version)
-    result = service.subsumes(params.subsumes_request(given, service.code_system_by_id(resource_id)))
-    return respond(request, version, codec.subsumes_parameters(result))
+@route("/CodeSystem/$validate-code", OPERATION, instance_of="CodeSystem", cached=True)
+def validate_code_cs(version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(version)
+    instance = service.code_system_by_id(resource_id) if resource_id else None
+    typed = params_validate.codesystem_validate_request(given, instance, request.headers.get("Accept-Language"))
+    return respond(version, service.validate_code(typed))
 
 
-@route("/ConceptMap/$translate", ("GET", "POST"), cached=True)
-def translate(version: FhirVersion) -> Response:
-    given = _params()
-    translate_request, r4_dialect = params.translate_request(given)
-    result = _service_for(given, version).translate(translate_request)
-    return respond(request, version, codec.translate_parameters(result, version, r4_dialect))
-
-
-@route("/ConceptMap/<resource_id>/$translate", ("GET", "POST"), cached=True)
-def translate_instance(version: FhirVersion, resource_id: str) -> Response:
-    given = _params()
-    service = _service_for(given, version)
-    translate_request, r4_dialect = params.translate_request(given, service.concept_map_by_id(resource_id))
-    result = service.translate(translate_request)
-    return respond(request, version, codec.translate_parameters(result, version, r4_dialect))
-
-
-@route("/CodeSystem/$validate-code", ("GET", "POST"), cached=True)
-def validate_code_cs(version: FhirVersion) -> Response:
-    given = _params()
-    service = _service_for(given, version)
-    result = service.validate_code(params_validate.codesystem_validate_request(
-        given, accept_language=request.headers.get("Accept-Language")))
-    return respond(request, version, codec.validate_parameters(result, version))
-
-
-@route("/CodeSystem/<resource_id>/$validate-code", ("GET", "POST"), cached=True)
-def validate_code_cs_instance(version: FhirVersion, resource_id: str) -> Response:
-    given = _params()
-    service = _service_for(given, version)
-    result = service.validate_code(params_validate.codesystem_validate_request(
-        given, service.code_system_by_id(resource_id), request.headers.get("Accept-Language")))
-    return respond(request, version, codec.validate_parameters(result, version))
-
-
-@route("/ValueSet/$validate-code", ("GET", "POST"), cached=True)
-def validate_code_vs(version: FhirVersion) -> Response:
-    given = _params()
-    service = _service_for(given, version)
-    result = service.validate_code(params_validate.valueset_validate_request(
-        given, accept_language=request.headers.get("Accept-Language"), version=version))
-    return respond(request, version, codec.validate_parameters(result, version))
-
-
-@route("/ValueSet/<resource_id>/$validate-code", ("GET", "POST"), cached=True)
-def validate_code_vs_instance(version: FhirVersion, resource_id: str) -> Response:
-    given = _params()
-    service = _service_for(given, version)
-    result = service.validate_code(params_validate.valueset_validate_request(
-        given, service.value_set_by_id(resource_id), request.headers.get("Accept-Language"), version))
-    return respond(request, version, codec.validate_parameters(result, version))
-
-
-@route("/ValueSet/$batch-validate-code", ("GET", "POST"))
-def batch_validate_code(version: FhirVersion) -> Response:
-    given = _params()
-    service = _service_for(given, version)
-    results = service.batch_validate(params_validate.batch_validate_requests(
-        given, request.headers.get("Accept-Language"), version))
-    return respond(request, version, codec.batch_validate_parameters(results, version))
-
-
-@route("/ValueSet/<resource_id>/$batch-validate-code", ("GET", "POST"))
-def batch_validate_code_instance(version: FhirVersion, resource_id: str) -> Response:
-    given = _params()
-    service = _service_for(given, version)
-    results = service.batch_validate(params_validate.batch_validate_requests(
-        given, request.headers.get("Accept-Language"), version, service.value_set_by_id(resource_id)))
-    return respond(request, version, codec.batch_validate_parameters(results, version))
-
-
-def _expand(version: FhirVersion, resource_id: str | None) -> Response:
-    given = _params()
-    service = _service_for(given, version)
-    limit = too_costly_threshold(_state().settings["FHIR_PLUGIN_MAX_EXPANSION"],
-                                 request.headers.get("X-TOO-COSTLY-THRESHOLD"))
+@route("/ValueSet/$validate-code", OPERATION, instance_of="ValueSet", cached=True)
+def validate_code_vs(version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(version)
     instance = service.value_set_by_id(resource_id) if resource_id else None
-    expand_request = params_expand.expand_request(given, instance, request.headers.get("Accept-Language"), limit, version)
-    return respond(request, version, service.expand(expand_request))
+    typed = params_validate.valueset_validate_request(given, instance, request.headers.get("Accept-Language"),
+                                                      _inline(version))
+    return respond(version, service.validate_code(typed))
 
 
-@route("/ValueSet/$expand", ("GET", "POST"))
-def expand(version: FhirVersion) -> Response:
-    return _expand(version, None)
+@route("/ValueSet/$batch-validate-code", OPERATION, instance_of="ValueSet")
+def batch_validate_code(version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(version)
+    instance = service.value_set_by_id(resource_id) if resource_id else None
+    typed = params_validate.batch_validate_requests(given, request.headers.get("Accept-Language"), _inline(version),
+                                                    instance)
+    return respond(version, service.batch_validate(typed))
 
 
-@route("/ValueSet/<resource_id>/$expand", ("GET", "POST"))
-def expand_instance(version: FhirVersion, resource_id: str) -> Response:
-    return _expand(version, resource_id)
+@route("/ValueSet/$expand", OPERATION, instance_of="ValueSet")
+def expand(version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(version)
+    instance = service.value_set_by_id(resource_id) if resource_id else None
+    limit = params_expand.too_costly_threshold(_state().settings["FHIR_PLUGIN_MAX_EXPANSION"],
+                                               request.headers.get("X-TOO-COSTLY-THRESHOLD"))
+    typed = params_expand.expand_request(given, instance, request.headers.get("Accept-Language"), limit,
+                                         _inline(version))
+    return respond(version, service.expand(typed))
 
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>")
 def search(version: FhirVersion, resource_type: str) -> Response:
     strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
     entries = _service().search(resource_type, params.search_criteria(request.args, strict, resource_type))
-    return respond(request, version, searchset(_base_url(), resource_type, entries, request.url))
+    return respond(version, searchset(_base_url(), resource_type, entries, request.url))
 
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>")
 def read(version: FhirVersion, resource_type: str, resource_id: str) -> Response:
-    return respond(request, version, _service().read(resource_type, resource_id).resource)
+    return respond(version, _service().read(resource_type, resource_id))
 
 
 @route("/<path:path>", tuple(ALL_METHODS))
 def unknown(version: FhirVersion, path: str) -> Response:
-    raise NotFound("NO_SUCH_PATH", request.path)
+    raise NoSuchEndpoint("NO_SUCH_PATH", path=request.path)
 
 
 @route("/", tuple(ALL_METHODS))
 def base(version: FhirVersion) -> Response:
-    raise NotFound("NO_SUCH_PATH", request.path)
-
-
-@bp.errorhandler(TerminologyError)
-def terminology_error(error: TerminologyError) -> Response:
-    return outcome_response(request, to_outcome(error), error.status)
-
-
-@bp.errorhandler(HTTPException)
-def http_error(error: HTTPException) -> Response:
-    status = error.code or 400
-    return outcome_response(request, http_outcome(status, error.description or error.name), status)
-
-
-@bp.errorhandler(Exception)
-def unexpected_error(error: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.path)
-    return outcome_response(request, http_outcome(500, "Internal server error; the details are in the server log"), 500)
+    raise NoSuchEndpoint("NO_SUCH_PATH", path=request.path)

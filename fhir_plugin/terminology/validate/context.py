@@ -1,70 +1,27 @@
-"""$validate-code: the request, the result, and what one request knows while it is answered
-(the value set, its members, the request's version rules). The checks are in validate_code.py.
+"""$validate-code: what one request knows while it is answered (the value set, its members, the
+request's version rules and supplements), and what checking one coding found out. The checks are
+in codings.py, the verdict in operation.py.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Any
 
-from .errors import UnknownCodeSystem, UnknownSupplement, UnknownValueSet
-from .models import CodeSystemEntry, Coding, Concept
-from .registry import Registry
-from .supplements import apply_supplements, find_supplement, supplements_base
-from .validate_display import Issue, issue
-from .validate_versions import VersionRules
-from .valueset import Evaluation, EvaluationOptions, evaluate, resolve_value_set
-
-
-@dataclass(frozen=True, slots=True)
-class ValidateCodeRequest:
-    """Either a value set (`url`[+`value_set_version`] or inline `value_set`) or, for
-    CodeSystem/$validate-code, `code_system_url` (+ the coding's version). `form` says how the
-    concept was given: "code" (code+system+display), "coding" or "codeableConcept"; it decides the
-    FHIRPath expressions of the issues."""
-
-    codings: tuple[Coding, ...] = ()
-    form: str = "code"
-    codeable_concept: dict | None = None  # the CodeableConcept as given, echoed back
-    url: str | None = None
-    value_set_version: str | None = None
-    value_set: dict | None = None
-    code_system_url: str | None = None
-    display_language: str | None = None
-    accept_language: str | None = None
-    lenient_display: bool = False
-    abstract: bool | None = None
-    active_only: bool = False
-    infer_system: bool = False
-    membership_only: bool = False
-    default_value_set_version: tuple[str, ...] = ()
-    versions: VersionRules = field(default_factory=VersionRules)
-    use_supplements: tuple[str, ...] = ()
-    date: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ValidateCodeResult:
-    result: bool
-    code: str | None = None
-    system: str | None = None
-    version: str | None = None
-    display: str | None = None
-    message: str | None = None
-    issues: tuple[Issue, ...] = ()
-    inactive: bool | None = None
-    status: str | None = None
-    codeable_concept: dict | None = None
-    caused_by_unknown_system: tuple[str, ...] = ()
-    unknown_systems: tuple[str, ...] = ()
-    normalized_code: str | None = None
+from ..errors import UnknownCodeSystem, UnknownSupplement, UnknownValueSet
+from ..models import CodeSystemEntry, Coding, Concept, Issue, ValidateCodeRequest, VersionRules
+from ..registry import Registry
+from ..supplements import apply_supplements, find_supplement, supplements_base
+from ..valueset import Evaluation, EvaluationOptions, evaluate, resolve_value_set
+from .issues import issue
 
 
 # --- one coding ------------------------------------------------------------------------------
 
 
 @dataclass
-class _Checked:
+class CheckedCoding:
     """What validating one coding found out."""
 
     coding: Coding
@@ -79,20 +36,21 @@ class _Checked:
     skip_membership: bool = False
 
 
-def _paths(form: str, index: int) -> dict[str, str]:
+def issue_paths(form: str, index: int) -> dict[str, str]:
+    """The FHIRPath expressions of a coding's issues, by element ("" for the coding itself)."""
     if form == "code":
         return {"": "code", "code": "code", "system": "system", "display": "display", "version": "version"}
     base = "Coding" if form == "coding" else f"CodeableConcept.coding[{index}]"
     return {"": base, **{k: f"{base}.{k}" for k in ("code", "system", "display", "version")}}
 
 
-def _provided(coding: Coding) -> str:
+def provided_text(coding: Coding) -> str:
     """The code as the not-in-value-set message shows it: system[|version]#code ('display')."""
     text = f"{coding.system or ''}{'|' + coding.version if coding.version else ''}#{coding.code}"
     return f"{text} ('{coding.display}')" if coding.display else text
 
 
-def _concept_status(concept: Concept) -> str | None:
+def concept_status(concept: Concept) -> str | None:
     """The concept's status: a `status` property, else its standards-status extension."""
     for prop in concept.properties + concept.extension_properties:
         if prop.code == "status" and isinstance(prop.value, str):
@@ -100,20 +58,20 @@ def _concept_status(concept: Concept) -> str | None:
     return None
 
 
-def _inactive_text(concept: Concept) -> str:
-    status = _concept_status(concept)
+def inactive_text(concept: Concept) -> str:
+    status = concept_status(concept)
     if status and status not in ("inactive", "active"):
         return f"{status} and inactive" if concept.inactive else status
     return "inactive"
 
 
-class _Context:
+class ValidationContext:
     """One request: the registry, the value set and its members (computed once)."""
 
     def __init__(self, registry: Registry, request: ValidateCodeRequest):
         self.registry = registry
         self.request = request
-        self.value_set: dict | None = None
+        self.value_set: dict[str, Any] | None = None
         self.evaluation: Evaluation | None = None
         self.vs_problem: Issue | None = None
         self.vs_unknown_system: str | None = None
@@ -133,13 +91,13 @@ class _Context:
         for canonical in wanted:
             supplement = find_supplement(self.registry, canonical)
             if supplement is None:
-                raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", canonical)
+                raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", supplement=canonical)
             found.append(supplement)
         return found
 
     def supplemented(self, cs: CodeSystemEntry) -> CodeSystemEntry:
         """`cs` with the supplements of this request that supplement it applied."""
-        return apply_supplements(cs, [s for s in self.supplements if supplements_base(s) == cs.url])
+        return apply_supplements(self.registry, cs, [s for s in self.supplements if supplements_base(s) == cs.url])
 
     @property
     def vs_label(self) -> str:
@@ -166,7 +124,7 @@ class _Context:
             error = _as_unresolved(error)
             self.vs_problem = Issue("error", "not-found", "not-found", error.text, error.message_id)
         except UnknownCodeSystem as error:
-            self.vs_unknown_system = error.args_[0] if error.args_ else None
+            self.vs_unknown_system = error.system
             self.vs_problem = issue("error", "not-found", "not-found", "UNKNOWN_CODESYSTEM", self.vs_unknown_system)
 
     def _options(self) -> EvaluationOptions:
@@ -186,7 +144,8 @@ class _Context:
 _VS_SUPPLEMENT = "http://hl7.org/fhir/StructureDefinition/valueset-supplement"
 
 
-def _resolve_requested(registry: Registry, url: str, version: str | None, options: EvaluationOptions) -> dict:
+def _resolve_requested(registry: Registry, url: str, version: str | None, options: EvaluationOptions
+                       ) -> dict[str, Any]:
     """The value set the request names. Unlike an import, one that is unknown in the requested
     (or default) version is reported as unknown under its full canonical (`url|version`)."""
     try:
@@ -200,11 +159,10 @@ def _as_unresolved(error: UnknownValueSet) -> UnknownValueSet:
     canonical, with the generic not-found message; $expand keeps VS_EXP_IMPORT_UNK_PINNED."""
     if error.message_id != "VS_EXP_IMPORT_UNK_PINNED":
         return error
-    url, version = error.args_[0], error.args_[1]
-    return UnknownValueSet("Unable_to_resolve_value_Set_", f"{url}|{version}")
+    return UnknownValueSet("Unable_to_resolve_value_Set_", value_set=f"{error.fields['value_set']}|{error.fields['version']}")
 
 
-def _expansion_parameter(value_set: dict, name: str) -> str | None:
+def _expansion_parameter(value_set: dict[str, Any], name: str) -> str | None:
     """A value the value set's author fixed for its expansions (valueset-expansion-parameter)."""
     for extension in ((value_set.get("compose") or {}).get("extension") or []):
         if extension.get("url") != "http://hl7.org/fhir/StructureDefinition/valueset-expansion-parameter":
@@ -216,7 +174,7 @@ def _expansion_parameter(value_set: dict, name: str) -> str | None:
     return None
 
 
-def _with_contained(registry: Registry, value_set: dict) -> Registry:
+def _with_contained(registry: Registry, value_set: dict[str, Any]) -> Registry:
     """Contained value sets, importable as `#id`, on top of the registry for this request."""
     contained = [r for r in value_set.get("contained", []) if r.get("resourceType") == "ValueSet" and r.get("id")]
     if not contained:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import orjson
 
-from ..terminology.errors import InvalidRequest, NotAcceptable, UnsupportedMediaType
+from .errors import InvalidBody, NotAcceptable, UnsupportedMediaType
 
 FHIR_JSON = "application/fhir+json"
 JSON = "application/json"
@@ -27,8 +27,8 @@ def response_mimetype(format_param: str | None, accept: str | None) -> str:
         if wanted in _FORMAT_ALIASES:
             return _FORMAT_ALIASES[wanted]
         if wanted in _XML:
-            raise NotAcceptable("NOT_ACCEPTABLE", format_param)
-        raise InvalidRequest("BAD_FORMAT", format_param, expression="_format")
+            raise NotAcceptable("NOT_ACCEPTABLE", accept=format_param)
+        raise InvalidBody("BAD_FORMAT", format=format_param, expression="_format")
     if not accept or not accept.strip():
         return FHIR_JSON
     ranges = []
@@ -49,7 +49,7 @@ def response_mimetype(format_param: str | None, accept: str | None) -> str:
             return FHIR_JSON
         if mime in (JSON, "text/json"):
             return JSON
-    raise NotAcceptable("NOT_ACCEPTABLE", accept)
+    raise NotAcceptable("NOT_ACCEPTABLE", accept=accept)
 
 
 def check_body_type(content_type: str | None) -> str:
@@ -59,7 +59,7 @@ def check_body_type(content_type: str | None) -> str:
         return FHIR_JSON
     if mime in _READABLE:
         return mime
-    raise UnsupportedMediaType("UNSUPPORTED_MEDIA_TYPE", content_type)
+    raise UnsupportedMediaType("UNSUPPORTED_MEDIA_TYPE", content_type=content_type)
 
 
 def _default(value: object) -> object:

@@ -28,10 +28,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..terminology.errors import InvalidContent, InvalidRequest, NotFound
+from ..content.canonicals import CanonicalIndex
+from ..content.errors import InvalidContent
+from ..content.limits import Limits
+from ..content.loader import scan_paths
 from ..terminology.registry import Registry
-from .limits import Limits
-from .loader import scan_paths
+from .errors import InvalidLoadName, UnknownLoad
 
 SUFFIXES = (".json", ".json.gz", ".tgz")
 MARKER = ".generation"
@@ -77,7 +79,7 @@ class Change:
 def checked_name(name: str) -> str:
     """A plain file name in the directory: no path, no dot file, a loadable suffix."""
     if not _NAME.fullmatch(name) or not name.endswith(SUFFIXES) or ".." in name:
-        raise InvalidRequest("LOADED_NAME_INVALID", name, expression="name")
+        raise InvalidLoadName("LOADED_NAME_INVALID", name=name, expression="name")
     return name
 
 
@@ -125,10 +127,11 @@ class ContentStore:
         except InvalidContent as error:
             raise _renamed(error, shown) from None
         kept, loaded = [], []
+        served = CanonicalIndex.of_registry(base, "the content the server started with")
         for resource, origin in zip(report.resources, report.origins):
             file, where = _shown(origin, shown)
-            if _served_already(base, resource, where):
-                continue
+            if not served.add(resource, where):
+                continue  # the server serves this very resource already
             kept.append(resource)
             loaded.append(Loaded(file, resource["resourceType"], resource.get("url"), resource.get("version"),
                                  resource.get("id")))
@@ -168,7 +171,7 @@ class ContentStore:
         with self._locked():
             target = self.directory / checked_name(name)
             if not target.is_file():
-                raise NotFound("LOADED_NOT_FOUND", name)
+                raise UnknownLoad("LOADED_NOT_FOUND", name=name)
             layer = self.build(base, [f for f in self.files() if f.name != name])
             target.unlink()
             return Change(layer, name, False, self._touch())
@@ -195,22 +198,4 @@ def _renamed(error: InvalidContent, shown: dict[Path, str]) -> InvalidContent:
     text = error.text
     for path, name in sorted(shown.items(), key=lambda item: -len(str(item[0]))):
         text = text.replace(str(path), name)
-    return InvalidContent(error.message_id, *error.args_, expression=error.expression, text=text)
-
-
-def _served_already(base: Registry, resource: dict, origin: str) -> bool:
-    """True if `base` serves this very resource; InvalidContent if it serves another under the
-    same url|version or id, which loading would make ambiguous."""
-    rtype, url, version, rid = (resource["resourceType"], resource.get("url"), resource.get("version"),
-                                resource.get("id"))
-    if url:
-        for entry in base.resource_versions(rtype, url):
-            if entry.version == version:
-                if entry.resource == resource:
-                    return True
-                raise InvalidContent("CONTENT_DUPLICATE_CANONICAL", rtype, url, version,
-                                     "the content the server started with", origin)
-    existing = base.by_id(rtype, rid) if rid else None
-    if existing is not None and existing.resource != resource:
-        raise InvalidContent("CONTENT_DUPLICATE_ID", rtype, rid, "the content the server started with", origin)
-    return False
+    return InvalidContent(error.message_id, expression=error.expression, text=text, **error.fields)

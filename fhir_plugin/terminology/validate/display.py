@@ -9,27 +9,12 @@ difference or a code unknown to a fragment.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from .errors import InvalidDisplayLanguage, message
-from .lookup import _language_ranges
-from .models import CodeSystemEntry, Concept, Designation
-
-
-@dataclass(frozen=True, slots=True)
-class Issue:
-    severity: str  # error | warning | information
-    code: str  # OperationOutcome issue type: code-invalid, not-found, invalid, business-rule, ...
-    tx_type: str  # http://hl7.org/fhir/tools/CodeSystem/tx-issue-type code
-    text: str
-    message_id: str | None = None
-    expression: str | None = None
-    in_message: bool = True
-
-
-def issue(severity: str, code: str, tx_type: str, message_id: str, *args: object, expression: str | None = None,
-          in_message: bool = True) -> Issue:
-    return Issue(severity, code, tx_type, message(message_id, *args), message_id, expression, in_message)
+from ..errors import InvalidDisplayLanguage
+from ..languages import preferred
+from ..models import CodeSystemEntry, Concept, Designation, Issue
+from .issues import issue
 
 
 # --- languages ---------------------------------------------------------------------------------
@@ -44,7 +29,7 @@ def check_language_list(value: str | None) -> None:
     for item in value.split(","):
         tag = item.split(";")[0].strip()
         if not _LANGUAGE_TAG.match(tag):
-            raise InvalidDisplayLanguage("INVALID_DISPLAY_NAME", value)
+            raise InvalidDisplayLanguage("INVALID_DISPLAY_NAME", language=value)
 
 
 def _matches(wanted: list[str], language: str | None) -> bool:
@@ -101,7 +86,7 @@ def retired_display(given: str, concept: Concept, cs: CodeSystemEntry, path: str
 def display_for(concept: Concept, cs: CodeSystemEntry, languages: str | None) -> str | None:
     """The display to report: the first one in a requested language, else the preferred one."""
     if languages:
-        wanted = _language_ranges(languages)
+        wanted = preferred(languages)
         for tag in wanted:
             for value, language in candidates(concept, cs):
                 if language is not None and _matches([tag], language):
@@ -127,7 +112,7 @@ def check_display(given: str, concept: Concept, cs: CodeSystemEntry, system: str
     if retired is not None:
         return retired
     every = candidates(concept, cs)
-    wanted = _language_ranges(languages) if languages else []
+    wanted = preferred(languages) if languages else []
     label = languages if languages else "--"
     in_language = [c for c in every if _matches(wanted, c[1])] if wanted else every
     if not in_language:

@@ -11,28 +11,13 @@ may be wildcards (`1.0.x`), as in the FHIR version-selection rules.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from .models import CodeSystemEntry, Coding
-from .registry import version_key
-from .validate_display import Issue, check_display, issue
-from .valueset import members_with_code, versions_by_system
-
-if TYPE_CHECKING:
-    from .validate_context import _Context
-
-
-@dataclass(frozen=True, slots=True)
-class VersionRules:
-    """url -> version, from the system-version, check-system-version and force-system-version
-    parameters (canonical `url|version` each)."""
-
-    default: dict[str, str] = field(default_factory=dict)
-    check: dict[str, str] = field(default_factory=dict)
-    force: dict[str, str] = field(default_factory=dict)
-
-    parse = staticmethod(versions_by_system)
+from ..models import CodeSystemEntry, Coding, Issue, VersionRules
+from ..registry import version_key
+from ..valueset import members_with_code
+from .context import ValidationContext
+from .display import check_display
+from .issues import issue
 
 
 def is_wildcard(version: str | None) -> bool:
@@ -69,14 +54,14 @@ def known_versions(versions: list[CodeSystemEntry]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def include_versions(ctx: _Context, system: str) -> list[str]:
+def include_versions(ctx: ValidationContext, system: str) -> list[str]:
     """The versions the value set's includes name for `system`, in compose order."""
     compose = (ctx.value_set or {}).get("compose") or {}
     found = [i["version"] for i in compose.get("include", []) if i.get("system") == system and i.get("version")]
     return list(dict.fromkeys(found))
 
 
-def _overloaded(ctx: _Context, coding: Coding, versions: list[CodeSystemEntry], included: list[str]
+def _overloaded(ctx: ValidationContext, coding: Coding, versions: list[CodeSystemEntry], included: list[str]
                 ) -> CodeSystemEntry | None:
     """A value set that includes several versions of one code system: the version a versionless
     coding is checked in is the newest included one whose part of the value set has the code,
@@ -96,7 +81,7 @@ def _overloaded(ctx: _Context, coding: Coding, versions: list[CodeSystemEntry], 
     return (selected or having or entries or [None])[0]
 
 
-def choose_version(ctx: _Context, coding: Coding, versions: list[CodeSystemEntry], paths: dict[str, str]
+def choose_version(ctx: ValidationContext, coding: Coding, versions: list[CodeSystemEntry], paths: dict[str, str]
                    ) -> tuple[CodeSystemEntry | None, list[Issue], str | None]:
     """(the code system version the value set means, issues, the unknown `url|version` if any).
 
@@ -146,8 +131,8 @@ def choose_version(ctx: _Context, coding: Coding, versions: list[CodeSystemEntry
         issues.append(_mismatch(system, from_parameter, included, coding.version, paths, cs.version))
     check = rules.check.get(system)
     if check and not version_matches(check, cs.version):
-        issues.append(issue("error", "exception", "version-error", "VALUESET_VERSION_CHECK", system, cs.version,
-                            check, expression=paths["version"]))
+        issues.append(issue("error", "exception", "version-error", "VALUESET_VERSION_CHECK", system=system,
+                            version=cs.version, required=check, expression=paths["version"]))
     return cs, issues, unknown
 
 

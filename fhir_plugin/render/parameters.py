@@ -1,8 +1,7 @@
 """Typed results <-> FHIR Parameters dicts, for both FHIR versions.
 
 The web layer renders results with `*_parameters`; the client rebuilds the same results from a
-server's answer with `*_result`. Neither imports Flask. Version-specific names come from
-fhirversions.
+server's answer with `*_result`. Version-specific names come from fhirversions.
 """
 
 from __future__ import annotations
@@ -10,11 +9,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .fhirversions import FhirVersion, relationship_for, relationship_from
-from .terminology.subsumes import SubsumesResult
-from .terminology.errors import TerminologyError
-from .terminology.validate_code import Issue, ValidateCodeResult
-from .terminology.models import Coding, Designation, LookupResult, PropertyValue, TranslateMatch, TranslateResult
+from ..fhirversions import FhirVersion, relationship_for, relationship_from
+from ..terminology.errors import TerminologyError
+from ..terminology.models import (Coding, Designation, LookupResult, PropertyValue, SubsumesResult, TranslateMatch,
+                                  TranslateResult, ValidateCodeResult)
+from ..terminology.outcome import brief_outcome, issues_outcome
 
 
 def value_key(kind: str) -> str:
@@ -123,10 +122,11 @@ def lookup_result(parameters: dict) -> LookupResult:
 # --- $translate --------------------------------------------------------------------------------
 
 
-def translate_parameters(result: TranslateResult, version: FhirVersion, r4_dialect: bool = False) -> dict:
-    """`r4_dialect`: the request used R4-only names, so each match also carries R4's `source`
-    (the ConceptMap's uri). Otherwise `source`, if present, is the source-side Coding of an R5
+def translate_parameters(result: TranslateResult, version: FhirVersion) -> dict:
+    """On R4, a request in R4's dialect (R4-only names) gets R4's `match.source` (the ConceptMap's
+    uri) on each match. Otherwise `source`, if present, is the source-side Coding of an R5
     reverse translation, as the HL7 test suite expects."""
+    r4_dialect = result.dialect == FhirVersion.R4.value
     params: list[dict] = [{"name": "result", "valueBoolean": result.result}]
     if result.message:
         params.append({"name": "message", "valueString": result.message})
@@ -179,27 +179,6 @@ def subsumes_parameters(result: SubsumesResult) -> dict:
 
 # --- $validate-code ----------------------------------------------------------------------------
 
-TX_ISSUE_TYPE = "http://hl7.org/fhir/tools/CodeSystem/tx-issue-type"
-MESSAGE_ID = "http://hl7.org/fhir/StructureDefinition/operationoutcome-message-id"
-
-
-def issues_outcome(issues: tuple[Issue, ...] | list[Issue]) -> dict:
-    """The `issues` OperationOutcome of a validate-code answer (tx-issue-type codings, FHIRPath
-    expressions, catalogue message ids)."""
-    rendered = []
-    for item in issues:
-        entry: dict[str, Any] = {}
-        if item.message_id:
-            entry["extension"] = [{"url": MESSAGE_ID, "valueString": item.message_id}]
-        entry["severity"] = item.severity
-        entry["code"] = item.code
-        entry["details"] = {"coding": [{"system": TX_ISSUE_TYPE, "code": item.tx_type}], "text": item.text}
-        if item.expression:
-            entry["expression"] = [item.expression]
-        rendered.append(entry)
-    return {"resourceType": "OperationOutcome", "issue": rendered}
-
-
 def validate_parameters(result: ValidateCodeResult, version: FhirVersion) -> dict:
     """The $validate-code answer; the same names on R4 and R5 (the ecosystem expects R5's outputs
     on R4 servers too)."""
@@ -237,8 +216,7 @@ def batch_validate_parameters(results: list[ValidateCodeResult | TerminologyErro
     parameters = []
     for item in results:
         if isinstance(item, TerminologyError):
-            resource = {"resourceType": "OperationOutcome", "issue": [
-                {"severity": "error", "code": item.issue_code, "details": {"text": item.text}}]}
+            resource = brief_outcome(item)
         else:
             resource = validate_parameters(item, version)
         parameters.append({"name": "validation", "resource": resource})

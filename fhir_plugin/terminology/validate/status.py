@@ -8,8 +8,11 @@ deprecated (valueset-deprecated, or standards-status on the include.concept) is 
 
 from __future__ import annotations
 
-from .validate_display import Issue, issue
-from .valueset import Evaluation, Member, status_warnings
+from typing import Any
+
+from ..models import Issue
+from ..valueset import Evaluation, Member, status_warnings
+from .issues import issue
 
 _MESSAGE_IDS = {"warning-draft": "MSG_DRAFT", "warning-experimental": "MSG_EXPERIMENTAL",
                 "warning-deprecated": "MSG_DEPRECATED", "warning-withdrawn": "MSG_WITHDRAWN"}
@@ -24,12 +27,12 @@ def _notes(warnings: list[tuple[str, str]], kind: str) -> list[Issue]:
             for name, canonical in warnings if name in _MESSAGE_IDS]
 
 
-def code_system_notes(resource: dict) -> list[Issue]:
+def code_system_notes(resource: dict[str, Any]) -> list[Issue]:
     """Status notes for the code system a coding was checked in."""
     return _notes(status_warnings(resource), "CodeSystem")
 
 
-def value_set_notes(value_set: dict, evaluation: Evaluation | None) -> list[Issue]:
+def value_set_notes(value_set: dict[str, Any], evaluation: Evaluation | None) -> list[Issue]:
     """Status notes for the value set itself and the value sets it imports."""
     warnings = list(status_warnings(value_set))
     if evaluation is not None:

@@ -1,4 +1,4 @@
-"""Members of an expansion -> `expansion.contains` (and the `expansion.property` declarations).
+"""Members of an expansion -> its typed entries (`expansion.contains`) and the properties they carry.
 
 Display language: `displayLanguage` (or Accept-Language) is a weighted list of language ranges.
 For each concept the first range that the code system's own language satisfies keeps the
@@ -9,18 +9,17 @@ is kept as a designation marked `preferredForLanguage` (as tx.fhir.org does). Wi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .compile import core_extensions
-from .models import Coding, Designation, PropertyValue
+from .languages import LanguageRange, ranges as language_ranges
+from .models import Coding, Designation, ExpandRequest, ExpansionEntry, PropertyValue
+from .valueset import Member
 
-if TYPE_CHECKING:
-    from .expand import ExpandRequest
-    from .valueset import Member
-
-PREFERRED_FOR_LANGUAGE = {"system": "http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra",
-                          "code": "preferredForLanguage", "display": "Preferred For Language"}
+PREFERRED_FOR_LANGUAGE = Coding("http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra", "preferredForLanguage",
+                                display="Preferred For Language")
 CONCEPT_PROPERTIES = "http://hl7.org/fhir/concept-properties#"
 _SD = "http://hl7.org/fhir/StructureDefinition/"
 # Extensions of a compose include.concept that describe the concept in this value set; its
@@ -39,22 +38,6 @@ STANDARD_PROPERTY_URIS = {"status": CONCEPT_PROPERTIES + "status", "order": CONC
                           "definition": CONCEPT_PROPERTIES + "definition"}
 
 
-def language_ranges(value: str) -> list[tuple[str, float]]:
-    ranges = []
-    for item in value.split(","):
-        tag, *params = [p.strip() for p in item.split(";")]
-        quality = 1.0
-        for param in params:
-            if param.replace(" ", "").startswith("q="):
-                try:
-                    quality = float(param.replace(" ", "")[2:])
-                except ValueError:
-                    pass  # a malformed weight counts as 1, rather than failing the expansion
-        if tag:
-            ranges.append((tag.lower(), quality))
-    return ranges
-
-
 def _matches(tag: str, language: str | None, exact: bool) -> bool:
     if not language:
         return False
@@ -64,15 +47,16 @@ def _matches(tag: str, language: str | None, exact: bool) -> bool:
     return language.split("-")[0] == tag.split("-")[0]
 
 
-def localise(member: Member, designations: list[Designation], ranges: list[tuple[str, float]]
+def localise(member: Member, designations: list[Designation], ranges: list[LanguageRange]
              ) -> tuple[str | None, list[Designation], list[Designation]]:
     """(display, remaining designations, added preferredForLanguage designations) for `ranges`."""
     display = member.display
     if not ranges or member.code_system is None:
         return display, designations, []
     own = (member.code_system.resource.get("language") or "en").lower()
-    wanted = [tag for tag, q in ranges if q > 0 and tag != "*"]
-    hard = any(tag == "*" and q == 0 for tag, q in ranges)
+    # in the order given, not by weight, as tx.fhir.org does
+    wanted = [r.tag for r in ranges if r.quality > 0 and r.tag != "*"]
+    hard = any(r.tag == "*" and r.quality == 0 for r in ranges)
     for tag in wanted:
         if _matches(tag, own, exact=False):
             return display, designations, []
@@ -80,30 +64,14 @@ def localise(member: Member, designations: list[Designation], ranges: list[tuple
             found = next((d for d in designations if _matches(tag, d.language, exact)), None)
             if found is not None:
                 rest = [d for d in designations if d is not found]
-                added = [Designation(display, own, None)] if display else []
+                added = [Designation(display, own, PREFERRED_FOR_LANGUAGE)] if display else []
                 return found.value, rest, added
     if hard:
-        return None, designations, [Designation(display, own, None)] if display else []
+        return None, designations, [Designation(display, own, PREFERRED_FOR_LANGUAGE)] if display else []
     return display, designations, []
 
 
-def _designation_dict(designation: Designation, preferred: bool = False) -> dict:
-    out: dict = {}
-    if designation.language:
-        out["language"] = designation.language
-    if preferred:
-        out["use"] = dict(PREFERRED_FOR_LANGUAGE)
-    elif designation.use is not None:
-        use = {k: v for k, v in (("system", designation.use.system), ("code", designation.use.code),
-                                 ("display", designation.use.display)) if v}
-        out["use"] = use
-    out["value"] = designation.value
-    if designation.extensions:
-        out["extension"] = [dict(e) for e in designation.extensions]
-    return out
-
-
-def _entry_designation(raw: dict) -> Designation:
+def _entry_designation(raw: dict[str, Any]) -> Designation:
     use = raw.get("use")
     coding = Coding(use.get("system"), use.get("code"), use.get("version"), use.get("display")) if use else None
     return Designation(raw["value"], raw.get("language"), coding, extensions=core_extensions(raw))
@@ -121,7 +89,7 @@ def _entry_properties(member: Member) -> list[PropertyValue]:
     return list(by_code.values())
 
 
-def _declare(declared: dict, member: Member, code: str) -> None:
+def _declare(declared: dict[str, str | None], member: Member, code: str) -> None:
     definitions = member.code_system.property_definitions if member.code_system else ()
     definition = next((d for d in definitions if d.code == code), None)
     declared.setdefault(code, definition.uri if definition and definition.uri else STANDARD_PROPERTY_URIS.get(code))
@@ -139,91 +107,79 @@ def _wanted_designation(designation: Designation, filters: tuple[str, ...]) -> b
     return False
 
 
-def _property_dict(prop: PropertyValue) -> dict:
-    value = prop.value
-    if prop.type == "Coding":
-        coding = {k: getattr(value, k) for k in ("system", "code", "version", "display") if getattr(value, k)}
-        return {"code": prop.code, "valueCoding": coding}
-    if prop.type == "decimal" and isinstance(value, Decimal):
-        value = int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
-    key = "value" + prop.type[0].upper() + prop.type[1:]
-    return {"code": prop.code, key: value}
-
-
-def _entry(member: Member, request: ExpandRequest, multi_version: set[str], ranges, declared: dict) -> dict:
+def _entry(member: Member, request: ExpandRequest, multi_version: set[str], ranges: list[LanguageRange],
+           declared: dict[str, str | None]) -> ExpansionEntry:
     concept = member.concept
-    item: dict = {}
     extensions = [dict(e) for e in (member.entry or {}).get("extension", []) if e.get("url") in _CARRIED_EXTENSIONS]
     if concept is not None:
         given = {e.get("url") for e in extensions}
         extensions += [dict(e) for e in concept.extensions if e.get("url") not in given]
-    if extensions:
-        item["extension"] = extensions
-    item["system"] = member.system
-    if member.version and member.system in multi_version:
-        item["version"] = member.version
-    if concept is not None and concept.abstract:
-        item["abstract"] = True
-    if concept is not None and concept.inactive:
-        item["inactive"] = True
-    item["code"] = member.code
     designations = list(concept.designations) if concept is not None else []
     if member.entry:
         designations.extend(_entry_designation(d) for d in member.entry.get("designation", []))
     display, designations, added = localise(member, designations, ranges)
-    if display:
-        item["display"] = display
+    shown: list[Designation] = []
     if request.include_designations:
-        shown = [_designation_dict(d, preferred=True) for d in added]
-        shown += [_designation_dict(d) for d in designations if _wanted_designation(d, request.designations)]
-        if shown:
-            item["designation"] = shown
+        # where a designation came from (a supplement) is not part of an expansion
+        shown = added + [replace(d, source=None) if d.source else d for d in designations
+                         if _wanted_designation(d, request.designations)]
+    props: list[PropertyValue] = []
     if concept is not None:
-        props = []
         wanted = set(request.properties)
         if "definition" in wanted and concept.definition:
-            props.append({"code": "definition", "valueString": concept.definition})
+            props.append(PropertyValue("definition", concept.definition, "string"))
             declared.setdefault("definition", CONCEPT_PROPERTIES + "definition")
         # order, label, weight and a standards status from extensions are always shown, as
         # tx.fhir.org does; a stated property of the same code wins over them
         stated = {p.code for p in concept.properties}
         for prop in _entry_properties(member):
             if prop.code not in stated:
-                props.append(_property_dict(prop))
+                props.append(prop)
                 _declare(declared, member, prop.code)
         for prop in concept.properties:
             # status is shown unasked only when it says something (retired, deprecated), as tx.fhir.org does
             shown_anyway = prop.code in ALWAYS_SHOWN and prop.value != "active"
             if prop.code in wanted or "*" in wanted or shown_anyway:
-                props.append(_property_dict(prop))
+                props.append(prop)
                 _declare(declared, member, prop.code)
-        if props:
-            item["property"] = props
-    return item
+    return ExpansionEntry(
+        system=member.system, code=member.code,
+        version=member.version if member.version and member.system in multi_version else None,
+        display=display or None, abstract=concept is not None and concept.abstract,
+        inactive=concept is not None and concept.inactive, designations=tuple(shown), properties=tuple(props),
+        extensions=tuple(extensions))
 
 
 def contains_tree(members: list[Member], nested: bool, request: ExpandRequest, multi_version: set[str],
-                  language: str | None, only_filtered: bool = False) -> tuple[list[dict], list[dict]]:
-    """The contains list (nested along the hierarchy when `nested`) and the property declarations.
-    With `only_filtered` (a text-filtered expansion) only members of property-filter includes
-    nest: tx.fhir.org answers a text search over a whole code system as a flat list, but keeps
-    the hierarchy of a filtered include (HL7 search tests)."""
+                  language: str | None, only_filtered: bool = False
+                  ) -> tuple[tuple[ExpansionEntry, ...], tuple[tuple[str, str | None], ...]]:
+    """The entries (nested along the hierarchy when `nested`) and the (code, uri) of the properties
+    they carry. With `only_filtered` (a text-filtered expansion) only members of property-filter
+    includes nest: tx.fhir.org answers a text search over a whole code system as a flat list, but
+    keeps the hierarchy of a filtered include (HL7 search tests)."""
     ranges = language_ranges(language) if language else []
     declared: dict[str, str | None] = {}
     entries = [_entry(m, request, multi_version, ranges, declared) for m in members]
-    top: list[dict] = []
-    if nested:
-        where = {(m.system, m.version, m.code): e for m, e in zip(members, entries)}
-        for member, entry in zip(members, entries):
-            parent = None
-            if member.nestable and member.concept is not None and (member.filtered or not only_filtered):
-                parent = next((where[(member.system, member.version, p)] for p in member.concept.parents
-                               if (member.system, member.version, p) in where), None)
-            if parent is not None:
-                parent.setdefault("contains", []).append(entry)
-            else:
-                top.append(entry)
-    else:
-        top = entries
-    properties = [{"code": code, **({"uri": uri} if uri else {})} for code, uri in declared.items()]
-    return top, properties
+    properties = tuple(declared.items())
+    if not nested:
+        return tuple(entries), properties
+    where = {(m.system, m.version, m.code): index for index, m in enumerate(members)}
+    children: dict[int, list[int]] = {}
+    tops: list[int] = []
+    for index, member in enumerate(members):
+        parent = None
+        if member.nestable and member.concept is not None and (member.filtered or not only_filtered):
+            parent = next((where[(member.system, member.version, p)] for p in member.concept.parents
+                           if (member.system, member.version, p) in where), None)
+        if parent is not None:
+            children.setdefault(parent, []).append(index)
+        else:
+            tops.append(index)
+    built: set[int] = set()
+
+    def build(index: int) -> ExpansionEntry:
+        built.add(index)  # a hierarchy with a cycle in it is cut where it comes round again
+        below = tuple(build(child) for child in children.get(index, ()) if child not in built)
+        return replace(entries[index], contains=below) if below else entries[index]
+
+    return tuple(build(index) for index in tops), properties

@@ -10,9 +10,9 @@ import copy
 import json
 from functools import cache
 
-from .config import bundled_dir
-from .fhirversions import FhirVersion
-from .terminology.registry import Registry
+from ..config import bundled_dir
+from ..fhirversions import FhirVersion
+from ..terminology.registry import Registry
 
 
 @cache

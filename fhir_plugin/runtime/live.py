@@ -1,28 +1,42 @@
-"""LiveService: the service one process answers with, kept in step with content loaded at run time.
+"""Runtime: what one process serves with, per app: the content it started with, the content loaded
+at run time on top of it, and every cache that depends on them.
 
 The content a server starts with is loaded once (before gunicorn forks, shared by the workers).
 Content loaded later lives in a ContentStore directory; every process layers it on top of the
-start-up content, and rebuilds that layer when the store's marker changes (see content/store.py).
+start-up content, and rebuilds that layer when the store's marker changes (see store.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
+from typing import Any
 
-from ..content.store import Change, ContentStore, Layer
-from .errors import TerminologyError
-from .service import TerminologyService
+from ..fhirversions import FhirVersion
+from ..terminology.caching import CacheStats
+from ..terminology.errors import TerminologyError
+from ..terminology.service import TerminologyService
+from .answers import AnswerCache
+from .compiled import CompiledContentCache
+from .overlay import RequestResources
+from .store import Change, ContentStore, Layer
 
 log = logging.getLogger(__name__)
+DEFAULT_ANSWER_CACHE = 2048
 
 
-class LiveService:
-    def __init__(self, base: TerminologyService, store: ContentStore | None = None):
+class Runtime:
+    def __init__(self, base: TerminologyService, store: ContentStore | None = None, *,
+                 answer_cache: int = DEFAULT_ANSWER_CACHE, compiled: CompiledContentCache | None = None):
         """Raises InvalidContent if the store holds content that cannot be loaded: a start-up
-        with broken content stops, as it does for FHIR_PLUGIN_CONTENT."""
+        with broken content stops, as it does for FHIR_PLUGIN_CONTENT. `compiled` is the on-disk
+        cache `base` was read through, if any (for its figures)."""
         self.base = base
         self.store = store
+        self.compiled = compiled
+        self.requests = RequestResources()
+        self.answers = AnswerCache(answer_cache)
         self.problem: str | None = None  # why the last rebuild failed, while the old layer is served
         self._lock = threading.Lock()
         self._seen = store.marker() if store else None
@@ -34,13 +48,36 @@ class LiveService:
             self._refresh()
         return self._service
 
-    def summary(self) -> dict:
+    def for_request(self, service: TerminologyService, tx_resources: Sequence[dict[str, Any]],
+                    version: FhirVersion) -> TerminologyService:
+        """`service` with a request's tx-resource parameters on top (itself when there are none)."""
+        return self.requests.service(service, tx_resources, version)
+
+    def inline(self, resource: dict[str, Any], origin: str, version: FhirVersion) -> dict[str, Any]:
+        """A resource given inline in a request, validated (R4 or R5, `version` tried first)."""
+        return self.requests.inline(resource, origin, version)
+
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """Every cache this runtime's answers go through, by name: the one place to read them."""
+        found = [self.answers.stats, *self.requests.stats(), *self._service.registry.caches.stats()]
+        if self.compiled is not None:
+            found.append(self.compiled.stats)
+        return {stats.name: stats for stats in found}
+
+    def serve(self, base: TerminologyService) -> None:
+        """Serve `base` (with what was loaded at run time on top) from the next request on: a reload
+        of the start-up content. Nothing answered from the old content is answered again."""
+        with self._lock:
+            self.base = base
+            self._adopt(self.store.build(base.registry) if self.store else Layer(base.registry))
+
+    def summary(self) -> dict[str, Any]:
         """What was loaded at run time, per file, as JSON for the admin endpoint."""
         files = [{"name": name, "resources": [{k: v for k, v in (("resourceType", item.resource_type), ("url", item.url),
                                                                    ("version", item.version), ("id", item.id)) if v}
                                                for item in items]}
                  for name, items in self.layer.files().items()]
-        listing: dict = {"directory": str(self.store.directory) if self.store else None, "files": files}
+        listing: dict[str, Any] = {"directory": str(self.store.directory) if self.store else None, "files": files}
         if self.problem:
             listing["problem"] = self.problem
         return listing
@@ -66,16 +103,20 @@ class LiveService:
 
     def _adopt(self, layer: Layer) -> None:
         self.layer = layer
-        # A fresh service also means fresh per-service caches: nothing answered from the old content survives.
         self._service = self.base if layer.registry is self.base.registry else TerminologyService(layer.registry)
+        # A new registry has a new token, so no answer of the old content could be found for it;
+        # dropping them frees the room at once (a request still running on the old content may
+        # put one back, under the old token, where nothing finds it).
+        self.answers.clear()
 
     def _refresh(self) -> None:
         with self._lock:
-            seen = self.store.marker()  # type: ignore[union-attr]
+            store = self._require_store()
+            seen = store.marker()
             if seen == self._seen:
                 return  # another thread rebuilt it while this one waited
             try:
-                layer = self.store.build(self.base.registry)  # type: ignore[union-attr]
+                layer = store.build(self.base.registry)
             except TerminologyError as error:
                 # Only a file changed behind the store's back gets here (loads are validated first):
                 # keep serving what was served, and say why once, not on every request.

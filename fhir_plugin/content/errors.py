@@ -1,0 +1,36 @@
+"""The error of loading content: files, Bundles, FHIR packages and licensed CPT files."""
+
+from __future__ import annotations
+
+from ..terminology.errors import TerminologyError
+
+
+class InvalidContent(TerminologyError):
+    """Content that cannot be loaded: not JSON, not valid FHIR, or conflicting with what is loaded.
+    `origin` (the first field of most messages) names the file, the archive member or the Bundle
+    entry."""
+
+    status = 422
+    issue_code = "invalid"
+    messages = {
+        "CONTENT_NOT_JSON": "{origin}: not valid JSON: {reason}",
+        "CONTENT_INVALID": "{origin}: {resource} is not valid FHIR {version}: {problem}",
+        "CONTENT_NOT_FOUND": "{path}: no such file or directory",
+        "CONTENT_NO_URL": "{origin}: {resource} has no url, so no request could ever name it",
+        "CONTENT_UNSUPPORTED_TYPE": "{origin}: cannot load a {resource_type}; expected CodeSystem, ValueSet, ConceptMap "
+                                    "or Bundle",
+        "CONTENT_DUPLICATE_CANONICAL": "{resource_type} '{url}' version '{version}' is loaded twice with different "
+                                       "content: in {first} and in {second}",
+        "CONTENT_DUPLICATE_ID": "{resource_type}/{id} is loaded twice, as two different resources: in {first} and in "
+                                "{second}",
+        "CONTENT_NOT_FHIR": "{origin}: not a FHIR resource: {problem}",
+        "CONTENT_TOO_LARGE": "{origin}: refused: it expands to more than {limit} bytes (the limit set by {setting})",
+        "BUNDLE_TYPE_REFUSED": "{origin}: cannot load a Bundle of type '{type}'; expected collection, batch or "
+                               "transaction",
+        "BUNDLE_ENTRY_REFUSED": "{origin}: cannot load this Bundle entry: {problem}",
+        "PACKAGE_INVALID": "{origin}: not a usable FHIR package: {problem}",
+        "PACKAGE_MEMBER_REFUSED": "{origin}: refused the archive member '{member}': {problem}",
+        # importing licensed CPT files (fhir_plugin.content.cpt)
+        "CPT_FILE_INVALID": "{file}, line {line}: {problem}",
+        "CPT_FILE_EMPTY": "{file}: no CPT codes in this file",
+    }

@@ -1,0 +1,58 @@
+"""The one error hierarchy, gathered from the layers that raise it. Every failure a caller can cause
+is a TerminologyError subclass; import any of them from here.
+
+Answers are not errors: "code not in value set", "wrong display" and "no mapping" are results
+(HTTP 200, result=false). Errors are malformed requests, unknown resources, unsupported features.
+
+Status table (decided once; tests/test_http_errors.py pins it):
+
+    class                 HTTP  issue code     when
+    InvalidRequest        400   invalid        missing, malformed or contradictory parameters
+      InvalidValueSet     400   invalid        a value set that cannot be evaluated (filter without value)
+      CircularValueSet    400   processing     a value set that imports itself
+      VersionCheckFailed  400   exception      check-system-version refuses the version in use
+      TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION, or more
+                                               tx-resource parameters than FHIR_PLUGIN_MAX_TX_RESOURCES
+    InvalidContent        422   invalid        content that cannot be loaded (startup, later uploads)
+    Unauthorized          401   login          an admin endpoint without the right bearer token
+    Forbidden             403   forbidden      an admin endpoint while FHIR_PLUGIN_ADMIN_TOKEN is unset
+    NotSupported          400   not-supported  a parameter or feature this server does not offer
+    NotFound              404   not-found      an unknown code system, version, code, map, value set,
+                                               supplement, resource id or path
+    MethodNotAllowed      405   not-supported  e.g. DELETE on an operation
+    NotAcceptable         406   not-supported  the client accepts only a format we cannot produce (XML)
+    RequestTooLarge       413   too-long       body beyond FHIR_PLUGIN_MAX_REQUEST_BYTES
+    UnsupportedMediaType  415   not-supported  the body is in a format we cannot read (XML, text)
+    ServerUnreachable     503   transient      (client only) the remote server did not answer
+
+Where each is defined: the engine's in fhir_plugin.terminology.errors, loading content in
+fhir_plugin.content.errors, the admin endpoints in fhir_plugin.runtime.errors, the REST wire in
+fhir_plugin.render.errors, the client's in fhir_plugin.client. The OperationOutcome of an error,
+and the message catalogue, are built by fhir_plugin.terminology.outcome.
+"""
+
+from __future__ import annotations
+
+from .client import ServerUnreachable
+from .content.errors import InvalidContent
+from .render.errors import (InvalidBody, MethodNotAllowed, NoSuchEndpoint, NotAcceptable, RequestTooLarge,
+                            UnsupportedMediaType)
+from .runtime.errors import Forbidden, InvalidLoadName, Unauthorized, UnknownLoad
+from .terminology.errors import (ANSWER_MESSAGES, CircularValueSet, InvalidDisplayLanguage, InvalidRequest,
+                                 InvalidValidateRequest, InvalidValueSet, NotFound, NotSupported, TerminologyError,
+                                 TooCostly, UnknownCode, UnknownCodeSystem, UnknownConceptMap, UnknownSupplement,
+                                 UnknownValueSet, VersionCheckFailed, error_classes)
+from .terminology.outcome import catalogue, error_class_for, error_outcome
+
+# Every class of the hierarchy, and the catalogue: message id -> template (errors and answers).
+ERROR_CLASSES: tuple[type[TerminologyError], ...] = tuple(error_classes())
+MESSAGES: dict[str, str] = catalogue()
+# Message ids that only ever appear in answers (issues and messages of result=false answers).
+ANSWER_IDS: frozenset[str] = frozenset(ANSWER_MESSAGES)
+
+__all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "CircularValueSet", "Forbidden", "InvalidBody",
+           "InvalidContent", "InvalidDisplayLanguage", "InvalidLoadName", "InvalidRequest", "InvalidValidateRequest",
+           "InvalidValueSet", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound", "NotSupported",
+           "RequestTooLarge", "ServerUnreachable", "TerminologyError", "TooCostly", "Unauthorized", "UnknownCode",
+           "UnknownCodeSystem", "UnknownConceptMap", "UnknownLoad", "UnknownSupplement", "UnknownValueSet",
+           "UnsupportedMediaType", "VersionCheckFailed", "error_class_for", "error_outcome"]

@@ -1,0 +1,50 @@
+"""Errors of the FHIR REST wire, before any operation runs: the method, the path, the media types
+and the body of a request."""
+
+from __future__ import annotations
+
+from ..terminology.errors import InvalidRequest, NotFound, TerminologyError
+
+
+class InvalidBody(InvalidRequest):
+    """A body, query string or `_format` that cannot be read as a FHIR request."""
+
+    messages = {
+        "BODY_NOT_JSON": "The request body is not valid JSON: {reason}",
+        "BODY_NOT_PARAMETERS": "The request body must be a FHIR Parameters resource, not {found}",
+        "BODY_BAD_PARAMETERS": "The Parameters resource is malformed: {reason}",
+        "BAD_FORMAT": "Unsupported _format '{format}': use json, application/json or application/fhir+json",
+    }
+
+
+class NoSuchEndpoint(NotFound):
+    messages = {
+        "NO_SUCH_PATH": "There is no FHIR endpoint at {path}",
+        "NO_SUCH_OPERATION": "This server has no operation {operation} on {resource_type}",
+    }
+
+
+class MethodNotAllowed(TerminologyError):
+    status = 405
+    issue_code = "not-supported"
+    messages = {"METHOD_NOT_ALLOWED": "Method {method} is not allowed on {path}"}
+
+
+class NotAcceptable(TerminologyError):
+    status = 406
+    issue_code = "not-supported"
+    messages = {"NOT_ACCEPTABLE": "Cannot produce '{accept}': this server produces application/fhir+json and "
+                                  "application/json only (XML is not supported yet)"}
+
+
+class RequestTooLarge(TerminologyError):
+    status = 413
+    issue_code = "too-long"
+    messages = {"BODY_TOO_LARGE": "The request body is larger than the {limit} bytes this server accepts"}
+
+
+class UnsupportedMediaType(TerminologyError):
+    status = 415
+    issue_code = "not-supported"
+    messages = {"UNSUPPORTED_MEDIA_TYPE": "Content-Type '{content_type}' is not supported; send application/fhir+json, "
+                                          "application/json or application/x-www-form-urlencoded"}

@@ -1,0 +1,34 @@
+"""The errors of loading content into a running server (the admin endpoints and the load directory)."""
+
+from __future__ import annotations
+
+from ..terminology.errors import InvalidRequest, NotFound, TerminologyError
+
+
+class Unauthorized(TerminologyError):
+    """An admin endpoint called without the server's bearer token (or with another one)."""
+
+    status = 401
+    issue_code = "login"
+    messages = {"ADMIN_UNAUTHORIZED": "This admin endpoint needs the header 'Authorization: Bearer "
+                                      "<FHIR_PLUGIN_ADMIN_TOKEN>'"}
+
+
+class Forbidden(TerminologyError):
+    """An admin endpoint of a server that has none enabled: no state-changing endpoint is open by default."""
+
+    status = 403
+    issue_code = "forbidden"
+    messages = {"ADMIN_DISABLED": (
+        "Loading content into this server over HTTP is disabled: start it with FHIR_PLUGIN_ADMIN_TOKEN set to enable "
+        "the admin endpoints")}
+
+
+class InvalidLoadName(InvalidRequest):
+    messages = {"LOADED_NAME_INVALID": (
+        "'{name}' cannot name loaded content: use letters, digits, '.', '-' and '_' (at most 100), ending in .json, "
+        ".json.gz or .tgz")}
+
+
+class UnknownLoad(NotFound):
+    messages = {"LOADED_NOT_FOUND": "No content named '{name}' was loaded into this server"}

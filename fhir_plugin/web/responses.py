@@ -1,0 +1,31 @@
+"""Answers and errors as Flask responses: a rendered document in the negotiated media type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Request, Response, request
+
+from ..fhirversions import FhirVersion
+from ..render import document
+from ..render.formats import FHIR_JSON, dumps, response_mimetype
+
+
+def respond(version: FhirVersion, result: object, status: int = 200) -> Response:
+    """`result` (a typed result or an internal resource) rendered for `version`, as the client asked."""
+    mimetype = response_mimetype(request.args.get("_format"), request.headers.get("Accept"))
+    pretty = request.args.get("_pretty") == "true"
+    return Response(dumps(document(result, version), pretty), status=status, mimetype=mimetype)
+
+
+def outcome_response(req: Request, outcome: dict[str, Any], status: int) -> Response:
+    """An OperationOutcome. When negotiation itself failed there is nothing better to send than JSON."""
+    try:
+        mimetype = response_mimetype(req.args.get("_format"), req.headers.get("Accept"))
+    except Exception:  # noqa: BLE001 - an unacceptable Accept must not hide the original error
+        mimetype = FHIR_JSON
+    try:
+        pretty = req.args.get("_pretty") == "true"
+    except UnicodeDecodeError:  # raw bytes in the query string that are not UTF-8: the error says so
+        pretty = False
+    return Response(dumps(outcome, pretty), status=status, mimetype=mimetype)
