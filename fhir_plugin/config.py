@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .fhirversions import FhirVersion
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -79,7 +81,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
             except (TypeError, ValueError):
                 raise ValueError(f"{setting.name} must be an integer, not {settings[setting.name]!r}") from None
     version = str(settings["FHIR_PLUGIN_DEFAULT_VERSION"]).upper()
-    if version not in ("R4", "R5"):
+    if version not in FhirVersion.__members__:
         raise ValueError(f"FHIR_PLUGIN_DEFAULT_VERSION must be R4 or R5, not {version!r}")
     settings["FHIR_PLUGIN_DEFAULT_VERSION"] = version
     return settings

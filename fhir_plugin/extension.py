@@ -55,7 +55,7 @@ class FhirTerminology:
         app.extensions["fhir_plugin"] = PluginState(runtime, settings, __version__)
         app.register_blueprint(admin, url_prefix=f"{prefix}/admin")
         default = FhirVersion(settings["FHIR_PLUGIN_DEFAULT_VERSION"])
-        for path, version in (("r4", FhirVersion.R4), ("r5", FhirVersion.R5), ("fhir", default)):
+        for path, version in [*((v.value.lower(), v) for v in FhirVersion), ("fhir", default)]:
             app.register_blueprint(bp, url_prefix=f"{prefix}/{path}", name=f"fhir_plugin_{path}",
                                    url_defaults={"fhir_version": version.value})
 

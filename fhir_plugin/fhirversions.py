@@ -29,6 +29,21 @@ class FhirVersion(str, Enum):
     def short(self) -> str:
         return {"R4": "4.0", "R5": "5.0"}[self.value]
 
+    @property
+    def core_package(self) -> str:
+        """The FHIR package of this release's core definitions."""
+        return {"R4": "hl7.fhir.r4.core", "R5": "hl7.fhir.r5.core"}[self.value]
+
+
+def version_of_release(release: str) -> FhirVersion | None:
+    """The version a FHIR release number belongs to: 4.0.x is R4 (and 4.3.x, R4B, which the R4B
+    models read), 5.0.x is R5; None for any other."""
+    if release.startswith(("4.0", "4.3")):
+        return FhirVersion.R4
+    if release.startswith("5.0"):
+        return FhirVersion.R5
+    return None
+
 
 R4_TO_R5_RELATIONSHIP = {
     "relatedto": "related-to",
@@ -98,6 +113,27 @@ def translate_dialect(names: Iterable[str]) -> str | None:
 
 
 # --- resources in ------------------------------------------------------------------------------
+
+
+def validation_order(resource: dict[str, Any], prefer: FhirVersion) -> tuple[FhirVersion, ...]:
+    """The versions to read a resource as, in order: only R4 for one with R4-only elements, else
+    the preferred version first (the endpoint's, for resources that arrive in a request)."""
+    if looks_like_r4(resource):
+        return (FhirVersion.R4,)
+    return (FhirVersion.R4, FhirVersion.R5) if prefer is FhirVersion.R4 else (FhirVersion.R5, FhirVersion.R4)
+
+
+def read_as(version: FhirVersion, resource: dict[str, Any]) -> dict[str, Any]:
+    """A resource of `version` in the internal (R5) form."""
+    return to_r5(resource) if version is FhirVersion.R4 else resource
+
+
+def mapping_codes(version: FhirVersion) -> tuple[str, frozenset[str], frozenset[str] | None]:
+    """What a ConceptMap of `version` may say: the element a target states its mapping in, the
+    codes it takes, and the codes of group.unmapped.mode (None: not checked; R4's are not)."""
+    if version is FhirVersion.R4:
+        return "equivalence", frozenset(R4_TO_R5_RELATIONSHIP), None
+    return "relationship", frozenset(R5_TO_R4_EQUIVALENCE), frozenset(_UNMAPPED_MODE_R4_TO_R5.values())
 
 
 def looks_like_r4(resource: dict) -> bool:

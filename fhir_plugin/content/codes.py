@@ -7,36 +7,34 @@ These are the bindings whose values the engine acts on, so a wrong one is refuse
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from typing import Any
+
+from ..fhirversions import FhirVersion, mapping_codes
 
 STATUS = {"draft", "active", "retired", "unknown"}
-RELATIONSHIP = {"related-to", "equivalent", "source-is-narrower-than-target", "source-is-broader-than-target",
-                "not-related-to"}
-EQUIVALENCE_R4 = {"relatedto", "equivalent", "equal", "wider", "subsumes", "narrower", "specializes", "inexact",
-                  "unmatched", "disjoint"}
 _CODE_SYSTEM = {"content": {"not-present", "example", "fragment", "complete", "supplement"},
                 "hierarchyMeaning": {"grouped-by", "is-a", "part-of", "classified-with"}}
 _PROPERTY_TYPES = {"code", "Coding", "string", "integer", "boolean", "dateTime", "decimal"}
-_UNMAPPED_MODES = {"use-source-code", "fixed", "other-map"}
 
 
-def _bad(path: str, value: object, allowed: set[str]) -> str:
+def _bad(path: str, value: object, allowed: Collection[str]) -> str:
     return f"{path}: '{value}' is not one of {', '.join(sorted(allowed))}"
 
 
-def _concept_map(resource: dict, r4: bool) -> Iterator[str]:
+def _concept_map(resource: dict[str, Any], version: FhirVersion) -> Iterator[str]:
+    key, allowed, modes = mapping_codes(version)
     for g, group in enumerate(resource.get("group", [])):
         mode = (group.get("unmapped") or {}).get("mode")
-        if not r4 and mode is not None and mode not in _UNMAPPED_MODES:
-            yield _bad(f"group.{g}.unmapped.mode", mode, _UNMAPPED_MODES)
+        if modes is not None and mode is not None and mode not in modes:
+            yield _bad(f"group.{g}.unmapped.mode", mode, modes)
         for e, element in enumerate(group.get("element", [])):
             for t, target in enumerate(element.get("target", [])):
-                key, allowed = ("equivalence", EQUIVALENCE_R4) if r4 else ("relationship", RELATIONSHIP)
                 if key in target and target[key] not in allowed:
                     yield _bad(f"group.{g}.element.{e}.target.{t}.{key}", target[key], allowed)
 
 
-def binding_errors(resource: dict, r4: bool = False) -> Iterator[str]:
+def binding_errors(resource: dict[str, Any], version: FhirVersion = FhirVersion.R5) -> Iterator[str]:
     """Each element whose code is outside its required value set, as 'path: message'."""
     if "status" in resource and resource["status"] not in STATUS:
         yield _bad("status", resource["status"], STATUS)
@@ -48,4 +46,4 @@ def binding_errors(resource: dict, r4: bool = False) -> Iterator[str]:
             if prop.get("type") is not None and prop["type"] not in _PROPERTY_TYPES:
                 yield _bad(f"property.{p}.type", prop["type"], _PROPERTY_TYPES)
     elif resource.get("resourceType") == "ConceptMap":
-        yield from _concept_map(resource, r4)
+        yield from _concept_map(resource, version)

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..fhirversions import FhirVersion, looks_like_r4, model_class, to_r5
+from ..fhirversions import FhirVersion, model_class, read_as, validation_order
 from ..terminology.registry import Registry
 from .errors import InvalidContent
 from .bundles import bundle_resources, is_bundle
@@ -45,7 +45,7 @@ def _first_error(error: ValidationError) -> str:
 
 def _validate(resource: dict, version: FhirVersion, origin: str, label: str) -> None:
     model_class(version, resource["resourceType"]).model_validate(resource)
-    for problem in binding_errors(resource, r4=version is FhirVersion.R4):
+    for problem in binding_errors(resource, version):
         raise InvalidContent("CONTENT_INVALID", origin=origin, resource=label, version=version.value, problem=problem)
 
 
@@ -93,12 +93,7 @@ def _validated(resource: dict, origin: str, prefer: FhirVersion, lenient: bool =
         raise InvalidContent("CONTENT_UNSUPPORTED_TYPE", origin=origin, resource_type=rtype or "JSON value without resourceType")
     label = f"{rtype}/{resource.get('id') or resource.get('url') or '?'}"
     resource = _without_language_keys(resource)
-    if looks_like_r4(resource):
-        order = (FhirVersion.R4,)
-    elif prefer is FhirVersion.R4:
-        order = (FhirVersion.R4, FhirVersion.R5)
-    else:
-        order = (FhirVersion.R5, FhirVersion.R4)
+    order = validation_order(resource, prefer)
     first_error: ValidationError | None = None
     for version in order:
         try:
@@ -106,10 +101,10 @@ def _validated(resource: dict, origin: str, prefer: FhirVersion, lenient: bool =
         except ValidationError as error:
             first_error = first_error or error
             continue
-        return to_r5(resource) if version is FhirVersion.R4 else resource
+        return read_as(version, resource)
     assert first_error is not None
     if lenient and _only_missing_elements(first_error):
-        return to_r5(resource) if order[0] is FhirVersion.R4 else resource
+        return read_as(order[0], resource)
     raise InvalidContent("CONTENT_INVALID", origin=origin, resource=label, version=order[0].value, problem=_first_error(first_error)) from None
 
 

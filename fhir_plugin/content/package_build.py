@@ -24,7 +24,6 @@ from ..version import __version__
 from ..fhirversions import FhirVersion, resource_for
 from .loader import read_paths
 
-CORE = {FhirVersion.R4: ("4.0.1", "hl7.fhir.r4.core"), FhirVersion.R5: ("5.0.0", "hl7.fhir.r5.core")}
 # npm's own fixed timestamp for reproducible tarballs (1985-10-26T08:15:00Z); 0 upsets some tools.
 MTIME = 499162500
 # The elements .index.json v2 carries, when the resource has them.
@@ -36,7 +35,7 @@ def package_name(version: FhirVersion) -> str:
 
 
 def manifest(version: FhirVersion) -> dict:
-    fhir_version, core = CORE[version]
+    fhir_version, core = version.release, version.core_package
     return {
         "name": package_name(version),
         "version": __version__,

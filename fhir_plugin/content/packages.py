@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..fhirversions import FhirVersion
+from ..fhirversions import FhirVersion, version_of_release
 from .errors import InvalidContent
 from .limits import BoundedReader, Limits
 
@@ -72,17 +72,16 @@ def _fhir_version(archive: str, manifest: dict) -> FhirVersion | None:
     declared = manifest.get("fhirVersions") or manifest.get("fhir-version-list") or []
     if isinstance(declared, str):
         declared = [declared]
-    for version in declared if isinstance(declared, list) else []:
-        if str(version).startswith(("4.0", "4.3")):  # R4, and R4B which the R4B models cover
-            return FhirVersion.R4
-        if str(version).startswith("5.0"):
-            return FhirVersion.R5
+    for release in declared if isinstance(declared, list) else []:
+        version = version_of_release(str(release))
+        if version is not None:
+            return version
     if declared:
         raise InvalidContent("PACKAGE_INVALID", origin=archive, problem=f"FHIR version {', '.join(map(str, declared))} is not "
                              "supported (R4 4.0.x, R4B 4.3.x or R5 5.0.x)")
     dependencies = manifest.get("dependencies") if isinstance(manifest.get("dependencies"), dict) else {}
-    for core, version in (("hl7.fhir.r4.core", FhirVersion.R4), ("hl7.fhir.r5.core", FhirVersion.R5)):
-        if core in dependencies:
+    for version in FhirVersion:
+        if version.core_package in dependencies:
             return version
     return None
 
