@@ -18,6 +18,7 @@ serve: $(STAMP)
 	$(BIN)/fhir-plugin serve
 
 test: $(STAMP)
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 # Throughput and latency against a hello-world baseline (wrk and matplotlib are installed if missing).

@@ -136,7 +136,7 @@ def mapping_codes(version: FhirVersion) -> tuple[str, frozenset[str], frozenset[
     return "relationship", frozenset(R5_TO_R4_EQUIVALENCE), frozenset(_UNMAPPED_MODE_R4_TO_R5.values())
 
 
-def looks_like_r4(resource: dict) -> bool:
+def looks_like_r4(resource: dict[str, Any]) -> bool:
     """True for resources that carry elements only R4 has (ConceptMap is the one that differs)."""
     if resource.get("resourceType") != "ConceptMap":
         return False
@@ -157,12 +157,12 @@ def looks_like_r4(resource: dict) -> bool:
     return False
 
 
-def _dicts(value: Any) -> list[dict]:
+def _dicts(value: Any) -> list[dict[str, Any]]:
     """The objects of a JSON array (nothing when `value` is not an array)."""
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
-def to_r5(resource: dict) -> dict:
+def to_r5(resource: dict[str, Any]) -> dict[str, Any]:
     """An R4 resource as R5 (only ConceptMap differs for the resources we load, apart from the
     R5 elements that R4 carries as cross-version extensions: see the end of this module)."""
     if resource.get("resourceType") != "ConceptMap":
@@ -213,14 +213,14 @@ _R5_ONLY_TOP = {
 }
 
 
-def _drop_designation_additional_use(concepts: list[dict]) -> None:
+def _drop_designation_additional_use(concepts: list[dict[str, Any]]) -> None:
     for concept in concepts:
         for designation in concept.get("designation", []):
             designation.pop("additionalUse", None)
         _drop_designation_additional_use(concept.get("concept", []) + concept.get("contains", []))
 
 
-def _conceptmap_to_r4(cm: dict) -> dict:
+def _conceptmap_to_r4(cm: dict[str, Any]) -> dict[str, Any]:
     for r5, r4 in (("sourceScopeUri", "sourceUri"), ("sourceScopeCanonical", "sourceCanonical"),
                    ("targetScopeUri", "targetUri"), ("targetScopeCanonical", "targetCanonical")):
         if r5 in cm:
@@ -252,7 +252,7 @@ def _conceptmap_to_r4(cm: dict) -> dict:
     return cm
 
 
-def _terminology_capabilities_to_r4(tc: dict) -> dict:
+def _terminology_capabilities_to_r4(tc: dict[str, Any]) -> dict[str, Any]:
     for cs in tc.get("codeSystem", []):
         cs.pop("content", None)
     search = tc.get("codeSearch")
@@ -261,7 +261,7 @@ def _terminology_capabilities_to_r4(tc: dict) -> dict:
     return tc
 
 
-def resource_for(version: FhirVersion, resource: dict) -> dict:
+def resource_for(version: FhirVersion, resource: dict[str, Any]) -> dict[str, Any]:
     """An internal (R5) resource as `version` expects it. Never mutates its argument."""
     if version is FhirVersion.R5:
         return resource
@@ -325,11 +325,11 @@ EXT_UNMAPPED_RELATIONSHIP = _XVER + "ConceptMap.group.unmapped.relationship"
 R4_FILTER_OPS = frozenset({"=", "is-a", "descendent-of", "is-not-a", "regex", "in", "not-in", "generalizes", "exists"})
 
 
-def _add_extension(element: dict, extension: dict) -> None:
+def _add_extension(element: dict[str, Any], extension: dict[str, Any]) -> None:
     element.setdefault("extension", []).append(extension)
 
 
-def _take_extensions(element: dict, url: str) -> list[dict]:
+def _take_extensions(element: dict[str, Any], url: str) -> list[dict[str, Any]]:
     """Remove and return the extensions of `element` with `url` (an emptied list goes too)."""
     extensions = element.get("extension")
     if not isinstance(extensions, list):
@@ -344,16 +344,16 @@ def _take_extensions(element: dict, url: str) -> list[dict]:
     return taken
 
 
-def _value_items(element: dict) -> list[tuple[str, Any]]:
+def _value_items(element: dict[str, Any]) -> list[tuple[str, Any]]:
     """The value[x] entries of an element (normally one)."""
     return [(key, value) for key, value in element.items() if key.startswith("value")]
 
 
-def _first_value(extension: dict) -> Any:
+def _first_value(extension: dict[str, Any]) -> Any:
     return next((value for _, value in _value_items(extension)), None)
 
 
-def _filters(value_set: dict) -> list[dict]:
+def _filters(value_set: dict[str, Any]) -> list[dict[str, Any]]:
     compose = value_set.get("compose")
     if not isinstance(compose, dict):
         return []
@@ -373,7 +373,7 @@ def _contains_to_r4(contains: Any) -> None:
 def _contains_to_r5(contains: Any) -> None:
     for item in _dicts(contains):
         for extension in _take_extensions(item, EXT_CONTAINS_PROPERTY):
-            prop: dict = {}
+            prop: dict[str, Any] = {}
             for part in _dicts(extension.get("extension")):
                 if part.get("url") == "code":
                     prop["code"] = _first_value(part)
@@ -383,13 +383,14 @@ def _contains_to_r5(contains: Any) -> None:
         _contains_to_r5(item.get("contains"))
 
 
-def _carry_r5_elements(resource: dict) -> None:
+def _carry_r5_elements(resource: dict[str, Any]) -> None:
     """R5 -> R4, in place (on resource_for's copy): R5-only elements into their extensions."""
     rtype = resource.get("resourceType")
     if rtype == "ValueSet":
         for f in _filters(resource):
             if isinstance(f.get("op"), str) and f["op"] not in R4_FILTER_OPS:
-                primitive = f.get("_op") if isinstance(f.get("_op"), dict) else {}
+                given = f.get("_op")
+                primitive = given if isinstance(given, dict) else {}
                 _add_extension(primitive, {"url": EXT_FILTER_OP, "valueCode": f.pop("op")})
                 f["_op"] = primitive
         expansion = resource.get("expansion")
@@ -411,7 +412,7 @@ def _carry_r5_elements(resource: dict) -> None:
                 _add_extension(unmapped, {"url": EXT_UNMAPPED_RELATIONSHIP, "valueCode": unmapped.pop("relationship")})
 
 
-def _restore_r5_elements(resource: dict) -> None:
+def _restore_r5_elements(resource: dict[str, Any]) -> None:
     """R4 -> R5, in place (on to_r5's copy): the cross-version extensions back into R5 elements."""
     rtype = resource.get("resourceType")
     if rtype == "ValueSet":
@@ -442,7 +443,7 @@ def _restore_r5_elements(resource: dict) -> None:
                     unmapped["relationship"] = _first_value(extension)
 
 
-def _from_cross_version(resource: dict) -> dict:
+def _from_cross_version(resource: dict[str, Any]) -> dict[str, Any]:
     """to_r5 for everything but ConceptMap: containers recurse, CodeSystem/ValueSet are restored."""
     rtype = resource.get("resourceType")
     if rtype in ("Bundle", "Parameters"):

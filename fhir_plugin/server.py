@@ -16,24 +16,26 @@ same for sync workers.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 
 WORKER_SETTINGS = "gunicorn sync workers (one connection per request)"  # for the benchmark report
 
 
-def write_outcome_error(sock: Any, status: int, reason: str, message: str) -> None:
+def write_outcome_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's answer to a request it refuses before the app sees it (a request line over 4094
     bytes: 414, headers over its limits: 431, a malformed request line: 400), as an
-    OperationOutcome instead of gunicorn's HTML page, so that a FHIR client can read it."""
+    OperationOutcome instead of gunicorn's HTML page, so that a FHIR client can read it. The
+    parameters are those of gunicorn.util.write_error, which this replaces."""
     import json
 
     from gunicorn import util
 
     from .terminology.outcome import http_outcome
 
-    body = json.dumps(http_outcome(status, f"{reason}: {message}" if message else reason)).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/fhir+json\r\n"
+    body = json.dumps(http_outcome(status_int, f"{reason}: {mesg}" if mesg else reason)).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/fhir+json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
     util.write_nonblock(sock, head + body)
 

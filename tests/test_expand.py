@@ -382,6 +382,18 @@ def test_runaway_regexes_are_answered_quickly_and_correctly():
     assert has_nested_quantifier("(ab+)+") and not has_nested_quantifier("[(+]+")
 
 
+def test_a_coding_property_without_a_code_matches_no_regex():
+    # Coding.code is 0..1: such a value matches no pattern (the regex filter used to raise TypeError),
+    # and still counts for `exists`
+    kinds = cs(property=[{"code": "kind", "type": "Coding"}], concepts=[
+        {"code": "a", "property": [{"code": "kind", "valueCoding": {"system": EX, "display": "No code"}}]},
+        {"code": "b", "property": [{"code": "kind", "valueCoding": {"system": EX, "code": "k"}}]}])
+    by_regex = expand([kinds], vs({"system": CS, "filter": [{"property": "kind", "op": "regex", "value": ".*"}]}))
+    assert codes(by_regex["contains"]) == ["b"]
+    by_exists = expand([kinds], vs({"system": CS, "filter": [{"property": "kind", "op": "exists", "value": "true"}]}))
+    assert codes(by_exists["contains"]) == ["a", "b"]
+
+
 def test_lookup_with_a_supplement():
     registry = Registry([EXTENDED, SUPPLEMENT])
     result = lookup_code(registry, LookupRequest(system=CS, code="e1", use_supplements=(f"{EX}/CodeSystem/supp",)))

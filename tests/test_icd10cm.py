@@ -119,6 +119,18 @@ def test_not_a_tabular_list_is_refused(tmp_path):
         import_tabular(path)
 
 
+@pytest.mark.parametrize("cut, problem", [
+    ("<name>S06.0</name>", "<diag> without <name>"),
+    (' id="S10"', "<section> without the attribute id"),
+    (' char="D"', "<extension> without the attribute char"),
+])
+def test_a_missing_name_description_or_attribute_is_refused(tmp_path, cut, problem):
+    path = tmp_path / "icd10cm-tabular-July-4-2031.xml"
+    path.write_text(SMALL.replace(cut, ""), encoding="utf-8")
+    with pytest.raises(ValueError, match=problem):
+        import_tabular(path)
+
+
 def test_cli_writes_the_code_system(small, tmp_path, capsys):
     out = tmp_path / "cs.json.gz"
     assert main(["import-icd10cm", str(small), "--out", str(out)]) == 0

@@ -5,6 +5,7 @@ small hand-made test folder (the real suite runs in test_tx_conformance.py)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -249,6 +250,13 @@ def test_an_unexpected_error_fails_only_its_test(tests_dir):
     runner = Runner(fake_server({**METADATA, "/CodeSystem/$lookup": broken}), FhirVersion.R5)
     result = runner.run_case(_case(tests_dir, "lookup-ok"))
     assert (result.passed, result.message) == (False, "runner error: RuntimeError: boom")
+
+
+def test_a_test_without_a_response_file_fails_only_itself(tests_dir):
+    runner = Runner(fake_server(METADATA), FhirVersion.R5)
+    result = runner.run_case(replace(_case(tests_dir, "lookup-ok"), response=None))
+    assert (result.passed, result.message, result.response_file) == (
+        False, "test error: the test names no response file", None)
 
 
 def test_write_outputs(tests_dir, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from helpers import CPT, ICD, load_content, with_resources
 
 from fhir_plugin import TerminologyService
-from fhir_plugin.errors import UnknownSupplement, UnknownValueSet
+from fhir_plugin.errors import InvalidValidateRequest, UnknownSupplement, UnknownValueSet
 from fhir_plugin.terminology.models import Coding, ValidateCodeRequest, VersionRules
 
 ICD_VS = "http://fhir-plugin.org/fhir/ValueSet/icd-10-cm-gait-training-diagnoses"
@@ -112,6 +112,13 @@ def test_engine_unknown_system_and_version(service):
     assert version.result is False and version.caused_by_unknown_system == (f"{ICD}|1999",)
     assert version.message.startswith(f"A definition for CodeSystem '{ICD}' version '1999' could not be found, so "
                                       "the code cannot be validated. Valid versions: 2026-04-01")
+
+
+def test_engine_request_naming_no_value_set_is_invalid(service):
+    # as the web layer answers it (the engine used to fail with an AttributeError)
+    with pytest.raises(InvalidValidateRequest) as caught:
+        service.validate_code(ValidateCodeRequest(codings=(Coding(ICD, "R26.2"),)))
+    assert caught.value.message_id == "VALIDATE_NO_VALUESET"
 
 
 # --- HTTP --------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ it would load something other than what the author meant, so it is refused.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, TypeGuard
 
 from .errors import InvalidContent
 
@@ -15,11 +16,11 @@ BUNDLE_TYPES = ("collection", "batch", "transaction")
 LOADING_METHODS = ("POST", "PUT")
 
 
-def is_bundle(document: object) -> bool:
+def is_bundle(document: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(document, dict) and document.get("resourceType") == "Bundle"
 
 
-def bundle_resources(bundle: dict, origin: str) -> Iterator[tuple[object, str]]:
+def bundle_resources(bundle: dict[str, Any], origin: str) -> Iterator[tuple[object, str]]:
     """(resource, origin) for every entry, origin naming the entry: `file entry[2]`. Nested
     Bundles are opened in turn. The resources are not validated here."""
     kind = bundle.get("type")

@@ -46,6 +46,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import bundled_dir
 from ..terminology.errors import InvalidRequest
@@ -138,7 +139,7 @@ def read_descriptor_file(path: Path, kind: str = "long") -> dict[str, tuple[int,
 class CptImport:
     """The imported CodeSystem and what the summary reports."""
 
-    resource: dict
+    resource: dict[str, Any]
     designations: dict[str, int]  # kind (medium, short, consumer) -> designations added
     enrichments: str | None  # "merged", "added" (97116 not in the licensed files) or None (not applied)
 
@@ -147,7 +148,7 @@ class CptImport:
         return len(self.resource["concept"])
 
 
-def _merge_enrichments(concepts: dict[str, dict], fragment: dict) -> str:
+def _merge_enrichments(concepts: dict[str, dict[str, Any]], fragment: dict[str, Any]) -> str:
     extra = next(c for c in fragment["concept"] if c["code"] == ENRICHED_CODE)
     mine = concepts.get(ENRICHED_CODE)
     if mine is None:  # the licensed files lack 97116: only then is the fragment's display used
@@ -197,7 +198,7 @@ def import_cpt(year: str, long: Path, medium: Path | None = None, short: Path | 
 
     tho = [{"code": "modifier", "valueBoolean": False}, {"code": "modified", "valueBoolean": False},
            {"code": "kind", "valueCode": "code"}]
-    concepts = {code: {"code": code, "display": text, "property": copy.deepcopy(tho)}
+    concepts: dict[str, dict[str, Any]] = {code: {"code": code, "display": text, "property": copy.deepcopy(tho)}
                 for code, (_, text) in read_descriptor_file(files["long"], "long").items()}
     counts: dict[str, int] = {}
     for kind, (use, use_display) in DESIGNATION_USES.items():
@@ -241,7 +242,7 @@ def import_cpt(year: str, long: Path, medium: Path | None = None, short: Path | 
     return CptImport(resource, counts, enrichments)
 
 
-def write_code_system(resource: dict, out: Path) -> None:
+def write_code_system(resource: dict[str, Any], out: Path) -> None:
     """Validate `resource` as the loader will, then write it as JSON (gzip-compressed if `out` ends in .gz)."""
     from .loader import load_resource
 

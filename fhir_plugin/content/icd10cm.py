@@ -19,6 +19,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 URL = "http://hl7.org/fhir/sid/icd-10-cm"
 DESIGNATION_USE = "http://fhir-plugin.org/fhir/CodeSystem/designation-use"
@@ -41,6 +42,8 @@ _MONTHS = {m: i for i, m in enumerate(("january", "february", "march", "april", 
                                        "september", "october", "november", "december"), start=1)}
 _HIERARCHY_OPERATORS = ["is-a", "descendent-of", "is-not-a", "child-of", "descendent-leaf", "generalizes", "=", "in",
                         "regex"]
+# 7th character -> (its text, the <note>s that follow it), from a <sevenChrDef>
+SeventhCharacters = dict[str, tuple[str, list[str]]]
 
 
 def release_version(path: Path, root: ET.Element | None = None) -> str:
@@ -56,7 +59,22 @@ def release_version(path: Path, root: ET.Element | None = None) -> str:
     return text
 
 
-def _notes(element: ET.Element) -> tuple[list[dict], list[dict]]:
+def _required_text(element: ET.Element, tag: str) -> str:
+    """The text of the child `tag` of `element`, which the tabular list always has."""
+    text = element.findtext(tag)
+    if text is None:
+        raise ValueError(f"<{element.tag}> without <{tag}>")
+    return text
+
+
+def _required_attribute(element: ET.Element, name: str) -> str:
+    value = element.get(name)
+    if value is None:
+        raise ValueError(f"<{element.tag}> without the attribute {name}")
+    return value
+
+
+def _notes(element: ET.Element) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(properties, designations) from a chapter, section or diag's own instructional notes."""
     properties, designations = [], []
     for child in element:
@@ -68,33 +86,33 @@ def _notes(element: ET.Element) -> tuple[list[dict], list[dict]]:
     return properties, designations
 
 
-def _concept(code: str, display: str, selectable: bool, element: ET.Element | None = None) -> dict:
+def _concept(code: str, display: str, selectable: bool, element: ET.Element | None = None) -> dict[str, Any]:
     properties, designations = _notes(element) if element is not None else ([], [])
-    concept: dict = {"code": code, "display": display}
+    concept: dict[str, Any] = {"code": code, "display": display}
     if designations:
         concept["designation"] = designations
     concept["property"] = [{"code": "notSelectable", "valueBoolean": not selectable}, *properties]
     return concept
 
 
-def _seventh_characters(diag: ET.Element) -> dict[str, tuple[str, list[str]]] | None:
+def _seventh_characters(diag: ET.Element) -> SeventhCharacters | None:
     """character -> (its text, the <note>s that follow it: alternative wordings, such as
     "initial encounter for open fracture NOS" after B, kept as inclusion terms)."""
     definition = diag.find("sevenChrDef")
     if definition is None:
         return None
-    found: dict[str, tuple[str, list[str]]] = {}
+    found: SeventhCharacters = {}
     last = None
     for item in definition:
         if item.tag == "extension":
-            last = item.get("char")
+            last = _required_attribute(item, "char")
             found[last] = ((item.text or "").strip(), [])
         elif item.tag == "note" and last is not None and (item.text or "").strip():
-            found[last][1].append(item.text.strip())
+            found[last][1].append((item.text or "").strip())
     return found
 
 
-def _extended(code: str, display: str, seventh: dict, valid: set[str] | None) -> list[dict]:
+def _extended(code: str, display: str, seventh: SeventhCharacters, valid: set[str] | None) -> list[dict[str, Any]]:
     """The 7th-character codes under the leaf `code`, in the order the definition lists them."""
     stem = (code if "." in code else code + ".").ljust(7, "X")
     excluded = SEVENTH_CHARACTER_EXCEPTIONS.get((code[:3], stem[6]), set())
@@ -110,8 +128,8 @@ def _extended(code: str, display: str, seventh: dict, valid: set[str] | None) ->
     return out
 
 
-def _diag(diag: ET.Element, inherited: dict[str, str] | None, valid: set[str] | None) -> dict:
-    code, display = diag.findtext("name").strip(), " ".join(diag.findtext("desc").split())
+def _diag(diag: ET.Element, inherited: SeventhCharacters | None, valid: set[str] | None) -> dict[str, Any]:
+    code, display = _required_text(diag, "name").strip(), " ".join(_required_text(diag, "desc").split())
     seventh = _seventh_characters(diag) or inherited
     children = [_diag(d, seventh, valid) for d in diag.findall("diag")]
     if not children and seventh:
@@ -122,29 +140,29 @@ def _diag(diag: ET.Element, inherited: dict[str, str] | None, valid: set[str] | 
     return concept
 
 
-def _section(section: ET.Element, valid: set[str] | None) -> dict:
+def _section(section: ET.Element, valid: set[str] | None) -> dict[str, Any]:
     diags = section.findall("diag")
-    code = section.get("id")
-    if len(diags) == 1 and diags[0].findtext("name").strip() == code:
+    code = _required_attribute(section, "id")
+    if len(diags) == 1 and _required_text(diags[0], "name").strip() == code:
         # A one-category block (B20, F99, ...) shares its code with its category: a code is
         # unique in a CodeSystem, so the category stands for the block and takes its notes too.
         category = _diag(diags[0], None, valid)
         extra, _ = _notes(section)
         category["property"] += [p for p in extra if p not in category["property"]]
         return category
-    block = _concept(code, " ".join(section.findtext("desc").split()), False, section)
+    block = _concept(code, " ".join(_required_text(section, "desc").split()), False, section)
     block["concept"] = [_diag(d, None, valid) for d in diags]
     return block
 
 
-def _chapter(chapter: ET.Element, valid: set[str] | None) -> dict:
-    title = " ".join(chapter.findtext("desc").split())
-    concept = _concept(chapter.findtext("name").strip(), title, False, chapter)
+def _chapter(chapter: ET.Element, valid: set[str] | None) -> dict[str, Any]:
+    title = " ".join(_required_text(chapter, "desc").split())
+    concept = _concept(_required_text(chapter, "name").strip(), title, False, chapter)
     concept["concept"] = [_section(s, valid) for s in chapter.findall("section")]
     return concept
 
 
-def _count(concepts: list[dict]) -> int:
+def _count(concepts: list[dict[str, Any]]) -> int:
     return sum(1 + _count(c.get("concept", [])) for c in concepts)
 
 
@@ -156,7 +174,7 @@ def read_code_list(path: Path) -> set[str]:
 
 
 def import_tabular(path: Path, version: str | None = None, valid_codes: set[str] | None = None,
-                   source: str | None = None) -> dict:
+                   source: str | None = None) -> dict[str, Any]:
     """The CodeSystem for the tabular XML at `path`. `valid_codes` (from the release's code list)
     drops generated 7th-character codes the release does not have beyond the known exceptions;
     `source` says where the file was taken from (for the description)."""
@@ -169,7 +187,7 @@ def import_tabular(path: Path, version: str | None = None, valid_codes: set[str]
     return _code_system(concepts, version, path.name, source)
 
 
-def _code_system(concepts: list[dict], version: str, file_name: str, source: str | None) -> dict:
+def _code_system(concepts: list[dict[str, Any]], version: str, file_name: str, source: str | None) -> dict[str, Any]:
     taken = f"the file {file_name}" + (f", {source}" if source else "")
     date = version if re.fullmatch(r"\d{4}-\d{2}-\d{2}", version) else None
     return {
@@ -218,7 +236,7 @@ def _code_system(concepts: list[dict], version: str, file_name: str, source: str
     }
 
 
-def write_code_system(code_system: dict, out: Path) -> int:
+def write_code_system(code_system: dict[str, Any], out: Path) -> int:
     """Write `code_system` as compact JSON, gzipped when `out` ends in .gz; returns the bytes written.
     The same input gives the same bytes (fixed key order, gzip mtime 0, no file name in the
     header), so a regenerated file only differs from the shipped one when the content does."""

@@ -13,7 +13,7 @@ import io
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from .errors import InvalidContent
 
@@ -61,7 +61,7 @@ class BoundedReader(io.RawIOBase):
     Put between gzip and tarfile, it bounds everything tarfile decompresses, including the parts
     no member size accounts for (pax headers, long names, padding)."""
 
-    def __init__(self, inner: BinaryIO, limit: int, origin: str):
+    def __init__(self, inner: io.BufferedIOBase, limit: int, origin: str):
         self._inner, self._limit, self._origin, self.count = inner, limit, origin, 0
 
     def readable(self) -> bool:

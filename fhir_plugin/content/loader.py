@@ -43,15 +43,16 @@ def _first_error(error: ValidationError) -> str:
     return f"{location}: {first.get('msg')}"
 
 
-def _validate(resource: dict, version: FhirVersion, origin: str, label: str) -> None:
+def _validate(resource: dict[str, Any], version: FhirVersion, origin: str, label: str) -> None:
     model_class(version, resource["resourceType"]).model_validate(resource)
     for problem in binding_errors(resource, version):
         raise InvalidContent("CONTENT_INVALID", origin=origin, resource=label, version=version.value, problem=problem)
 
 
-def load_resource(resource: dict, origin: str = "(inline)", prefer: FhirVersion = FhirVersion.R5,
-                  lenient: bool = False) -> dict:
-    """One validated resource, as an R5 dict. `prefer` is the version tried first: the endpoint's,
+def load_resource(resource: object, origin: str = "(inline)", prefer: FhirVersion = FhirVersion.R5,
+                  lenient: bool = False) -> dict[str, Any]:
+    """One validated resource, as an R5 dict; `resource` may be any parsed JSON value (one that is not
+    a resource of a loadable type is refused). `prefer` is the version tried first: the endpoint's,
     for resources that arrive in a request. `lenient` (for tx-resource) lets through a resource
     whose only faults are missing required elements: it is used for one request, and the engine
     reports the gap where it matters (a filter without a value), as the reference server does,
@@ -77,7 +78,7 @@ def _without_language_keys(node: Any) -> Any:
     return node
 
 
-def content_hash(resource: dict) -> str:
+def content_hash(resource: dict[str, Any]) -> str:
     """A stable digest of a resource's content (key order does not matter)."""
     canonical = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -87,12 +88,12 @@ def _only_missing_elements(error: ValidationError) -> bool:
     return all(e.get("type") in ("missing", "model_field_validation.missing") for e in error.errors())
 
 
-def _validated(resource: dict, origin: str, prefer: FhirVersion, lenient: bool = False) -> dict:
-    rtype = resource.get("resourceType") if isinstance(resource, dict) else None
-    if rtype not in LOADABLE_TYPES:
+def _validated(given: object, origin: str, prefer: FhirVersion, lenient: bool = False) -> dict[str, Any]:
+    rtype = given.get("resourceType") if isinstance(given, dict) else None
+    if not isinstance(given, dict) or rtype not in LOADABLE_TYPES:  # (not a dict: rtype is None)
         raise InvalidContent("CONTENT_UNSUPPORTED_TYPE", origin=origin, resource_type=rtype or "JSON value without resourceType")
-    label = f"{rtype}/{resource.get('id') or resource.get('url') or '?'}"
-    resource = _without_language_keys(resource)
+    label = f"{rtype}/{given.get('id') or given.get('url') or '?'}"
+    resource: dict[str, Any] = _without_language_keys(given)
     order = validation_order(resource, prefer)
     first_error: ValidationError | None = None
     for version in order:
@@ -153,10 +154,10 @@ class LoadReport:
     """What a pass over some paths found: the valid resources (R5, duplicates merged) with where
     each came from, the problems, and what was passed over."""
 
-    resources: list[dict] = field(default_factory=list)
+    resources: list[dict[str, Any]] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)
     problems: list[InvalidContent] = field(default_factory=list)
-    skipped: Counter = field(default_factory=Counter)  # resource type -> count (not terminology content)
+    skipped: Counter[str] = field(default_factory=Counter)  # resource type -> count (not terminology content)
     passed_over: list[str] = field(default_factory=list)  # package members not read (examples, docs)
     strict: bool = True  # raise the first problem rather than collect it
 
@@ -176,7 +177,7 @@ def _documents(file: Path, limits: Limits, report: LoadReport) -> Iterator[tuple
         documents = [(_read_json(file, limits), str(file), FhirVersion.R5, False)]
     for document, origin, prefer, in_package in documents:
         if is_bundle(document):
-            for resource, where in bundle_resources(document, origin):  # type: ignore[arg-type]
+            for resource, where in bundle_resources(document, origin):
                 yield resource, where, prefer, in_package
         else:
             yield document, origin, prefer, in_package
@@ -193,7 +194,7 @@ def _take(resource: object, origin: str, prefer: FhirVersion, in_package: bool, 
             raise InvalidContent("CONTENT_NOT_FHIR", origin=origin, problem=f"'{rtype}' is not a FHIR resource type")
         report.skipped[rtype] += 1
         return
-    report.resources.append(load_resource(resource, origin, prefer))  # type: ignore[arg-type]
+    report.resources.append(load_resource(resource, origin, prefer))
     report.origins.append(origin)
 
 
@@ -251,7 +252,7 @@ def scan_paths(paths: Iterable[Path], *, strict: bool = True, limits: Limits | N
 
 
 def read_paths(paths: Iterable[Path], *, limits: Limits | None = None,
-               progress: ProgressCallback | None = None) -> list[dict]:
+               progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
     """Every resource in `paths` (files, directories, Bundles, packages), validated, as R5 dicts.
     Raises InvalidContent for the first problem."""
     return scan_paths(paths, limits=limits, progress=progress).resources

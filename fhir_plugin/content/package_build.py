@@ -19,6 +19,7 @@ import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..version import __version__
 from ..fhirversions import FhirVersion, resource_for
@@ -34,7 +35,7 @@ def package_name(version: FhirVersion) -> str:
     return f"fhir-plugin.terminology.{version.value.lower()}"
 
 
-def manifest(version: FhirVersion) -> dict:
+def manifest(version: FhirVersion) -> dict[str, Any]:
     fhir_version, core = version.release, version.core_package
     return {
         "name": package_name(version),
@@ -52,11 +53,11 @@ def manifest(version: FhirVersion) -> dict:
     }
 
 
-def _filename(resource: dict) -> str:
+def _filename(resource: dict[str, Any]) -> str:
     return f"{resource['resourceType']}-{resource['id']}.json"
 
 
-def package_files(version: FhirVersion, resources: Iterable[dict]) -> dict[str, bytes]:
+def package_files(version: FhirVersion, resources: Iterable[dict[str, Any]]) -> dict[str, bytes]:
     """{member name: bytes} of the package of `resources` (validated R5 dicts), rendered for `version`."""
     rendered = sorted((resource_for(version, r) for r in resources), key=_filename)
     index = {"index-version": 2, "files": [

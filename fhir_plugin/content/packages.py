@@ -21,6 +21,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..fhirversions import FhirVersion, version_of_release
 from .errors import InvalidContent
@@ -32,7 +33,7 @@ PACKAGE_SUFFIXES = (".tgz", ".tar.gz")
 @dataclass
 class Package:
     origin: str  # the archive's path, as given
-    manifest: dict
+    manifest: dict[str, Any]
     prefer: FhirVersion | None  # from fhirVersions; None: the loader's usual order
     documents: list[tuple[object, str]] = field(default_factory=list)  # (parsed JSON, origin)
     passed_over: list[str] = field(default_factory=list)  # members not loaded (examples, docs)
@@ -67,7 +68,7 @@ def _checked_name(archive: str, member: tarfile.TarInfo) -> str:
     return name
 
 
-def _fhir_version(archive: str, manifest: dict) -> FhirVersion | None:
+def _fhir_version(archive: str, manifest: dict[str, Any]) -> FhirVersion | None:
     """The version the manifest declares: fhirVersions, else the core package it depends on."""
     declared = manifest.get("fhirVersions") or manifest.get("fhir-version-list") or []
     if isinstance(declared, str):
@@ -79,7 +80,8 @@ def _fhir_version(archive: str, manifest: dict) -> FhirVersion | None:
     if declared:
         raise InvalidContent("PACKAGE_INVALID", origin=archive, problem=f"FHIR version {', '.join(map(str, declared))} is not "
                              "supported (R4 4.0.x, R4B 4.3.x or R5 5.0.x)")
-    dependencies = manifest.get("dependencies") if isinstance(manifest.get("dependencies"), dict) else {}
+    given = manifest.get("dependencies")
+    dependencies = given if isinstance(given, dict) else {}
     for version in FhirVersion:
         if version.core_package in dependencies:
             return version

@@ -36,11 +36,12 @@ def skipped_text(skipped: Iterable[tuple[str, int]]) -> str:
 
 
 def human_size(size: int) -> str:
+    amount: float = size
     for unit in ("B", "KB", "MB"):
-        if size < 1024 or unit == "MB":
-            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return f"{size} B"  # unreachable; keeps type checkers content
+        if amount < 1024 or unit == "MB":
+            return f"{amount} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount} B"  # unreachable; keeps type checkers content
 
 
 class TerminalProgress:

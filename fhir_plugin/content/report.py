@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
+from ..terminology.registry import Registry
 from .loader import LoadReport
 from .progress import skipped_text
 
@@ -24,7 +25,7 @@ def validation_lines(report: LoadReport) -> list[str]:
     return lines
 
 
-def load_lines(registry, skipped: Mapping[str, int] | None = None) -> list[str]:
+def load_lines(registry: Registry, skipped: Mapping[str, int] | None = None) -> list[str]:
     """What a registry holds: resources per type, then each code system with version and size."""
     counts = {rtype: len(registry.entries(rtype)) for rtype in TYPES}
     lines = [f"loaded {_plural(sum(counts.values()), 'resource')}: "

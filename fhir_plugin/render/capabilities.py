@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from functools import cache
+from typing import Any
 
 from ..config import bundled_dir
 from ..fhirversions import FhirVersion
@@ -16,11 +17,12 @@ from ..terminology.registry import Registry
 
 
 @cache
-def _static(name: str) -> dict:
-    return json.loads((bundled_dir("conformance") / name).read_text(encoding="utf-8"))
+def _static(name: str) -> dict[str, Any]:
+    resource: dict[str, Any] = json.loads((bundled_dir("conformance") / name).read_text(encoding="utf-8"))
+    return resource
 
 
-def capability_statement(version: FhirVersion, base_url: str, software_version: str) -> dict:
+def capability_statement(version: FhirVersion, base_url: str, software_version: str) -> dict[str, Any]:
     statement = copy.deepcopy(_static("CapabilityStatement-fhir-plugin.json"))
     statement["version"] = software_version
     statement["fhirVersion"] = version.release
@@ -29,11 +31,11 @@ def capability_statement(version: FhirVersion, base_url: str, software_version: 
     return statement
 
 
-def terminology_capabilities(version: FhirVersion, registry: Registry, software_version: str) -> dict:
+def terminology_capabilities(version: FhirVersion, registry: Registry, software_version: str) -> dict[str, Any]:
     capabilities = copy.deepcopy(_static("TerminologyCapabilities-fhir-plugin.json"))
     capabilities["version"] = software_version
     capabilities["software"]["version"] = software_version
-    systems: list[dict] = []
+    systems: list[dict[str, Any]] = []
     for cs in registry.code_systems():
         entry = next((s for s in systems if s["uri"] == cs.url), None)
         if entry is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from cachetools import LRUCache
 
@@ -41,12 +41,12 @@ class BoundedCache(Generic[V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def __getstate__(self) -> dict[str, object]:
+    def __getstate__(self) -> dict[str, Any]:
         # A pickled holder (the compiled-content cache pickles registries) gets an empty cache back.
         return {"name": self.name, "maxsize": self.maxsize, "sizeof": self._sizeof}
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["name"], state["maxsize"], state["sizeof"])  # type: ignore[misc, arg-type]  # re-run __init__: locks do not pickle
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["name"], state["maxsize"], state["sizeof"])  # type: ignore[misc]  # re-run __init__: locks do not pickle
 
     @property
     def maxsize(self) -> int:

@@ -7,6 +7,7 @@ Done once per resource at load; operations only read the result. Hierarchy comes
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from .models import (
     CodeSystemEntry,
@@ -41,14 +42,14 @@ EXTENSION_PROPERTIES = {
 RENDERING_EXTENSIONS = frozenset({_SD + "rendering-style", _SD + "rendering-xhtml"})
 
 
-def core_extensions(raw: dict) -> tuple[dict, ...]:
+def core_extensions(raw: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     """The extensions of an element that are defined by FHIR core; unknown ones are dropped."""
     return tuple(e for e in raw.get("extension", []) if str(e.get("url", "")).startswith(_SD))
 
 
-def extension_property(ext: dict) -> PropertyValue | None:
+def extension_property(ext: dict[str, Any]) -> PropertyValue | None:
     """The expansion property a concept extension stands for (conceptOrder -> order, ...)."""
-    known = EXTENSION_PROPERTIES.get(ext.get("url"))
+    known = EXTENSION_PROPERTIES.get(ext.get("url", ""))
     if known is None or known[1] not in ext:
         return None
     code, key, kind = known
@@ -56,18 +57,18 @@ def extension_property(ext: dict) -> PropertyValue | None:
     return PropertyValue(code, Decimal(str(value)) if kind == "decimal" else value, kind)
 
 
-def designation(raw: dict) -> Designation:
+def designation(raw: dict[str, Any]) -> Designation:
     return Designation(raw["value"], raw.get("language"), _coding(raw.get("use")),
                        extensions=core_extensions(raw))
 
 
-def _coding(raw: dict | None) -> Coding | None:
+def _coding(raw: dict[str, Any] | None) -> Coding | None:
     if not raw:
         return None
     return Coding(raw.get("system"), raw.get("code"), raw.get("version"), raw.get("display"))
 
 
-def _property_value(raw: dict) -> PropertyValue | None:
+def _property_value(raw: dict[str, Any]) -> PropertyValue | None:
     for kind in _VALUE_TYPES:
         key = "value" + kind[0].upper() + kind[1:]
         if key in raw:
@@ -80,14 +81,14 @@ def _property_value(raw: dict) -> PropertyValue | None:
     return None
 
 
-def _flatten(concepts: list[dict], parent: str | None, out: list[tuple[dict, str | None]]) -> None:
+def _flatten(concepts: list[dict[str, Any]], parent: str | None, out: list[tuple[dict[str, Any], str | None]]) -> None:
     for concept in concepts:
         out.append((concept, parent))
         _flatten(concept.get("concept", []), concept["code"], out)
 
 
-def compile_code_system(resource: dict) -> CodeSystemEntry:
-    flat: list[tuple[dict, str | None]] = []
+def compile_code_system(resource: dict[str, Any]) -> CodeSystemEntry:
+    flat: list[tuple[dict[str, Any], str | None]] = []
     _flatten(resource.get("concept", []), None, flat)
     parents: dict[str, list[str]] = {}
     children: dict[str, list[str]] = {}
@@ -168,7 +169,7 @@ def _split_canonical(value: str | None) -> tuple[str | None, str | None]:
     return url, version or None
 
 
-def compile_concept_map(resource: dict) -> ConceptMapEntry:
+def compile_concept_map(resource: dict[str, Any]) -> ConceptMapEntry:
     groups = []
     for raw_group in resource.get("group", []):
         source, source_version = _split_canonical(raw_group.get("source"))
@@ -211,7 +212,7 @@ def compile_concept_map(resource: dict) -> ConceptMapEntry:
     )
 
 
-def compile_resource_entry(resource: dict) -> ResourceEntry:
+def compile_resource_entry(resource: dict[str, Any]) -> ResourceEntry:
     return ResourceEntry(
         resource_type=resource["resourceType"],
         url=resource.get("url"),

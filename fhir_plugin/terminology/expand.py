@@ -65,17 +65,17 @@ def _search_text(member: Member) -> str:
     " " + prefix in it is a word-prefix test done in C. Kept on the code system entry, since a
     typeahead over the whole ICD-10-CM would otherwise split 98,000 displays on every request."""
     concept, cs = member.concept, member.code_system
-    cached = cs is not None and concept is not None and member.display == concept.display
-    if cached:
-        found = cs.search_words.get(member.code)  # type: ignore[union-attr]
+    kept = cs.search_words if cs is not None and concept is not None and member.display == concept.display else None
+    if kept is not None:
+        found = kept.get(member.code)
         if found is not None:
             return found
     texts = [member.display or "", member.code]
     if concept is not None:
         texts.extend(d.value for d in concept.designations)
     text = "".join(" " + w for t in texts for w in words(t))
-    if cached:
-        cs.search_words[member.code] = text  # type: ignore[union-attr]
+    if kept is not None:
+        kept[member.code] = text
     return text
 
 
@@ -128,7 +128,7 @@ def _language_echo(value: str) -> str:
     return ", ".join(part.strip() for part in value.split(",")) if ";" in value else value
 
 
-def _display_language(request: ExpandRequest, value_set: dict) -> str | None:
+def _display_language(request: ExpandRequest, value_set: dict[str, Any]) -> str | None:
     return (request.display_language or request.accept_language
             or compose_parameters(value_set).get("displayLanguage") or value_set.get("language"))
 
@@ -219,11 +219,11 @@ def _echo(request: ExpandRequest, evaluation: Evaluation, language: str | None) 
         add("force-system-version", "Uri", canonical)
     for canonical in request.default_value_set_versions:
         add("default-valueset-version", "Uri", canonical)
-    for name, value in evaluation.applied:
+    for name, setting in evaluation.applied:
         if name == "versionsMatch":
-            add(name, "Boolean", value == "true")
+            add(name, "Boolean", setting == "true")
         elif name != "force-system-version":
-            add(name, "Uri", value)
+            add(name, "Uri", setting)
     for canonical in evaluation.used_code_systems:
         add("used-codesystem", "Uri", canonical)
     for canonical in evaluation.used_value_sets:

@@ -11,10 +11,11 @@ notSelectable tests). Values compare exactly: `TRUE` is not the boolean true.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .errors import InvalidRequest, InvalidValueSet, NotSupported
-from .models import CodeSystemEntry, Concept
+from .models import CodeSystemEntry, Coding, Concept
 
 # A regex whose nested quantifiers could backtrack for ever ((a+)+, ((a+)+)+): Python's re has
 # no timeout. The common shape, a group holding one quantified atom and quantified again, is
@@ -49,15 +50,16 @@ def ancestors(cs: CodeSystemEntry, code: str) -> set[str]:
     return found
 
 
-def _scalar(value: object) -> str:
+def _scalar(value: object) -> str | None:
+    """A property value as a filter compares it; None for a Coding without a code."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if hasattr(value, "code"):
-        return value.code  # type: ignore[union-attr]
+    if isinstance(value, Coding):
+        return value.code
     return str(value)
 
 
-def property_values(concept: Concept, name: str) -> list[str]:
+def property_values(concept: Concept, name: str) -> list[str | None]:
     values = [_scalar(p.value) for p in concept.properties if p.code == name]
     if name == "parent":
         values.extend(concept.parents)
@@ -70,13 +72,16 @@ def property_values(concept: Concept, name: str) -> list[str]:
     return values
 
 
-def _same(a: str, b: str) -> bool:
+def _same(a: str | None, b: str) -> bool:
     return a == b
 
 
-def filter_codes(cs: CodeSystemEntry, flt: dict, where: str | None = None) -> set[str]:
+def filter_codes(cs: CodeSystemEntry, flt: dict[str, Any], where: str | None = None) -> set[str]:
     """The codes of `cs` that `flt` selects. `where` is the filter's path, for error messages."""
-    prop, op, value = flt.get("property"), flt.get("op"), flt.get("value")
+    # JSON strings, but `value` may be absent with op "exists" (and only then: see the check)
+    prop: Any = flt.get("property")
+    op: Any = flt.get("op")
+    value: Any = flt.get("value")
     if value is None and op != "exists":
         raise InvalidValueSet("UNABLE_TO_HANDLE_SYSTEM_FILTER_WITH_NO_VALUE", system=cs.url, property=prop, op=op, expression=where)
     all_codes = cs.concepts.keys()
@@ -108,13 +113,15 @@ def filter_codes(cs: CodeSystemEntry, flt: dict, where: str | None = None) -> se
         return {c for c, concept in cs.concepts.items()
                 if any(_same(v, value) for v in property_values(concept, prop))}
     if op in ("in", "not-in"):
-        listed = [v.strip() for v in value.split(",")]
+        wanted_values = [v.strip() for v in value.split(",")]
         inside = {c for c, concept in cs.concepts.items()
-                  if any(_same(v, w) for v in property_values(concept, prop) for w in listed)}
+                  if any(_same(v, w) for v in property_values(concept, prop) for w in wanted_values)}
         return inside if op == "in" else set(all_codes) - inside
     if op == "regex":
         matcher = _regex(value)
-        return {c for c, concept in cs.concepts.items() if any(matcher(v) for v in property_values(concept, prop))}
+        # a Coding without a code (None) matches no pattern
+        return {c for c, concept in cs.concepts.items()
+                if any(v is not None and matcher(v) for v in property_values(concept, prop))}
     raise NotSupported("PARAM_NOT_SUPPORTED", parameter=f"filter {prop} {op}", reason="this filter is not supported")
 
 
@@ -159,7 +166,7 @@ def flatten_nested_quantifiers(value: str) -> str:
         value = rewritten
 
 
-def _regex(value: str):
+def _regex(value: str) -> Callable[[str], object]:
     try:
         re.compile(value)
         value = flatten_nested_quantifiers(value)

@@ -30,7 +30,7 @@ class Designation:
     use: Coding | None = None
     source: str | None = None  # url|version of the supplement that added it, if any
     # FHIR extensions on the designation (raw dicts, e.g. coding-sctdescid); echoed by $expand
-    extensions: tuple[dict, ...] = field(default=(), compare=False)
+    extensions: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ class Concept:
     # status from codesystem-conceptOrder, codesystem-label, itemWeight, standards-status) and
     # the rendering extensions it echoes; kept apart so that $lookup output does not change.
     extension_properties: tuple[PropertyValue, ...] = ()
-    extensions: tuple[dict, ...] = field(default=(), compare=False)
+    extensions: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ class CodeSystemEntry:
     concepts: dict[str, Concept]
     folded_codes: dict[str, str]  # case-folded code -> code, only when not case-sensitive
     property_definitions: tuple[PropertyDefinition, ...]
-    resource: dict = field(repr=False, compare=False)
+    resource: dict[str, Any] = field(repr=False, compare=False)
     # code -> its place in `concepts`: a filter that selects a few codes of a large system lists
     # them in code system order without walking every concept.
     positions: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
@@ -141,7 +141,7 @@ class ConceptMapEntry:
     source_scope: str | None
     target_scope: str | None
     groups: tuple[MapGroup, ...]
-    resource: dict = field(repr=False, compare=False)
+    resource: dict[str, Any] = field(repr=False, compare=False)
 
     @property
     def canonical(self) -> str | None:
@@ -161,7 +161,7 @@ class ResourceEntry:
     name: str | None
     title: str | None
     status: str | None
-    resource: dict = field(repr=False, compare=False)
+    resource: dict[str, Any] = field(repr=False, compare=False)
 
 
 # --- $lookup ---------------------------------------------------------------------------------

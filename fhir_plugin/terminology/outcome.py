@@ -116,7 +116,8 @@ def outcome_issues(document: Mapping[str, Any]) -> tuple[Issue, ...]:
     """The issues of an OperationOutcome as typed Issues (the inverse of issues_outcome)."""
     found = []
     for item in _dicts(document.get("issue")):
-        details = item.get("details") if isinstance(item.get("details"), dict) else {}
+        given = item.get("details")
+        details = given if isinstance(given, dict) else {}
         tx_type = next((c.get("code") for c in _dicts(details.get("coding")) if c.get("system") == TX_ISSUE_TYPE_URL),
                        None)
         expressions = item.get("expression") if isinstance(item.get("expression"), list) else []

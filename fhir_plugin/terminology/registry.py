@@ -27,6 +27,9 @@ SEARCHABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 
 VersionKey = tuple[tuple[int, int, str], ...]
 Compiled = CodeSystemEntry | ConceptMapEntry | ResourceEntry
+# a code system with supplements applied: ((the base, *the supplements), the merged entry); the
+# objects are kept so that their ids, the cache key, cannot be reused while the entry lives
+Supplemented = tuple[tuple[CodeSystemEntry, ...], CodeSystemEntry]
 # About 30 MB per process at most: the whole ICD-10-CM three times over (a Member is about 100 bytes).
 MAX_EVALUATED_MEMBERS = 300_000
 MAX_SUPPLEMENTED = 64
@@ -50,7 +53,7 @@ class RegistryCaches:
 
     def __init__(self, max_members: int = MAX_EVALUATED_MEMBERS, max_supplemented: int = MAX_SUPPLEMENTED):
         self.evaluations: BoundedCache[Any] = BoundedCache("evaluations", max_members, _members)
-        self.supplemented: BoundedCache[Any] = BoundedCache("supplemented-code-systems", max_supplemented)
+        self.supplemented: BoundedCache[Supplemented] = BoundedCache("supplemented-code-systems", max_supplemented)
 
     def stats(self) -> list[CacheStats]:
         return [self.evaluations.stats, self.supplemented.stats]
@@ -67,7 +70,7 @@ class Registry:
         client may send both. `caches`: the parent's for an overlay, else new ones."""
         self.parent = parent
         self.token = next(_tokens)
-        self.caches = caches or (parent.caches if parent is not None else RegistryCaches())
+        self.caches: RegistryCaches = caches or (parent.caches if parent is not None else RegistryCaches())
         self._code_systems: dict[str, list[CodeSystemEntry]] = {}
         self._concept_maps: list[ConceptMapEntry] = []
         self._entries: dict[str, list[ResourceEntry]] = {t: [] for t in SEARCHABLE_TYPES}

@@ -39,7 +39,8 @@ def subsumes(registry: Registry, request: SubsumesRequest) -> SubsumesResult:
     cs = registry.code_system(a.system, a.version or b.version)
     found = {}
     for name, coding in (("A", a), ("B", b)):
-        concept = cs.find(coding.code)  # type: ignore[arg-type]
+        assert coding.code  # SUBSUMES_MISSING above otherwise
+        concept = cs.find(coding.code)
         if concept is None:
             raise UnknownCode("LOOKUP_CODE_NOT_FOUND", code=coding.code, system=cs.url, version=cs.version or "(none)",
                               expression=f"code{name}")

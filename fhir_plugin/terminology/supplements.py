@@ -51,7 +51,7 @@ def apply_supplements(registry: Registry, cs: CodeSystemEntry, supplements: list
     key = (id(cs), *map(id, supplements))
     cached = registry.caches.supplemented.get(key)
     if cached is not None:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
     concepts = dict(cs.concepts)
     definitions = list(cs.property_definitions)
     for supplement in supplements:

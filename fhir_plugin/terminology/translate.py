@@ -67,7 +67,7 @@ def _forward(request: TranslateRequest, maps: list[ConceptMapEntry],
                 if request.target_system and group.target != request.target_system:
                     continue
                 seen_groups.append(group)
-                element = group.elements.get(coding.code)
+                element = group.elements.get(coding.code) if coding.code is not None else None
                 for target in element.targets if element else ():
                     concept = Coding(group.target, target.code, group.target_version, target.display)
                     matches.append(TranslateMatch(target.relationship, concept, cm.canonical))
@@ -90,7 +90,7 @@ def _backward(request: TranslateRequest, maps: list[ConceptMapEntry],
                 if source_system and group.source != source_system:
                     continue
                 seen_groups.append(group)
-                for element, target in group.by_target.get(coding.code, ()):
+                for element, target in group.by_target.get(coding.code, ()) if coding.code is not None else ():
                     target_coding = Coding(group.target, target.code, group.target_version, target.display)
                     source_coding = Coding(group.source, element.code, group.source_version, element.display)
                     if request.reverse:

@@ -42,7 +42,7 @@ class Member:
     code_system: CodeSystemEntry | None = None
     nestable: bool = False  # from a whole-system or filter include: may sit under its parent in a hierarchy
     filtered: bool = False  # from an include with a property filter (keeps its hierarchy under a text filter)
-    entry: dict | None = None  # the compose include.concept element that listed it, if any
+    entry: dict[str, Any] | None = None  # the compose include.concept element that listed it, if any
 
     @property
     def key(self) -> tuple[str, str]:
@@ -75,7 +75,7 @@ class Evaluation:
     unknown_systems: list[str] = field(default_factory=list)  # enumerated includes of unloaded systems
     multi_version_systems: set[str] = field(default_factory=set)  # systems compose names in two versions
     # what $expand's text filter builds over `members` once, shared by the copies of a kept evaluation
-    search: dict = field(default_factory=dict, repr=False, compare=False)
+    search: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def merge(self, other: Evaluation) -> None:
         for name in ("used_code_systems", "used_value_sets", "used_supplements", "used_fragments", "warnings",
@@ -92,7 +92,7 @@ def members_with_code(evaluation: Evaluation, code: str) -> list[Member]:
     members = evaluation.members
     if len(members) < 64:
         return [m for m in members if m.code == code]
-    index = evaluation.search.get("codes")
+    index: dict[str, list[Member]] | None = evaluation.search.get("codes")
     if index is None:
         index = {}
         for member in members:
@@ -101,7 +101,7 @@ def members_with_code(evaluation: Evaluation, code: str) -> list[Member]:
     return index.get(code, [])
 
 
-def canonical_of(resource: dict) -> str:
+def canonical_of(resource: dict[str, Any]) -> str:
     url, version = resource.get("url", ""), resource.get("version")
     return f"{url}|{version}" if version else url
 
@@ -116,7 +116,7 @@ def version_matches(pattern: str, version: str | None) -> bool:
 
 
 def resolve_value_set(registry: Registry, canonical: str, version: str | None = None,
-                      options: EvaluationOptions | None = None) -> dict:
+                      options: EvaluationOptions | None = None) -> dict[str, Any]:
     """The ValueSet resource named by `canonical` (`url` or `url|version`); UnknownValueSet if absent."""
     url, _, pinned = canonical.partition("|")
     wanted = version or pinned or (options.default_value_set_versions.get(url) if options else None) or None
@@ -129,7 +129,7 @@ def resolve_value_set(registry: Registry, canonical: str, version: str | None = 
     raise UnknownValueSet("Unable_to_resolve_value_Set_", value_set=canonical)
 
 
-def status_warnings(resource: dict) -> list[tuple[str, str]]:
+def status_warnings(resource: dict[str, Any]) -> list[tuple[str, str]]:
     """The warning-* expansion parameters a used resource causes (draft, experimental, ...)."""
     found = []
     standards = next((e.get("valueCode") for e in resource.get("extension", [])
@@ -191,7 +191,7 @@ def _supplements(registry: Registry, cs: CodeSystemEntry, wanted: list[str], eva
 
 
 def _imported_value_set(registry: Registry, canonical: str, options: EvaluationOptions,
-                        contained: list[dict]) -> tuple[dict, bool]:
+                        contained: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
     """(ValueSet, is it contained) for an include.valueSet entry; `#id` names a contained resource."""
     if canonical.startswith("#"):
         found = next((r for r in contained if r.get("resourceType") == "ValueSet" and r.get("id") == canonical[1:]),
@@ -205,8 +205,8 @@ def _imported_value_set(registry: Registry, canonical: str, options: EvaluationO
 # --- compose ----------------------------------------------------------------------------------
 
 
-def _include(registry: Registry, include: dict, evaluation: Evaluation, options: EvaluationOptions,
-             path: tuple[str, ...], where: str, supplements: list[str], contained: list[dict]) -> list[Member]:
+def _include(registry: Registry, include: dict[str, Any], evaluation: Evaluation, options: EvaluationOptions,
+             path: tuple[str, ...], where: str, supplements: list[str], contained: list[dict[str, Any]]) -> list[Member]:
     """The members one include (or exclude) element selects, in code system order."""
     system = include.get("system")
     imported: list[set[tuple[str, str]]] = []
@@ -250,6 +250,7 @@ def _include(registry: Registry, include: dict, evaluation: Evaluation, options:
                                       concept, cs, entry=item))
     else:
         selected: set[str] | None = None
+        ordered: Iterable[str]
         for index, flt in enumerate(include.get("filter", [])):
             codes_for = filter_codes(cs, flt, f"{where}.filter[{index}]")
             selected = codes_for if selected is None else selected & codes_for
@@ -268,7 +269,7 @@ def _include(registry: Registry, include: dict, evaluation: Evaluation, options:
     return members
 
 
-def _value_set_supplements(value_set: dict, options: EvaluationOptions) -> list[str]:
+def _value_set_supplements(value_set: dict[str, Any], options: EvaluationOptions) -> list[str]:
     found = [e["valueCanonical"] for e in value_set.get("extension", [])
              if e.get("url") == "http://hl7.org/fhir/StructureDefinition/valueset-supplement" and "valueCanonical" in e]
     return found + [s for s in options.use_supplements if s not in found]
@@ -277,7 +278,7 @@ def _value_set_supplements(value_set: dict, options: EvaluationOptions) -> list[
 EXPANSION_PARAMETER = "http://hl7.org/fhir/StructureDefinition/valueset-expansion-parameter"
 
 
-def compose_parameters(value_set: dict) -> dict[str, str]:
+def compose_parameters(value_set: dict[str, Any]) -> dict[str, str]:
     """Expansion parameters the ValueSet itself sets (valueset-expansion-parameter extension)."""
     found: dict[str, str] = {}
     for holder in (value_set, value_set.get("compose") or {}):
@@ -286,13 +287,14 @@ def compose_parameters(value_set: dict) -> dict[str, str]:
                 continue
             parts = {e.get("url"): next((v for k, v in e.items() if k.startswith("value")), None)
                      for e in ext.get("extension", [])}
-            if parts.get("name") and parts.get("value") is not None:
+            name = parts.get("name")
+            if name and parts.get("value") is not None:
                 value = parts["value"]
-                found[parts["name"]] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+                found[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return found
 
 
-def _merge_versions(seen: dict) -> dict:
+def _merge_versions(seen: dict[tuple[str, str | None, str], Member]) -> dict[tuple[str, str | None, str], Member]:
     """versionsMatch=true: one member per code, from the newest version that has it."""
     best: dict[tuple[str, str], Member] = {}
     for member in seen.values():
@@ -302,7 +304,7 @@ def _merge_versions(seen: dict) -> dict:
     return {(m.system, m.version, m.code): m for m in best.values()}
 
 
-def _multi_version_systems(compose: dict) -> set[str]:
+def _multi_version_systems(compose: dict[str, Any]) -> set[str]:
     """Systems the compose names with different versions (a stated version vs another, or none):
     their expansion entries carry `version`. One system named twice with the same (or no)
     version is one version, and its entries do not."""
@@ -313,7 +315,7 @@ def _multi_version_systems(compose: dict) -> set[str]:
     return {system for system, versions in stated.items() if len(versions) > 1}
 
 
-def _include_order(includes: list[dict]) -> list[int]:
+def _include_order(includes: list[dict[str, Any]]) -> list[int]:
     """The order includes are evaluated in: includes stating versions of the same system are
     taken newest version first (they keep the places they hold among the others), so that a
     code in two versions lists the newer first, as tx.fhir.org does (HL7 overload tests)."""
@@ -329,7 +331,7 @@ def _include_order(includes: list[dict]) -> list[int]:
     return order
 
 
-def _evaluate(registry: Registry, value_set: dict, options: EvaluationOptions, path: tuple[str, ...]) -> Evaluation:
+def _evaluate(registry: Registry, value_set: dict[str, Any], options: EvaluationOptions, path: tuple[str, ...]) -> Evaluation:
     me = canonical_of(value_set)
     if me and me in path:
         raise CircularValueSet("VALUESET_CIRCULAR_REFERENCE", value_set=me, pathway="[" + ", ".join(path + (me,)) + "]")
@@ -397,7 +399,7 @@ def _kept(registry: Registry, value_set: dict[str, Any], options: EvaluationOpti
     except (TypeError, ValueError):
         return compute()
     key = (registry.token, hashlib.sha256(text.encode()).digest(), repr(options))
-    kept = registry.caches.evaluations.get_or_compute(key, compute)
+    kept: Evaluation = registry.caches.evaluations.get_or_compute(key, compute)
     changes: dict[str, Any] = {f.name: list(getattr(kept, f.name)) for f in dataclasses.fields(kept)
                                if isinstance(getattr(kept, f.name), list) and f.name != "members"}
     changes["multi_version_systems"] = set(kept.multi_version_systems)

@@ -70,8 +70,8 @@ def main(args: argparse.Namespace, app: Any = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.output:
-        for version, version_results in results.items():
-            target = Path(args.output) / version.lower() if len(results) > 1 else Path(args.output)
+        for version_name, version_results in results.items():
+            target = Path(args.output) / version_name.lower() if len(results) > 1 else Path(args.output)
             write_outputs(version_results, target)
     if args.write_expected_failures:
         path = Path(args.write_expected_failures)

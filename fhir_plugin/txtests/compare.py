@@ -137,7 +137,7 @@ class Comparer:
             return self.version is not None and self.version.startswith(flag[len("version:"):])
         return flag in self.modes
 
-    def compare_objects(self, path: str, expected: dict, actual: dict) -> str | None:
+    def compare_objects(self, path: str, expected: dict[str, Any], actual: dict[str, Any]) -> str | None:
         optional: set[str] = set()
         if "$optional-properties$" in expected:
             optional = {*expected["$optional-properties$"], "$optional-properties$", "$count-arrays$"}
@@ -210,7 +210,7 @@ class Comparer:
             return _PATTERNS[expected].fullmatch(actual) is not None
         raise TemplateError(f"unknown template {expected}")
 
-    def _compare_arrays(self, path: str, expected: list, actual: list, count_only: bool) -> str | None:
+    def _compare_arrays(self, path: str, expected: list[Any], actual: list[Any], count_only: bool) -> str | None:
         where = path or "(root)"
         if count_only:
             return None if len(expected) == len(actual) else \
@@ -241,7 +241,7 @@ class Comparer:
             return f"{where}[{cursor}]: unexpected item {_show(actual[cursor])}"
         return None
 
-    def _compare_pattern_arrays(self, path: str, expected: list, actual: list) -> str | None:
+    def _compare_pattern_arrays(self, path: str, expected: list[Any], actual: list[Any]) -> str | None:
         cursor = 0
         for index, item in enumerate(expected):
             while cursor < len(actual):
@@ -253,7 +253,7 @@ class Comparer:
         return None
 
 
-def _names_hint(comparer: Comparer, expected: list, actual: list) -> str:
+def _names_hint(comparer: Comparer, expected: list[Any], actual: list[Any]) -> str:
     """For arrays of named items (Parameters), which names are missing or unexpected."""
     if not all(isinstance(i, dict) and "name" in i for i in expected + actual):
         return ""

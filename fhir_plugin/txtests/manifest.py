@@ -39,7 +39,7 @@ class TestCase:
     suite: str
     name: str
     operation: str
-    response: str
+    response: str | None
     request: str | None = None
     setup: tuple[str, ...] = ()
     profile: str = DEFAULT_PROFILE
@@ -62,22 +62,23 @@ def _load(tests_dir: Path, relative: str) -> Any:
     return load_file(tests_dir / relative)
 
 
-def _enabled(item: dict, modes: frozenset[str]) -> bool:
+def _enabled(item: dict[str, Any], modes: frozenset[str]) -> bool:
     if any(mode in modes for mode in item.get("modes", [])):
         return True
     return "mode" not in item or item["mode"] in modes
 
 
-def _choose(test: dict, name: str, modes: frozenset[str]) -> str | None:
+def _choose(test: dict[str, Any], name: str, modes: frozenset[str]) -> str | None:
     # The official runner takes the first enabled mode with a variant, in set order; sorted here so
     # that the choice is at least repeatable (only `flat` has variants in the general suites).
     for mode in sorted(modes):
         if f"{name}:{mode}" in test:
-            return test[f"{name}:{mode}"]
+            variant: str = test[f"{name}:{mode}"]
+            return variant
     return test.get(name)
 
 
-def _header(test: dict, modes: frozenset[str]) -> tuple[str, str] | None:
+def _header(test: dict[str, Any], modes: frozenset[str]) -> tuple[str, str] | None:
     header = test.get("header")
     if not isinstance(header, dict) or not _enabled(header, modes):
         return None
@@ -113,7 +114,7 @@ def load_cases(tests_dir: Path | None = None, modes: Iterable[str] = DEFAULT_MOD
 def tests_version(tests_dir: Path | None = None) -> str | None:
     """The version of the test set, as the runner reports it (manifest `version`, else history.json)."""
     tests_dir = Path(tests_dir or default_tests_dir())
-    version = load_file(tests_dir / MANIFEST).get("version")
+    version: str | None = load_file(tests_dir / MANIFEST).get("version")
     if version is None and (tests_dir / "history.json").exists():
         versions = load_file(tests_dir / "history.json").get("versions") or [{}]
         version = versions[0].get("version")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import cmp_to_key
-from typing import Any
+from typing import Any, TypeVar
 
 from .jsontext import Number
 
@@ -39,7 +39,7 @@ def is_managed(url: Any) -> bool:
     return not (isinstance(url, str) and _ABSOLUTE_URL.fullmatch(url)) or url in MANAGED_EXTENSIONS
 
 
-def _items(element: Any, key: str) -> list[dict]:
+def _items(element: Any, key: str) -> list[dict[str, Any]]:
     """The objects of `element[key]` when it is an array (servers can send anything)."""
     value = element.get(key) if isinstance(element, dict) else None
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
@@ -71,7 +71,7 @@ def _scrub_extensions(node: Any) -> None:
                 node[key] = [None if v == {} else v for v in value]
 
 
-def _filter_extensions(element: dict) -> None:
+def _filter_extensions(element: dict[str, Any]) -> None:
     extensions = element.get("extension")
     if isinstance(extensions, list):
         kept = [e for e in extensions if not isinstance(e, dict) or is_managed(e.get("url"))]
@@ -81,13 +81,13 @@ def _filter_extensions(element: dict) -> None:
             del element["extension"]
 
 
-def scrub_domain_resource(resource: dict) -> None:
+def scrub_domain_resource(resource: dict[str, Any]) -> None:
     resource.pop("text", None)
     resource.pop("meta", None)
     _scrub_extensions(resource)
 
 
-def scrub_operation_outcome(outcome: dict) -> None:
+def scrub_operation_outcome(outcome: dict[str, Any]) -> None:
     scrub_domain_resource(outcome)
     issues = outcome.get("issue")
     if not isinstance(issues, list):
@@ -103,7 +103,7 @@ def scrub_operation_outcome(outcome: dict) -> None:
         del outcome["issue"]
 
 
-def scrub_parameters(parameters: dict) -> None:
+def scrub_parameters(parameters: dict[str, Any]) -> None:
     parameters.pop("meta", None)
     items = parameters.get("parameter")
     if not isinstance(items, list):
@@ -115,7 +115,9 @@ def scrub_parameters(parameters: dict) -> None:
         del parameters["parameter"]
     for item in _items(parameters, "parameter"):
         resource = item.get("resource")
-        rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+        if not isinstance(resource, dict):
+            continue
+        rtype = resource.get("resourceType")
         if rtype == "ValueSet":
             scrub_domain_resource(resource)
         elif rtype == "OperationOutcome":
@@ -127,7 +129,10 @@ def scrub_parameters(parameters: dict) -> None:
 # --- sorting helpers ------------------------------------------------------------------------------
 
 
-def _cmp(a: str, b: str) -> int:
+_Ordered = TypeVar("_Ordered", str, tuple[str, str, str, str])
+
+
+def _cmp(a: _Ordered, b: _Ordered) -> int:
     return (a > b) - (a < b)
 
 
@@ -165,7 +170,7 @@ def _by(field: str) -> Callable[[Any, Any], int]:
     return lambda a, b: _cmp(_text(a, field), _text(b, field))
 
 
-def _compare_extensions(a: dict, b: dict) -> int:
+def _compare_extensions(a: dict[str, Any], b: dict[str, Any]) -> int:
     _sort(a, "extension", _compare_extensions)  # the Java comparator sorts nested extensions too
     _sort(b, "extension", _compare_extensions)
     return _cmp(_text(a, "url"), _text(b, "url"))
@@ -174,16 +179,16 @@ def _compare_extensions(a: dict, b: dict) -> int:
 # --- Parameters -----------------------------------------------------------------------------------
 
 
-def _part(parameter: dict, name: str) -> dict | None:
+def _part(parameter: dict[str, Any], name: str) -> dict[str, Any] | None:
     return next((p for p in _items(parameter, "part") if p.get("name") == name), None)
 
 
-def _part_value(parameter: dict, name: str) -> str | None:
+def _part_value(parameter: dict[str, Any], name: str) -> str | None:
     value = primitive_value(_part(parameter, name))
     return value.lower() if value is not None else None
 
 
-def _compare_parameters(a: dict, b: dict) -> int:
+def _compare_parameters(a: dict[str, Any], b: dict[str, Any]) -> int:
     # As in Java, comparing two parameters first sorts their extensions and parts: a part list is
     # only ever sorted when its parameter takes part in a comparison.
     for side in (a, b):
@@ -201,7 +206,7 @@ def _compare_parameters(a: dict, b: dict) -> int:
     return _cmp(name_a, name_b)
 
 
-def _issue_key(issue: dict) -> tuple[str, str, str, str]:
+def _issue_key(issue: dict[str, Any]) -> tuple[str, str, str, str]:
     expressions = issue.get("expression")
     first = expressions[0] if isinstance(expressions, list) and expressions else ""
     details = issue.get("details")
@@ -209,11 +214,11 @@ def _issue_key(issue: dict) -> tuple[str, str, str, str]:
             _text(details, "text"))
 
 
-def sort_issues(outcome: dict) -> None:
-    _sort(outcome, "issue", lambda a, b: _cmp(_issue_key(a), _issue_key(b)))  # type: ignore[arg-type]
+def sort_issues(outcome: dict[str, Any]) -> None:
+    _sort(outcome, "issue", lambda a, b: _cmp(_issue_key(a), _issue_key(b)))
 
 
-def sort_parameters(parameters: dict) -> None:
+def sort_parameters(parameters: dict[str, Any]) -> None:
     _sort(parameters, "parameter", _compare_parameters)
     for item in _items(parameters, "parameter"):
         resource = item.get("resource")
@@ -232,13 +237,13 @@ def sort_parameters(parameters: dict) -> None:
 # --- ValueSet -------------------------------------------------------------------------------------
 
 
-def _compare_expansion_parameters(a: dict, b: dict) -> int:
+def _compare_expansion_parameters(a: dict[str, Any], b: dict[str, Any]) -> int:
     for side in (a, b):
         _sort(side, "extension", _compare_extensions)
     return _cmp(_text(a, "name"), _text(b, "name")) or _cmp(primitive_value(a) or "", primitive_value(b) or "")
 
 
-def _compare_property_definitions(a: dict, b: dict) -> int:
+def _compare_property_definitions(a: dict[str, Any], b: dict[str, Any]) -> int:
     uri_a, uri_b = a.get("uri"), b.get("uri")
     if uri_a is None or uri_b is None:
         order = 0 if uri_a is None and uri_b is None else (-1 if uri_a is None else 1)
@@ -247,13 +252,13 @@ def _compare_property_definitions(a: dict, b: dict) -> int:
     return order or _cmp(_text(a, "code"), _text(b, "code"))
 
 
-def _compare_designations(a: dict, b: dict) -> int:
+def _compare_designations(a: dict[str, Any], b: dict[str, Any]) -> int:
     if "language" in a and "language" in b:
         return _cmp(_text(a, "language"), _text(b, "language"))
     return _cmp(_text(a, "value"), _text(b, "value"))
 
 
-def _sort_contains_features(item: dict) -> None:
+def _sort_contains_features(item: dict[str, Any]) -> None:
     _sort(item, "contains", _by("code"))
     _sort(item, "extension", _compare_extensions)
     _sort(item, "designation", _compare_designations)
@@ -262,7 +267,7 @@ def _sort_contains_features(item: dict) -> None:
         _sort_contains_features(child)
 
 
-def sort_value_set(value_set: dict) -> None:
+def sort_value_set(value_set: dict[str, Any]) -> None:
     _sort(value_set, "extension", _compare_extensions)
     expansion = value_set.get("expansion")
     if not isinstance(expansion, dict):
@@ -278,17 +283,17 @@ def sort_value_set(value_set: dict) -> None:
 # --- metadata -------------------------------------------------------------------------------------
 
 
-def _compare_codings(a: dict, b: dict) -> int:
+def _compare_codings(a: dict[str, Any], b: dict[str, Any]) -> int:
     return _cmp(_text(a, "system"), _text(b, "system")) or _cmp(_text(a, "code"), _text(b, "code"))
 
 
-def _compare_concepts(a: dict, b: dict) -> int:
+def _compare_concepts(a: dict[str, Any], b: dict[str, Any]) -> int:
     if a.get("coding") and b.get("coding"):
         return _compare_codings(a["coding"][0], b["coding"][0])
     return _cmp(_text(a, "text"), _text(b, "text"))
 
 
-def sort_capability_statement(statement: dict) -> None:
+def sort_capability_statement(statement: dict[str, Any]) -> None:
     for key in ("format", "instantiates", "imports", "acceptLanguage"):
         _sort_strings(statement, key)
     _sort(statement, "rest", _by("mode"))
@@ -310,12 +315,12 @@ def sort_capability_statement(statement: dict) -> None:
         _sort_strings(rest, "compartment")
 
 
-def _compare_versions(a: dict, b: dict) -> int:
+def _compare_versions(a: dict[str, Any], b: dict[str, Any]) -> int:
     # Java's comparator calls two versions equal when either has no code.
     return 0 if "code" not in a or "code" not in b else _by("code")(a, b)
 
 
-def sort_terminology_capabilities(capabilities: dict) -> None:
+def sort_terminology_capabilities(capabilities: dict[str, Any]) -> None:
     _sort(capabilities, "codeSystem", _by("uri"))
     for system in _items(capabilities, "codeSystem"):
         _sort(system, "version", _compare_versions)

@@ -19,7 +19,7 @@ from ..fhirversions import FhirVersion
 from .compare import Verdict, check_metadata, check_response, pretty
 from .jsontext import dumps, loads
 from .manifest import DEFAULT_MODES, TestCase, load_cases
-from .wire import RunAborted, Send, build_request, metadata_request
+from .wire import Request, RunAborted, Send, build_request, metadata_request
 
 METADATA_OPERATIONS = ("metadata", "term-caps")
 
@@ -72,6 +72,8 @@ class Runner:
     def run_case(self, case: TestCase) -> Result:
         status, expected = None, None
         try:
+            if case.response is None:
+                raise ValueError("the test names no response file")
             expected = case.load(case.response)
             if case.operation in METADATA_OPERATIONS:
                 resource = self._fetch_metadata(case.operation)
@@ -97,7 +99,7 @@ class Runner:
             status=status, response_file=case.response,
             expected=expected if keep else None, actual=verdict.actual if keep else None)
 
-    def _send(self, request) -> tuple[int, bytes]:
+    def _send(self, request: Request) -> tuple[int, bytes]:
         try:
             status, _, body = self.send(request.method, request.path, request.headers, request.body, request.query)
         except OSError as error:  # connection refused, timeout (requests' errors are OSErrors)

@@ -52,7 +52,7 @@ def _media_type(version: FhirVersion) -> str:
     return f"{FHIR_JSON}; fhirVersion=4.0" if version is FhirVersion.R4 else FHIR_JSON
 
 
-def build_parameters(case: TestCase) -> dict:
+def build_parameters(case: TestCase) -> dict[str, Any]:
     """The R5 Parameters the runner sends: the request's own parameters, one tx-resource per setup
     file (in setup order), then the profile's parameters (section 4.3)."""
     request = case.load(case.request) if case.request else {"resourceType": "Parameters"}
@@ -72,7 +72,7 @@ def _query_text(value: Any) -> str:
     return str(value)
 
 
-def _as_query(parameters: dict) -> list[tuple[str, str]] | None:
+def _as_query(parameters: dict[str, Any]) -> list[tuple[str, str]] | None:
     """The parameters as query pairs, or None if any is not a primitive value."""
     pairs = []
     for parameter in parameters.get("parameter", []):
@@ -165,7 +165,8 @@ def flask_client_transport(client: Any, prefix: str = "") -> Send:
     """A transport over a Flask test client (anything with Flask's `client.open`), with the FHIR
     base at `prefix` (e.g. "/r5"). Duck-typed, so that this package never imports Flask."""
 
-    def send(method, path, headers, body, query):
+    def send(method: str, path: str, headers: Mapping[str, str], body: bytes | None,
+             query: Sequence[tuple[str, str]]) -> tuple[int, Mapping[str, str], bytes]:
         response = client.open(prefix + path, method=method, headers=dict(headers), data=body,
                                query_string=_query_string(query))
         return response.status_code, dict(response.headers), response.get_data()
@@ -181,7 +182,8 @@ def requests_transport(base_url: str, session: Any = None, timeout: float = 120.
     session = session or requests.Session()
     base = base_url.rstrip("/")
 
-    def send(method, path, headers, body, query):
+    def send(method: str, path: str, headers: Mapping[str, str], body: bytes | None,
+             query: Sequence[tuple[str, str]]) -> tuple[int, Mapping[str, str], bytes]:
         url = base + path + (f"?{_query_string(query)}" if query else "")
         response = session.request(method, url, headers=dict(headers), data=body, timeout=timeout)
         return response.status_code, dict(response.headers), response.content

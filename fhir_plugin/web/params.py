@@ -86,7 +86,7 @@ def _parameters(data: bytes) -> list[Param]:
     return parameter_list(document)
 
 
-def parameter_list(document: dict) -> list[Param]:
+def parameter_list(document: dict[str, Any]) -> list[Param]:
     """The entries of a Parameters resource (the body's, or a nested one such as a batch's
     `validation`), each checked: a name and exactly one value[x], resource or part."""
     raw = document.get("parameter", [])
@@ -220,7 +220,7 @@ def collect(params: list[Param], spec: dict[str, str], repeating: frozenset[str]
     return values
 
 
-def tx_resources(params: list[Param], limit: int) -> list[dict]:
+def tx_resources(params: list[Param], limit: int) -> list[dict[str, Any]]:
     """The resources of every `tx-resource` parameter (any operation may carry them), at most
     `limit` of them: each one is validated and compiled, so their number bounds what one request
     can cost (FHIR_PLUGIN_MAX_TX_RESOURCES)."""
@@ -337,7 +337,7 @@ def translate_request(params: list[Param], instance: ConceptMapEntry | None = No
 SEARCH_PARAMS = ("_id", "url", "version", "name", "title", "status")
 
 
-def search_criteria(args: MultiDict, strict: bool, resource_type: str) -> dict[str, str]:
+def search_criteria(args: MultiDict[str, str], strict: bool, resource_type: str) -> dict[str, str]:
     """Supported search parameters; unknown ones are ignored unless `Prefer: handling=strict`."""
     criteria = {}
     for key, value in args.items(multi=True):

@@ -29,7 +29,7 @@ VS_SPEC = {**_COMMON, "url": "uri", "valueSet": "resource", "valueSetVersion": "
 CS_SPEC = {**_COMMON, "url": "uri", "system": "uri", "version": "string"}
 
 
-def _concept(v: dict[str, Any], system: str | None, version: str | None) -> tuple[tuple[Coding, ...], str, dict | None]:
+def _concept(v: dict[str, Any], system: str | None, version: str | None) -> tuple[tuple[Coding, ...], str, dict[str, Any] | None]:
     """(codings, form, the CodeableConcept as given) from code+system, coding or codeableConcept."""
     given = [name for name in ("code", "coding", "codeableConcept") if name in v]
     if len(given) > 1:
@@ -45,7 +45,7 @@ def _concept(v: dict[str, Any], system: str | None, version: str | None) -> tupl
     raise InvalidValidateRequest("VALIDATE_NO_CODE")
 
 
-def _raw_codeable_concepts(params: list[Param]) -> dict | None:
+def _raw_codeable_concepts(params: list[Param]) -> dict[str, Any] | None:
     for param in params:
         if param.name == "codeableConcept" and isinstance(param.value, dict):
             return param.value

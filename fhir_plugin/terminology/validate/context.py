@@ -9,7 +9,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UnknownCodeSystem, UnknownSupplement, UnknownValueSet
+from ..errors import InvalidValidateRequest, UnknownCodeSystem, UnknownSupplement, UnknownValueSet
 from ..models import CodeSystemEntry, Coding, Concept, Issue, ValidateCodeRequest, VersionRules
 from ..registry import Registry
 from ..supplements import apply_supplements, find_supplement, supplements_base
@@ -111,6 +111,8 @@ class ValidationContext:
         options = self._options()
         if request.value_set is not None:
             self.value_set = request.value_set
+        elif request.url is None:  # as the web layer answers a request that names no value set
+            raise InvalidValidateRequest("VALIDATE_NO_VALUESET", expression="url")
         else:
             self.value_set = _resolve_requested(self.registry, request.url, request.value_set_version, options)
         if not self.languages:

@@ -13,6 +13,8 @@ def _member(ctx: ValidationContext, checked: CheckedCoding) -> Member | None:
     if ctx.evaluation is None:
         return None
     code = checked.concept.code if checked.concept else checked.coding.code
+    if code is None:  # every member has a code
+        return None
     compose = (ctx.value_set or {}).get("compose") or {}
     if checked.concept is not None and checked.concept.inactive and (
             ctx.request.active_only or compose.get("inactive") is False):
@@ -23,10 +25,11 @@ def _member(ctx: ValidationContext, checked: CheckedCoding) -> Member | None:
     # evaluation may have used another version of the same code system for its member list. Only
     # when the value set includes several versions of the system is membership per version.
     per_version = checked.cs is not None and checked.coding.system in ctx.evaluation.multi_version_systems
+    chosen_version = checked.cs.version if checked.cs is not None else None
     for member in members_with_code(ctx.evaluation, code):
         if member.system != checked.coding.system:
             continue
-        if per_version and member.version is not None and member.version != checked.cs.version:
+        if per_version and member.version is not None and member.version != chosen_version:
             continue
         return member
     return None

@@ -72,13 +72,16 @@ def _overloaded(ctx: ValidationContext, coding: Coding, versions: list[CodeSyste
     code = coding.code or ""
     members = {(m.version, m.code) for m in (members_with_code(ctx.evaluation, code) if ctx.evaluation else [])
                if m.system == coding.system}
-    selected = [cs for cs in entries if cs.find(code) is not None and (cs.version, cs.find(code).code) in members]
+    selected = [cs for cs in entries if (concept := cs.find(code)) is not None and (cs.version, concept.code) in members]
     if coding.display is not None:
         for cs in selected:
-            if check_display(coding.display, cs.find(code), cs, cs.url, ctx.languages, False, "") is None:
+            concept = cs.find(code)
+            assert concept is not None  # `selected` holds only versions that have the code
+            if check_display(coding.display, concept, cs, cs.url, ctx.languages, False, "") is None:
                 return cs
     having = [cs for cs in entries if cs.find(code) is not None]
-    return (selected or having or entries or [None])[0]
+    chosen = selected or having or entries
+    return chosen[0] if chosen else None
 
 
 def choose_version(ctx: ValidationContext, coding: Coding, versions: list[CodeSystemEntry], paths: dict[str, str]
