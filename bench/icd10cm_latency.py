@@ -10,7 +10,8 @@ import statistics
 import sys
 import time
 
-from fhir_plugin import TerminologyService, create_app
+from fhir_plugin import create_app, load_service
+from fhir_plugin.config import cache_dir, load_settings
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 
@@ -49,7 +50,7 @@ REQUESTS = {
 
 
 def main(repetitions: int = 20) -> None:
-    client = create_app(service=TerminologyService.from_paths()).test_client()
+    client = create_app(service=load_service(cache=cache_dir(load_settings(), server=True))).test_client()
     print(f"| request | median ms | min ms | total |\n|---|---|---|---|")
     for name, (url, body) in REQUESTS.items():
         call = (lambda: client.get(url)) if body is None else (lambda: client.post(url, json=body))

@@ -15,9 +15,9 @@ import time
 import timeit
 from pathlib import Path
 
-from fhir_plugin import TerminologyService
-from fhir_plugin.terminology.models import Coding, LookupRequest, TranslateRequest
-from fhir_plugin.terminology.validate_code import ValidateCodeRequest
+from fhir_plugin import TerminologyService, load_service
+from fhir_plugin.config import cache_dir, load_settings
+from fhir_plugin.terminology.models import Coding, LookupRequest, TranslateRequest, ValidateCodeRequest
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CPT, ICD = "http://www.ama-assn.org/go/cpt", "http://hl7.org/fhir/sid/icd-10-cm"
@@ -55,7 +55,7 @@ def main() -> int:
     parser.add_argument("--number", type=int, default=5000, help="calls per repeat (default 5000)")
     parser.add_argument("--repeat", type=int, default=7, help="repeats, the median is reported (default 7)")
     args = parser.parse_args()
-    service = TerminologyService.from_paths()
+    service = load_service(cache=cache_dir(load_settings(), server=True))
     rows = []
     for label, call in calls(service):
         micros = measure(call, args.number, args.repeat)
