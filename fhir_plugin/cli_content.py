@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .fhirversions import FhirVersion
 from .terminology.errors import TerminologyError
+
+if TYPE_CHECKING:  # imported where it is used: `fhir-plugin lookup` need not load requests
+    from .client import ContentAdmin
 
 
 def _import_icd10cm(args: argparse.Namespace, settings: dict[str, Any]) -> int:
@@ -55,8 +58,11 @@ def _import_cpt(args: argparse.Namespace, settings: dict[str, Any]) -> int:
 
     files = {"long": args.long, "medium": args.medium, "short": args.short, "consumer": args.consumer}
     try:
-        imported = cpt.import_cpt(args.version, **{k: Path(v) for k, v in files.items() if v},
-                                  enrich=not args.no_enrichments)
+        def path(name: str) -> Path | None:
+            return Path(files[name]) if files[name] else None
+
+        imported = cpt.import_cpt(args.version, Path(args.long), medium=path("medium"), short=path("short"),
+                                  consumer=path("consumer"), enrich=not args.no_enrichments)
         cpt.write_code_system(imported.resource, Path(args.out))
     except TerminologyError as error:  # a file problem, not an HTTP answer: no status in the message
         print(f"error: {error.text}", file=sys.stderr)
@@ -91,7 +97,7 @@ def _validate(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     return 1 if report.problems else 0
 
 
-def _admin(args: argparse.Namespace, settings: dict[str, Any]) -> Any:
+def _admin(args: argparse.Namespace, settings: dict[str, Any]) -> ContentAdmin | None:
     from .client import ContentAdmin
 
     token = args.token or settings["FHIR_PLUGIN_ADMIN_TOKEN"]
@@ -101,7 +107,7 @@ def _admin(args: argparse.Namespace, settings: dict[str, Any]) -> Any:
     return ContentAdmin(args.server, token, timeout=args.timeout)
 
 
-def _texts(outcome: dict) -> list[str]:
+def _texts(outcome: dict[str, Any]) -> list[str]:
     return [issue.get("details", {}).get("text", "") for issue in outcome.get("issue", [])]
 
 

@@ -1,9 +1,11 @@
 """TerminologyClient: a remote FHIR terminology server with the interface of TerminologyService.
 
-The same typed requests go in, the same typed results come out, and the same TerminologyError
-subclasses are raised (rebuilt from the OperationOutcome's message id and text, fields included),
-so code written against the in-process service runs unchanged against a server. Imports no Flask
-and none of the engine's operations: only the rendering package, the models and the errors.
+Both implement TerminologyBackend: the same typed requests go in, the same typed results come
+out, and the same TerminologyError subclasses are raised (rebuilt from the OperationOutcome's
+message id and text, fields included), so code written against the in-process service runs
+unchanged against a server. Imports no Flask and none of the engine's operations: only the
+request encoders (client_requests.py), the rendering package, fhirversions, the models (with
+compile_resource_entry, which builds a ResourceEntry) and the errors.
 
     with TerminologyClient("http://127.0.0.1:8080/r4") as client:
         client.lookup(LookupRequest(system="http://www.ama-assn.org/go/cpt", code="97116")).display
@@ -13,21 +15,36 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
+from .client_requests import (batch_request_parameters, expand_request_parameters, lookup_request_parameters,
+                              subsumes_request_parameters, translate_request_parameters, validate_request_parameters)
+from .fhirversions import FhirVersion, to_r5, version_of_release
+from .render import expansion as expansion_codec
+from .render import parameters as codec
+from .terminology.compile import compile_resource_entry
+from .terminology.errors import TerminologyError
+from .terminology.models import (DEFAULT_MAX_EXPANSION, CodeSystemVersions, ExpandRequest, ExpandResult, LookupRequest,
+                                 LookupResult, ResourceEntry, SubsumesRequest, SubsumesResult, TerminologyMetadata,
+                                 TranslateRequest, TranslateResult, ValidateCodeRequest, ValidateCodeResult)
+from .terminology.outcome import REMOTE_ERROR, error_from_outcome
+
 # Every layer's errors, so that an OperationOutcome from the server is rebuilt as the class it came from.
 from .content import errors as _content_errors  # noqa: F401
 from .render import errors as _wire_errors  # noqa: F401
-from .render import parameters as codec
 from .runtime import errors as _admin_errors  # noqa: F401
-from .terminology.errors import TerminologyError
-from .terminology.models import LookupRequest, LookupResult, TranslateRequest, TranslateResult
-from .terminology.outcome import REMOTE_ERROR, error_from_outcome
 
 FHIR_JSON = "application/fhir+json"
+JSON = dict[str, Any]
+
+__all__ = ["ContentAdmin", "ServerUnreachable", "TerminologyClient", "batch_request_parameters", "error_from_response",
+           "expand_request_parameters", "lookup_request_parameters", "subsumes_request_parameters",
+           "translate_request_parameters", "validate_request_parameters"]
 
 
 class ServerUnreachable(TerminologyError):
@@ -39,65 +56,6 @@ class ServerUnreachable(TerminologyError):
     status = 503
     issue_code = "transient"
     messages = {"SERVER_UNREACHABLE": "Cannot reach the terminology server at {url}: {reason}"}
-
-
-# --- typed request -> Parameters ----------------------------------------------------------------
-
-
-def _add(params: list[dict], name: str, kind: str, value: Any) -> None:
-    # An empty string is "not given", as the engine reads it; sending it would turn the engine's
-    # "missing code" into the server's "invalid value" and the two sides would word errors apart.
-    if value is not None and value != "":
-        params.append({"name": name, kind: value})
-
-
-def _codings(params: list[dict], single: str, several: str, codings: tuple) -> None:
-    if len(codings) == 1:
-        params.append({"name": single, "valueCoding": codec.coding_dict(codings[0])})
-    elif codings:
-        params.append({"name": several,
-                       "valueCodeableConcept": {"coding": [codec.coding_dict(c) for c in codings]}})
-
-
-def lookup_request_parameters(request: LookupRequest) -> dict:
-    """The Parameters body of a CodeSystem/$lookup request (the names are the same in R4 and R5)."""
-    params: list[dict] = []
-    _add(params, "system", "valueUri", request.system)
-    _add(params, "code", "valueCode", request.code)
-    _add(params, "version", "valueString", request.version)
-    if request.coding is not None:
-        params.append({"name": "coding", "valueCoding": codec.coding_dict(request.coding)})
-    _add(params, "date", "valueDateTime", request.date)
-    _add(params, "displayLanguage", "valueCode", request.display_language)
-    for code in request.properties:
-        _add(params, "property", "valueCode", code)
-    for supplement in request.use_supplements:
-        _add(params, "useSupplement", "valueCanonical", supplement)
-    return {"resourceType": "Parameters", "parameter": params}
-
-
-def translate_request_parameters(request: TranslateRequest) -> dict:
-    """The Parameters body of a ConceptMap/$translate request.
-
-    R5 names, except with `reverse`: that flag exists only in R4, and an R4 server reads it only
-    beside R4's `coding`/`codeableConcept`, `targetsystem`, `source` and `target`.
-    """
-    r4 = request.reverse
-    params: list[dict] = []
-    _codings(params, "coding" if r4 else "sourceCoding", "codeableConcept" if r4 else "sourceCodeableConcept",
-             request.source)
-    _codings(params, "targetCoding", "targetCodeableConcept", request.target)
-    _add(params, "sourceSystem", "valueUri", request.source_system)
-    _add(params, "targetsystem" if r4 else "targetSystem", "valueUri", request.target_system)
-    _add(params, "source" if r4 else "sourceScope", "valueUri", request.source_scope)
-    _add(params, "target" if r4 else "targetScope", "valueUri", request.target_scope)
-    _add(params, "url", "valueUri", request.url)
-    _add(params, "conceptMapVersion", "valueString", request.concept_map_version)
-    if request.concept_map is not None:
-        params.append({"name": "conceptMap", "resource": request.concept_map})
-    if r4:
-        params.append({"name": "reverse", "valueBoolean": True})
-    return {"resourceType": "Parameters", "parameter": params}
 
 
 # --- HTTP answers -> results or errors -----------------------------------------------------------
@@ -122,7 +80,7 @@ def _snippet(body: str) -> str:
     return " ".join(body.split())[:200] or "(empty body)"
 
 
-def _document(response: requests.Response) -> dict:
+def _document(response: requests.Response) -> JSON:
     """The JSON object of a 2xx answer, else the matching TerminologyError."""
     with response:
         try:
@@ -138,18 +96,38 @@ def _document(response: requests.Response) -> dict:
         raise error_from_response(response.status_code, document, response.text)
 
 
-def error_from_response(status: int, document: Any, body: str) -> TerminologyError:
+def error_from_response(status: int, document: object, body: str) -> TerminologyError:
     """The TerminologyError a non-2xx answer stands for; `.outcome` keeps the OperationOutcome."""
     if isinstance(document, dict) and document.get("resourceType") == "OperationOutcome":
         return error_from_outcome(status, document)
     return _plain_error(f"The server answered HTTP {status} without an OperationOutcome: {_snippet(body)}", status)
 
 
+def _dicts(value: object) -> list[JSON]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _metadata(capabilities: JSON) -> TerminologyMetadata:
+    """TerminologyCapabilities.codeSystem as TerminologyMetadata: each url with its versions, the
+    default first (as the service lists them)."""
+    found = []
+    for system in _dicts(capabilities.get("codeSystem")):
+        versions = sorted(_dicts(system.get("version")), key=lambda v: v.get("isDefault") is not True)
+        found.append(CodeSystemVersions(str(system.get("uri")), tuple(str(v.get("code")) for v in versions)))
+    return TerminologyMetadata(tuple(found))
+
+
+def _language(value: str | None) -> dict[str, str]:
+    return {"Accept-Language": value} if value else {}
+
+
 class TerminologyClient:
     """A FHIR terminology server at `base_url` (one endpoint, e.g. http://host:8080/r4).
 
-    `session` lets callers bring authentication, TLS settings, proxies or retries; a session the
-    client created itself is closed by `close()` (or by leaving the `with` block).
+    Implements TerminologyBackend: the operations POST Parameters bodies (client_requests.py),
+    read, search and metadata are GETs. `session` lets callers bring authentication, TLS settings,
+    proxies or retries; a session the client created itself is closed by `close()` (or by leaving
+    the `with` block).
     """
 
     def __init__(self, base_url: str, *, timeout: float = 10.0, session: requests.Session | None = None):
@@ -174,44 +152,149 @@ class TerminologyClient:
     # --- operations ---
 
     def lookup(self, request: LookupRequest) -> LookupResult:
-        """CodeSystem/$lookup (POST). Raises UnknownCodeSystem, UnknownCode, InvalidRequest, ...,
+        """CodeSystem/$lookup. Raises UnknownCodeSystem, UnknownCode, InvalidRequest, ...,
         as TerminologyService.lookup does, and ServerUnreachable."""
         answer = self._request("POST", "CodeSystem/$lookup", lookup_request_parameters(request))
-        return codec.lookup_result(self._parameters(answer))
+        return codec.lookup_result(self._expect(answer, "Parameters"))
 
     def translate(self, request: TranslateRequest) -> TranslateResult:
-        """ConceptMap/$translate (POST). No mapping is a result with result=False, not an error."""
+        """ConceptMap/$translate. No mapping is a result with result=False, not an error."""
         answer = self._request("POST", "ConceptMap/$translate", translate_request_parameters(request))
-        # The wire format does not carry the mode; it follows from the request, as in the engine.
-        return dataclasses.replace(codec.translate_result(self._parameters(answer)), mode=request.mode)
+        # The wire carries neither the mode nor the dialect; both follow from the request, as in the engine.
+        return dataclasses.replace(codec.translate_result(self._expect(answer, "Parameters")), mode=request.mode,
+                                   dialect=request.dialect)
 
-    def read(self, resource_type: str, resource_id: str) -> dict:
+    def validate_code(self, request: ValidateCodeRequest) -> ValidateCodeResult:
+        """CodeSystem/$validate-code when the request names `code_system_url`, else
+        ValueSet/$validate-code; `accept_language` is sent as the Accept-Language header. An
+        invalid code is result=False with issues; raises for a malformed request or an unknown
+        value set."""
+        path = "ValueSet/$validate-code" if request.code_system_url is None else "CodeSystem/$validate-code"
+        answer = self._request("POST", path, validate_request_parameters(request),
+                               headers=_language(request.accept_language))
+        return codec.validate_result(self._expect(answer, "Parameters"))
+
+    def batch_validate(self, requests: Sequence[ValidateCodeRequest | TerminologyError]
+                       ) -> list[ValidateCodeResult | TerminologyError]:
+        """ValueSet/$batch-validate-code: one result or error per request, in order, as the
+        service answers. A request that is an error already is answered by it without asking the
+        server; one for a code system (`code_system_url`), which a batch cannot carry, goes to
+        CodeSystem/$validate-code on its own. The value set requests share one Accept-Language
+        header, so they must agree on `accept_language` (ValueError otherwise)."""
+        batched = [r for r in requests if isinstance(r, ValidateCodeRequest) and r.code_system_url is None]
+        languages = {r.accept_language for r in batched}
+        if len(languages) > 1:
+            raise ValueError(f"one batch is sent with one Accept-Language header, not {sorted(map(str, languages))}")
+        answers: list[ValidateCodeResult | TerminologyError] = []
+        if batched:
+            answer = self._request("POST", "ValueSet/$batch-validate-code", batch_request_parameters(batched),
+                                   headers=_language(batched[0].accept_language))
+            answers = codec.batch_validate_result(self._expect(answer, "Parameters"))
+            if len(answers) != len(batched):
+                raise _plain_error(f"The server at {self.base_url} answered {len(answers)} validations for "
+                                   f"{len(batched)} requests", 502)
+        pending = iter(answers)
+        results: list[ValidateCodeResult | TerminologyError] = []
+        for request in requests:
+            if isinstance(request, TerminologyError):
+                results.append(request)
+            elif request.code_system_url is None:
+                results.append(next(pending))
+            else:
+                try:
+                    results.append(self.validate_code(request))
+                except ServerUnreachable:
+                    raise  # not an answer about this request: the batch fails as a whole, as its POST would
+                except TerminologyError as error:
+                    results.append(error)
+        return results
+
+    def subsumes(self, request: SubsumesRequest) -> SubsumesResult:
+        """CodeSystem/$subsumes. The answer carries only the outcome: `system` is the request's (or
+        codingA's), `version` the request's (or its codings'), and when it names none, the version
+        a $lookup of code A reports, which is the default version the server compared in."""
+        answer = self._request("POST", "CodeSystem/$subsumes", subsumes_request_parameters(request))
+        parameters = self._expect(answer, "Parameters")
+        coding_a, coding_b = request.coding_a, request.coding_b
+        system = (coding_a.system if coding_a else None) or request.system or ""
+        version = (coding_a.version if coding_a else None) or request.version or (coding_b.version if coding_b else None)
+        if version is None:
+            code_a = (coding_a.code if coding_a else None) or request.code_a
+            version = self.lookup(LookupRequest(system=system, code=code_a)).version
+        return codec.subsumes_result(parameters, system, version)
+
+    def expand(self, request: ExpandRequest) -> ExpandResult:
+        """ValueSet/$expand. `accept_language` is sent as the Accept-Language header, a
+        `max_expansion` other than the default as X-TOO-COSTLY-THRESHOLD (a server applies the
+        lower of it and its own limit). Raises UnknownValueSet, UnknownCodeSystem, TooCostly, ..."""
+        headers = _language(request.accept_language)
+        if request.max_expansion != DEFAULT_MAX_EXPANSION:
+            headers["X-TOO-COSTLY-THRESHOLD"] = str(request.max_expansion)
+        answer = self._request("POST", "ValueSet/$expand", expand_request_parameters(request), headers=headers)
+        # to_r5 restores the R5 elements an R4 answer carries as cross-version extensions (the
+        # expansion's properties) and leaves an R5 ValueSet as it is.
+        return expansion_codec.expand_result(to_r5(self._expect(answer, "ValueSet")))
+
+    # --- resources ---
+
+    def read(self, resource_type: str, resource_id: str) -> ResourceEntry:
+        """`GET {type}/{id}`: the resource (in R5 form, whatever the endpoint's version) and its
+        identity; NotFound if absent."""
+        return self._entry(self.resource(resource_type, resource_id))
+
+    def search(self, resource_type: str, criteria: Mapping[str, str]) -> list[ResourceEntry]:
+        """`GET {type}?criteria`: by _id, url (or url|version), version, name, title, status; each
+        match in R5 form. (A server lists a large CodeSystem without its concepts: read it.)"""
+        bundle = self._expect(self._request("GET", quote(resource_type, safe=""), params=dict(criteria)), "Bundle")
+        return [self._entry(entry["resource"]) for entry in _dicts(bundle.get("entry"))
+                if isinstance(entry.get("resource"), dict)]
+
+    def metadata(self) -> TerminologyMetadata:
+        """The code systems the server serves, each with its versions (the default first), from
+        `GET metadata?mode=terminology`."""
+        return _metadata(self._expect(self.capabilities(mode="terminology"), "TerminologyCapabilities"))
+
+    def resource(self, resource_type: str, resource_id: str) -> JSON:
         """`GET {type}/{id}`: the resource as the endpoint's FHIR version renders it; NotFound if absent."""
         return self._request("GET", f"{quote(resource_type, safe='')}/{quote(resource_id, safe='')}")
 
-    def metadata(self, mode: str | None = None) -> dict:
+    def capabilities(self, mode: str | None = None) -> JSON:
         """`GET metadata`: the CapabilityStatement, or with mode="terminology" the TerminologyCapabilities."""
         return self._request("GET", "metadata", params={"mode": mode} if mode else None)
 
+    @cached_property
+    def _endpoint_version(self) -> FhirVersion | None:
+        """The endpoint's FHIR version, from its CapabilityStatement (asked once, when first needed)."""
+        return version_of_release(str(self.capabilities().get("fhirVersion") or ""))
+
+    def _entry(self, resource: JSON) -> ResourceEntry:
+        """A resource of the endpoint as a ResourceEntry of its R5 form. to_r5 leaves an R5
+        CodeSystem or ValueSet as it is, but the R4 and R5 ConceptMaps differ (equivalence and
+        relationship): only an R4 endpoint's ConceptMap is converted."""
+        if resource.get("resourceType") != "ConceptMap" or self._endpoint_version is FhirVersion.R4:
+            resource = to_r5(resource)
+        return compile_resource_entry(resource)
+
     # --- HTTP ---
 
-    def _parameters(self, answer: dict) -> dict:
-        if answer.get("resourceType") != "Parameters":
+    def _expect(self, answer: JSON, resource_type: str) -> JSON:
+        if answer.get("resourceType") != resource_type:
             found = answer.get("resourceType") or "JSON object without resourceType"
-            raise _plain_error(f"The server at {self.base_url} answered with a {found}, not a Parameters resource", 502)
+            raise _plain_error(f"The server at {self.base_url} answered with a {found}, not a {resource_type} "
+                               "resource", 502)
         return answer
 
-    def _request(self, method: str, path: str, body: dict | None = None,
-                 params: dict[str, str] | None = None) -> dict:
+    def _request(self, method: str, path: str, body: JSON | None = None, params: Mapping[str, str] | None = None,
+                 headers: Mapping[str, str] | None = None) -> JSON:
         """One HTTP exchange: the JSON resource of a 2xx answer, else the matching TerminologyError."""
-        headers = {"Accept": FHIR_JSON}
+        sent = {"Accept": FHIR_JSON, **(headers or {})}
         data = None
         if body is not None:
-            headers["Content-Type"] = FHIR_JSON
+            sent["Content-Type"] = FHIR_JSON
             data = json.dumps(body).encode()
         try:
             response = self.session.request(method, f"{self.base_url}/{path}", params=params, data=data,
-                                            headers=headers, timeout=self.timeout)
+                                            headers=sent, timeout=self.timeout)
         except requests.RequestException as error:
             raise ServerUnreachable("SERVER_UNREACHABLE", url=self.base_url, reason=_reason(error)) from error
         return _document(response)
@@ -233,20 +316,21 @@ class ContentAdmin:
         self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self.timeout = timeout
 
-    def load(self, data: bytes, name: str | None = None) -> dict:
+    def load(self, data: bytes, name: str | None = None) -> JSON:
         """Load FHIR JSON, a Bundle, gzipped JSON or a FHIR package; the server's OperationOutcome."""
         return self._request("POST", self.url, data=data, params={"name": name} if name else None)
 
-    def unload(self, name: str) -> dict:
+    def unload(self, name: str) -> JSON:
         return self._request("DELETE", f"{self.url}/{quote(name, safe='')}")
 
-    def loaded(self) -> dict:
+    def loaded(self) -> JSON:
         return self._request("GET", self.url)
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> dict:
-        headers = dict(self.headers, **({"Content-Type": "application/octet-stream"} if "data" in kwargs else {}))
+    def _request(self, method: str, url: str, data: bytes | None = None,
+                 params: Mapping[str, str] | None = None) -> JSON:
+        headers = dict(self.headers, **({"Content-Type": "application/octet-stream"} if data is not None else {}))
         try:
-            response = requests.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+            response = requests.request(method, url, headers=headers, timeout=self.timeout, data=data, params=params)
         except requests.RequestException as error:
             raise ServerUnreachable("SERVER_UNREACHABLE", url=url, reason=_reason(error)) from error
         return _document(response)

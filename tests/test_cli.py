@@ -268,3 +268,182 @@ def test_serve_printed_its_endpoints(live_server):  # noqa: F811
     ]
     with requests.get(f"{base}/fhir/metadata", timeout=10) as response:
         assert (response.status_code, response.json()["fhirVersion"]) == (200, "4.0.1")
+
+
+# --- validate-code, expand, subsumes ---------------------------------------------------------------------
+# An in-process run loads the content (about 3 s from the compiled-content cache), a run with --server
+# does not: most cases run against the live server, a few in-process, and test_backend.py shows that
+# both give the same results.
+
+ICD_VS = "http://fhir-plugin.org/fhir/ValueSet/icd-10-cm-gait-training-diagnoses"
+CPT_VS = "http://fhir-plugin.org/fhir/ValueSet/cpt-gait-training"
+R26_2 = "Difficulty in walking, not elsewhere classified"
+IN_ICD_VS = ["--valueset", ICD_VS, "--system", ICD]
+VALID_R26_2 = ["result: true", "code: R26.2", f"system: {ICD}", "version: 2026-04-01", f"display: {R26_2}"]
+WRONG_WALKING = (f"Wrong Display Name 'Walking problems' for {ICD}#R26.2. Valid display is '{R26_2}' (en) (for the "
+                 "language(s) '--')")
+WRONG_R26_2 = ["result: false", "code: R26.2", f"system: {ICD}", "version: 2026-04-01", f"display: {R26_2}",
+               f"message: {WRONG_WALKING}", f"issue: error invalid-display at display: {WRONG_WALKING}"]
+NOT_IN_VS = f"The provided code '{ICD}#J45.909' was not found in the value set '{ICD_VS}|1.0.0'"
+UNKNOWN_R26_99 = f"Unknown code 'R26.99' in the CodeSystem '{ICD}' version '2026-04-01'"
+NO_VS = "error (HTTP 404): A definition for the value Set 'http://example.org/none' could not be found\n"
+
+
+@pytest.fixture(params=["r4", "r5"])
+def server(request, live_server):  # noqa: F811
+    return ["--server", f"{live_server.url}/{request.param}"]
+
+
+def test_validate_code_in_a_value_set(capsys):
+    assert run(capsys, "validate-code", *IN_ICD_VS, "--code", "R26.2") == (0, VALID_R26_2, "")
+
+
+def test_validate_code_wrong_display_is_exit_1_with_the_issue(capsys):
+    assert run(capsys, "validate-code", *IN_ICD_VS, "--code", "R26.2", "--display", "Walking problems") == (
+        1, WRONG_R26_2, "")
+
+
+def test_validate_code_in_the_code_system(capsys):
+    assert run(capsys, "validate-code", "--system", CPT, "--code", "97116", "--version", "2026",
+               "--display", "Walking Therapy") == (0, [
+        "result: true", "code: 97116", f"system: {CPT}", "version: 2026", f"display: {D_97116}"], "")
+
+
+def test_validate_code_needs_a_value_set_or_a_code_system(capsys):
+    assert run(capsys, "validate-code", "--code", "R26.2") == (
+        2, [], "error: give --valueset URL, or --system URL to check the code in that code system\n")
+
+
+def test_validate_code_against_the_server(capsys, server):
+    assert run(capsys, "validate-code", *IN_ICD_VS, "--code", "R26.2", *server) == (0, VALID_R26_2, "")
+    assert run(capsys, "validate-code", *IN_ICD_VS, "--code", "R26.2", "--display", "Walking problems",
+               *server) == (1, WRONG_R26_2, "")
+    assert run(capsys, "validate-code", *IN_ICD_VS, "--code", "J45.909", *server) == (1, [
+        "result: false", "code: J45.909", f"system: {ICD}", "version: 2026-04-01",
+        "display: Unspecified asthma, uncomplicated", f"message: {NOT_IN_VS}",
+        f"issue: error not-in-vs at code: {NOT_IN_VS}"], "")
+    assert run(capsys, "validate-code", "--system", ICD, "--code", "R26.99", *server) == (1, [
+        "result: false", "code: R26.99", f"system: {ICD}", "version: 2026-04-01", f"message: {UNKNOWN_R26_99}",
+        f"issue: error invalid-code at code: {UNKNOWN_R26_99}"], "")
+    assert run(capsys, "validate-code", "--valueset", "http://example.org/none", "--system", ICD, "--code", "R26.2",
+               *server) == (2, [], NO_VS)
+
+
+def test_validate_code_json_is_what_the_server_sends(capsys, live_server):  # noqa: F811
+    code, lines, _ = run(capsys, "validate-code", *IN_ICD_VS, "--code", "J45.909", "--json", "--fhir-version", "R4",
+                         "--server", live_server.r4)
+    expected = server_answer(live_server.r4, "ValueSet/$validate-code", [
+        {"name": "url", "valueUri": ICD_VS}, {"name": "system", "valueUri": ICD},
+        {"name": "code", "valueCode": "J45.909"}])
+    assert code == 1
+    assert json.loads("\n".join(lines)) == expected
+    assert expected["parameter"][0] == {"name": "result", "valueBoolean": False}
+
+
+EXPAND_ICD_VS = [
+    "total: 3",
+    f'{ICD}#M62.81 "Muscle weakness (generalized)"',
+    f'{ICD}#R26.2 "{R26_2}"',
+    f'{ICD}#G81.90 "Hemiplegia, unspecified affecting unspecified side"',
+]
+EXPAND_CPT_DESIGNATIONS = [
+    "total: 1",
+    f'{CPT}#97116 "{D_97116}"',
+    "    designation: Gait Training (Synonym, en)",
+    "    designation: Walking Therapy (Synonym, en)",
+    "    designation: Mobility Training (Synonym, en)",
+    "    designation: Walking practice session (Operating-room schedule name, en)",
+    "    designation: Agreement to perform walking and stair practice (Surgical consent form name, en)",
+]
+M62_8 = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [
+    {"system": ICD, "filter": [{"property": "concept", "op": "is-a", "value": "M62.8"}]}]}}
+EXPAND_M62_8 = [
+    "total: 10",
+    f'{ICD}#M62.8 "Other specified disorders of muscle"',
+    f'  {ICD}#M62.81 "Muscle weakness (generalized)"',
+    f'  {ICD}#M62.82 "Rhabdomyolysis"',
+    f'  {ICD}#M62.83 "Muscle spasm"',
+    f'    {ICD}#M62.830 "Muscle spasm of back"',
+    f'    {ICD}#M62.831 "Muscle spasm of calf"',
+    f'    {ICD}#M62.838 "Other muscle spasm"',
+    f'  {ICD}#M62.84 "Sarcopenia"',
+    f'  {ICD}#M62.85 "Dysfunction of the multifidus muscles, lumbar region"',
+    f'  {ICD}#M62.89 "Other specified disorders of muscle"',
+]
+
+
+@pytest.fixture
+def m62_8_file(tmp_path):
+    path = tmp_path / "ValueSet-m62-8.json"
+    path.write_text(json.dumps(M62_8), encoding="utf-8")
+    return str(path)
+
+
+def test_expand_a_value_set_url(capsys):
+    assert run(capsys, "expand", "--url", ICD_VS) == (0, EXPAND_ICD_VS, "")
+
+
+def test_expand_a_value_set_file_indents_nested_codes(capsys, m62_8_file):
+    assert run(capsys, "expand", "--valueset-file", m62_8_file) == (0, EXPAND_M62_8, "")
+
+
+def test_expand_refuses_a_file_that_is_not_a_value_set(capsys, tmp_path):
+    path = tmp_path / "cs.json"
+    path.write_text('{"resourceType": "CodeSystem"}', encoding="utf-8")
+    assert run(capsys, "expand", "--valueset-file", str(path)) == (
+        2, [], "error (HTTP 400): Parameter 'valueSet' must be given as a ValueSet\n")
+    missing = tmp_path / "none.json"
+    assert run(capsys, "expand", "--valueset-file", str(missing)) == (
+        2, [], f"error: {missing}: [Errno 2] No such file or directory: '{missing}'\n")
+
+
+def test_expand_needs_one_value_set(capsys, m62_8_file):
+    message = "error: give one of --url URL and --valueset-file FILE\n"
+    assert run(capsys, "expand") == (2, [], message)
+    assert run(capsys, "expand", "--url", ICD_VS, "--valueset-file", m62_8_file) == (2, [], message)
+
+
+def test_expand_against_the_server(capsys, server, m62_8_file):
+    assert run(capsys, "expand", "--url", ICD_VS, *server) == (0, EXPAND_ICD_VS, "")
+    assert run(capsys, "expand", "--valueset-file", m62_8_file, *server) == (0, EXPAND_M62_8, "")
+    assert run(capsys, "expand", "--valueset-file", m62_8_file, "--filter", "weak", *server) == (
+        0, ["total: 1", f'{ICD}#M62.81 "Muscle weakness (generalized)"'], "")
+    assert run(capsys, "expand", "--url", CPT_VS, "--include-designations", *server) == (
+        0, EXPAND_CPT_DESIGNATIONS, "")
+    assert run(capsys, "expand", "--url", ICD_VS, "--offset", "1", "--count", "1", *server) == (
+        0, ["total: 3", "offset: 1", f'{ICD}#R26.2 "{R26_2}"'], "")
+    assert run(capsys, "expand", "--url", "http://example.org/none", *server) == (2, [], NO_VS)
+
+
+def test_expand_json_is_what_the_server_sends(capsys, live_server):  # noqa: F811
+    code, lines, _ = run(capsys, "expand", "--url", ICD_VS, "--json", "--fhir-version", "R4", "--server",
+                         live_server.r5)
+    printed = json.loads("\n".join(lines))
+    expected = server_answer(live_server.r4, "ValueSet/$expand", [{"name": "url", "valueUri": ICD_VS}])
+    for answer in (printed, expected):  # new in every expansion
+        assert answer["expansion"].pop("identifier").startswith("urn:uuid:")
+        assert answer["expansion"].pop("timestamp")
+    assert code == 0
+    assert printed == expected
+    assert [c["code"] for c in expected["expansion"]["contains"]] == ["M62.81", "R26.2", "G81.90"]
+
+
+def test_subsumes_prints_the_outcome(capsys):
+    assert run(capsys, "subsumes", ICD, "M62", "M62.81") == (0, ["outcome: subsumes"], "")
+
+
+def test_subsumes_json(capsys):
+    code, lines, _ = run(capsys, "subsumes", ICD, "M62.81", "M62", "--json")
+    assert (code, json.loads("\n".join(lines))) == (0, {"resourceType": "Parameters", "parameter": [
+        {"name": "outcome", "valueCode": "subsumed-by"}]})
+
+
+def test_subsumes_against_the_server(capsys, server):
+    for code_a, code_b, outcome in (("M62", "M62.81", "subsumes"), ("M62.81", "M62", "subsumed-by"),
+                                    ("R26.2", "M62.81", "not-subsumed"), ("M62.81", "M62.81", "equivalent")):
+        assert run(capsys, "subsumes", ICD, code_a, code_b, *server) == (0, [f"outcome: {outcome}"], "")
+    assert run(capsys, "subsumes", ICD, "M62", "M62.99", "--version", "2026-04-01", *server) == (
+        2, [], f"error (HTTP 404): Unable to find code 'M62.99' in {ICD} version 2026-04-01\n")
+    assert run(capsys, "subsumes", "http://example.org/none", "1", "2", *server) == (2, [], (
+        "error (HTTP 404): A definition for CodeSystem 'http://example.org/none' could not be found, so the code "
+        "cannot be looked up\n"))

@@ -229,14 +229,14 @@ def test_wrong_base_url_is_not_found_without_a_message_id(live_server):  # noqa:
 
 def test_read_renders_the_endpoint_version(live_server):  # noqa: F811
     with TerminologyClient(live_server.r4) as r4, TerminologyClient(live_server.r5) as r5:
-        as_r4 = r4.read("ConceptMap", "cpt-97116-to-icd-10-cm")
-        as_r5 = r5.read("ConceptMap", "cpt-97116-to-icd-10-cm")
+        as_r4 = r4.resource("ConceptMap", "cpt-97116-to-icd-10-cm")
+        as_r5 = r5.resource("ConceptMap", "cpt-97116-to-icd-10-cm")
         assert (as_r4["url"], as_r4["sourceUri"], "sourceScopeUri" in as_r4) == (MAP_URL, CPT_VS, False)
         assert (as_r5["url"], as_r5["sourceScopeUri"], "sourceUri" in as_r5) == (MAP_URL, CPT_VS, False)
-        assert (r4.metadata()["fhirVersion"], r5.metadata()["fhirVersion"]) == ("4.0.1", "5.0.0")
-        assert r4.metadata(mode="terminology")["resourceType"] == "TerminologyCapabilities"
+        assert (r4.capabilities()["fhirVersion"], r5.capabilities()["fhirVersion"]) == ("4.0.1", "5.0.0")
+        assert r4.capabilities(mode="terminology")["resourceType"] == "TerminologyCapabilities"
         with pytest.raises(NotFound) as caught:
-            r4.read("CodeSystem", "no-such-id")
+            r4.resource("CodeSystem", "no-such-id")
         assert (caught.value.message_id, caught.value.text) == ("RESOURCE_NOT_FOUND", "CodeSystem/no-such-id not found")
 
 

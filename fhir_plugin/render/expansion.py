@@ -123,7 +123,8 @@ def _read_entry(raw: dict[str, Any]) -> ExpansionEntry:
 
 def expand_result(resource: dict[str, Any]) -> ExpandResult:
     """The ExpandResult of an $expand answer (a ValueSet in R5 form)."""
-    expansion = resource.get("expansion") if isinstance(resource.get("expansion"), dict) else {}
+    given = resource.get("expansion")
+    expansion: dict[str, Any] = given if isinstance(given, dict) else {}
     fragment = next((e.get("valueString") for e in _dicts(expansion.get("extension")) if e.get("url") == UNCLOSED_REASON),
                     None)
     return ExpandResult(

@@ -6,21 +6,26 @@ server's answer with `*_result`. Version-specific names come from fhirversions.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
 from ..fhirversions import FhirVersion, relationship_for, relationship_from
-from ..terminology.errors import TerminologyError
-from ..terminology.models import (Coding, Designation, LookupResult, PropertyValue, SubsumesResult, TranslateMatch,
-                                  TranslateResult, ValidateCodeResult)
-from ..terminology.outcome import brief_outcome, issues_outcome
+from ..terminology.errors import TerminologyError, error_classes, template
+from ..terminology.models import (Coding, Designation, Issue, LookupResult, PropertyValue, SubsumesResult,
+                                  TranslateMatch, TranslateResult, ValidateCodeResult)
+from ..terminology.outcome import (MESSAGE_ID_URL, brief_outcome, error_class_for, error_from_outcome,
+                                   fields_from_text, issues_outcome, outcome_issues)
+
+JSON = dict[str, Any]
+_FIELD = re.compile(r"\{\w+\}")
 
 
 def value_key(kind: str) -> str:
     return "value" + kind[0].upper() + kind[1:]
 
 
-def coding_dict(coding: Coding) -> dict:
+def coding_dict(coding: Coding) -> JSON:
     out: dict[str, Any] = {}
     for key in ("system", "version", "code", "display"):
         value = getattr(coding, key)
@@ -29,23 +34,23 @@ def coding_dict(coding: Coding) -> dict:
     return out
 
 
-def coding_from(raw: dict | None) -> Coding | None:
+def coding_from(raw: object) -> Coding | None:
     if not isinstance(raw, dict):
         return None
     return Coding(raw.get("system"), raw.get("code"), raw.get("version"), raw.get("display"))
 
 
 def _property_value(value: PropertyValue) -> Any:
-    if value.type == "Coding":
-        return coding_dict(value.value)  # type: ignore[arg-type]
+    if isinstance(value.value, Coding):
+        return coding_dict(value.value)
     return value.value
 
 
 # --- $lookup -----------------------------------------------------------------------------------
 
 
-def lookup_parameters(result: LookupResult, version: FhirVersion) -> dict:
-    params: list[dict] = [{"name": "name", "valueString": result.name}]
+def lookup_parameters(result: LookupResult, version: FhirVersion) -> JSON:
+    params: list[JSON] = [{"name": "name", "valueString": result.name}]
     if result.version:
         params.append({"name": "version", "valueString": result.version})
     if result.display is not None:
@@ -56,7 +61,7 @@ def lookup_parameters(result: LookupResult, version: FhirVersion) -> dict:
         params.append({"name": "definition", "valueString": result.definition})
     params.append({"name": "abstract", "valueBoolean": result.abstract})
     for designation in result.designations:
-        parts: list[dict] = []
+        parts: list[JSON] = []
         if designation.language:
             parts.append({"name": "language", "valueCode": designation.language})
         if designation.use:
@@ -76,11 +81,11 @@ def lookup_parameters(result: LookupResult, version: FhirVersion) -> dict:
     return {"resourceType": "Parameters", "parameter": params}
 
 
-def _parts(parameter: dict) -> dict[str, dict]:
+def _parts(parameter: JSON) -> dict[str, JSON]:
     return {p.get("name"): p for p in parameter.get("part", [])}
 
 
-def _value(parameter: dict | None) -> tuple[str | None, Any]:
+def _value(parameter: JSON | None) -> tuple[str | None, Any]:
     for key, value in (parameter or {}).items():
         if key.startswith("value"):
             kind = key[5:]
@@ -88,7 +93,7 @@ def _value(parameter: dict | None) -> tuple[str | None, Any]:
     return None, None
 
 
-def lookup_result(parameters: dict) -> LookupResult:
+def lookup_result(parameters: JSON) -> LookupResult:
     single: dict[str, Any] = {}
     designations, properties, supplements = [], [], []
     for parameter in parameters.get("parameter", []):
@@ -112,8 +117,8 @@ def lookup_result(parameters: dict) -> LookupResult:
         else:
             single[name] = _value(parameter)[1]
     return LookupResult(
-        name=single.get("name"), system=single.get("system"), version=single.get("version"),
-        code=single.get("code"), display=single.get("display"), definition=single.get("definition"),
+        name=str(single.get("name", "")), system=str(single.get("system", "")), version=single.get("version"),
+        code=str(single.get("code", "")), display=single.get("display"), definition=single.get("definition"),
         abstract=bool(single.get("abstract", False)), designations=tuple(designations),
         properties=tuple(properties), used_supplements=tuple(supplements),
     )
@@ -122,17 +127,17 @@ def lookup_result(parameters: dict) -> LookupResult:
 # --- $translate --------------------------------------------------------------------------------
 
 
-def translate_parameters(result: TranslateResult, version: FhirVersion) -> dict:
+def translate_parameters(result: TranslateResult, version: FhirVersion) -> JSON:
     """On R4, a request in R4's dialect (R4-only names) gets R4's `match.source` (the ConceptMap's
     uri) on each match. Otherwise `source`, if present, is the source-side Coding of an R5
     reverse translation, as the HL7 test suite expects."""
     r4_dialect = result.dialect == FhirVersion.R4.value
-    params: list[dict] = [{"name": "result", "valueBoolean": result.result}]
+    params: list[JSON] = [{"name": "result", "valueBoolean": result.result}]
     if result.message:
         params.append({"name": "message", "valueString": result.message})
     for match in result.matches:
         name, code = relationship_for(version, match.relationship)
-        parts: list[dict] = [{"name": name, "valueCode": code},
+        parts: list[JSON] = [{"name": name, "valueCode": code},
                              {"name": "concept", "valueCoding": coding_dict(match.concept)}]
         if match.origin_map:
             parts.append({"name": "originMap", "valueCanonical": match.origin_map})
@@ -144,7 +149,7 @@ def translate_parameters(result: TranslateResult, version: FhirVersion) -> dict:
     return {"resourceType": "Parameters", "parameter": params}
 
 
-def translate_result(parameters: dict) -> TranslateResult:
+def translate_result(parameters: JSON) -> TranslateResult:
     result, message, matches = False, None, []
     for parameter in parameters.get("parameter", []):
         name = parameter.get("name")
@@ -173,16 +178,22 @@ def translate_result(parameters: dict) -> TranslateResult:
 # --- $subsumes ---------------------------------------------------------------------------------
 
 
-def subsumes_parameters(result: SubsumesResult) -> dict:
+def subsumes_parameters(result: SubsumesResult) -> JSON:
     return {"resourceType": "Parameters", "parameter": [{"name": "outcome", "valueCode": result.outcome}]}
+
+
+def subsumes_result(parameters: JSON, system: str, version: str | None) -> SubsumesResult:
+    """The answer carries only the outcome: the caller knows the code system and its version."""
+    outcome = next((_value(p)[1] for p in _list(parameters.get("parameter")) if p.get("name") == "outcome"), None)
+    return SubsumesResult(str(outcome), system, version)
 
 
 # --- $validate-code ----------------------------------------------------------------------------
 
-def validate_parameters(result: ValidateCodeResult, version: FhirVersion) -> dict:
+def validate_parameters(result: ValidateCodeResult, version: FhirVersion) -> JSON:
     """The $validate-code answer; the same names on R4 and R5 (the ecosystem expects R5's outputs
     on R4 servers too)."""
-    params: list[dict] = [{"name": "result", "valueBoolean": result.result}]
+    params: list[JSON] = [{"name": "result", "valueBoolean": result.result}]
     if result.code is not None:
         params.append({"name": "code", "valueCode": result.code})
     if result.system is not None:
@@ -210,7 +221,7 @@ def validate_parameters(result: ValidateCodeResult, version: FhirVersion) -> dic
     return {"resourceType": "Parameters", "parameter": params}
 
 
-def batch_validate_parameters(results: list[ValidateCodeResult | TerminologyError], version: FhirVersion) -> dict:
+def batch_validate_parameters(results: list[ValidateCodeResult | TerminologyError], version: FhirVersion) -> JSON:
     """$batch-validate-code: one `validation` per request, a Parameters answer or, for a request
     that failed, a plain OperationOutcome (severity, code, text: what the HL7 tests expect there)."""
     parameters = []
@@ -222,3 +233,90 @@ def batch_validate_parameters(results: list[ValidateCodeResult | TerminologyErro
         parameters.append({"name": "validation", "resource": resource})
     # an empty `parameter` array is not valid FHIR JSON: a batch without validations is just {}
     return {"resourceType": "Parameters", "parameter": parameters} if parameters else {"resourceType": "Parameters"}
+
+
+def _list(value: object) -> list[JSON]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+_SINGLE_OUTPUTS = {"code": "code", "system": "system", "version": "version", "display": "display",
+                   "message": "message", "status": "status", "normalized-code": "normalized_code",
+                   "codeableConcept": "codeable_concept", "inactive": "inactive"}
+
+
+def validate_result(parameters: JSON) -> ValidateCodeResult:
+    """The ValidateCodeResult of a $validate-code answer (the inverse of validate_parameters)."""
+    found: dict[str, Any] = {}
+    issues: tuple[Issue, ...] = ()
+    caused_by, unknown = [], []
+    result = False
+    for parameter in _list(parameters.get("parameter")):
+        name, value = parameter.get("name"), _value(parameter)[1]
+        if name == "result":
+            result = value is True
+        elif name == "issues" and isinstance(parameter.get("resource"), dict):
+            issues = outcome_issues(parameter["resource"])
+        elif name == "x-caused-by-unknown-system":
+            caused_by.append(str(value))
+        elif name == "x-unknown-system":
+            unknown.append(str(value))
+        elif name in _SINGLE_OUTPUTS:
+            found[_SINGLE_OUTPUTS[name]] = value
+    return ValidateCodeResult(result=result, issues=issues, caused_by_unknown_system=tuple(caused_by),
+                              unknown_systems=tuple(unknown), **found)
+
+
+def _catalogue_id(issue_code: str, text: str) -> str | None:
+    """The message id of the error of `issue_code` whose template words `text`. When several
+    do, the one with the most words of its own wins, then the most specific class (two classes
+    word "Must provide a value set" alike)."""
+    best: tuple[int, int, str] | None = None
+    for cls in error_classes():
+        if cls.issue_code != issue_code:
+            continue
+        for message_id in sorted(cls.message_ids):
+            wording = template(cls, message_id)
+            try:
+                fits = wording.format(**fields_from_text(cls, message_id, text)) == text
+            except (KeyError, IndexError):  # the text does not fill this template's fields
+                fits = False
+            rank = (len(_FIELD.sub("", wording)), len(cls.__mro__), message_id)
+            if fits and (best is None or rank[:2] > best[:2]):
+                best = rank
+    return best[2] if best else None
+
+
+def batch_error(outcome: JSON) -> TerminologyError:
+    """The TerminologyError of a failed batch entry. The batch answers it with severity, code and
+    text only (the HL7 tests' shape), so the message id is found again from the text, which names
+    one error of that issue code; the class, fields and text are then those of the error raised.
+    An entry has no HTTP status of its own: the error gets its class's."""
+    issues = outcome_issues(outcome)
+    if not issues:
+        return error_from_outcome(TerminologyError.status, outcome)
+    first = issues[0]
+    message_id = first.message_id or _catalogue_id(first.code, first.text)
+    if message_id is None:
+        status = next((cls.status for cls in error_classes() if cls.issue_code == first.code), TerminologyError.status)
+        return error_from_outcome(status, outcome)
+    raw = _list(outcome.get("issue"))
+    extension = [{"url": MESSAGE_ID_URL, "valueString": message_id}, *_list(raw[0].get("extension"))]
+    identified = {**outcome, "issue": [{**raw[0], "extension": extension}, *raw[1:]]}
+    error = error_from_outcome(error_class_for(message_id, TerminologyError.status).status, identified)
+    error.outcome = dict(outcome)  # what the server sent, not the copy with the message id put back
+    return error
+
+
+def batch_validate_result(parameters: JSON) -> list[ValidateCodeResult | TerminologyError]:
+    """The answers of a $batch-validate-code, in order: a ValidateCodeResult per `validation`
+    Parameters, the TerminologyError (batch_error) per `validation` OperationOutcome."""
+    results: list[ValidateCodeResult | TerminologyError] = []
+    for parameter in _list(parameters.get("parameter")):
+        resource = parameter.get("resource")
+        if parameter.get("name") != "validation" or not isinstance(resource, dict):
+            continue
+        if resource.get("resourceType") == "OperationOutcome":
+            results.append(batch_error(resource))
+        else:
+            results.append(validate_result(resource))
+    return results
