@@ -341,7 +341,9 @@ def test_lookup_applies_a_known_supplement(tmp_path):
     write_json(tmp_path / "supplement.json", code_system(
         url=f"{EX}/CodeSystem/supplement", id="supplement", content="supplement", supplements=f"{CPT}|2026",
         concept=[{"code": "97116", "designation": [{"language": "de", "value": "Gangtraining"}]}]))
-    service = load_content([Path(__file__).resolve().parent.parent / "resources", tmp_path])
+    resources = Path(__file__).resolve().parent.parent / "resources"  # the CPT part: ICD-10-CM plays no part here
+    service = load_content([resources / "CodeSystem-cpt-97116-fragment.json",
+                            resources / "CodeSystem-designation-use.json", tmp_path])
     for supplement in (f"{EX}/CodeSystem/supplement", f"{EX}/CodeSystem/supplement|1"):
         result = service.lookup(LookupRequest(system=CPT, code="97116", use_supplements=(supplement,)))
         assert result.designations[-1] == Designation("Gangtraining", "de", None, f"{EX}/CodeSystem/supplement|1")

@@ -99,7 +99,9 @@ SUPPLEMENT = {
 def supplement_service(tmp_path_factory) -> TerminologyService:
     folder = tmp_path_factory.mktemp("supplement")
     (folder / "supplement.json").write_text(json.dumps(SUPPLEMENT), encoding="utf-8")
-    return load_content([bundled_dir("resources"), folder])
+    # the CPT part of the bundled content: ICD-10-CM plays no part here
+    return load_content([bundled_dir("resources") / "CodeSystem-cpt-97116-fragment.json",
+                         bundled_dir("resources") / "CodeSystem-designation-use.json", folder])
 
 
 @pytest.fixture
