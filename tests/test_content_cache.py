@@ -3,6 +3,7 @@ never in the way. Whether a load was served from the cache is told by whether th
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -124,3 +125,18 @@ def test_the_default_directory_is_per_user_and_configurable(tmp_path):
 def test_the_library_writes_no_cache_unless_asked(tmp_path):
     assert cache_dir({}, server=False, environ={"XDG_CACHE_HOME": str(tmp_path)}) is None
     assert cache_dir({"FHIR_PLUGIN_CACHE_DIR": str(tmp_path)}, server=False) == tmp_path
+
+
+def test_loading_content_changes_nothing_outside_the_service(tmp_path, loads, monkeypatch):
+    """The library writes no file and leaves the garbage collector as it was; the server asks for
+    both itself (FHIR_PLUGIN_CACHE_DIR, gc.freeze in fhir_plugin.server)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.delenv("FHIR_PLUGIN_CACHE_DIR", raising=False)
+    folder = write_code_system(tmp_path / "content")
+    frozen, enabled = gc.get_freeze_count(), gc.isenabled()
+    assert display(load_service([folder])) == "Alpha"
+    assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, enabled)
+    assert list(home.rglob("*")) == [] and sorted(p.name for p in folder.iterdir()) == ["cs.json"]

@@ -51,7 +51,7 @@ class AnswerCache:
         return self._answers.stats
 
     def get(self, key: Hashable) -> Answer | None:
-        return self._answers.get(key) if self.enabled else None
+        return self._answers.get(key) if self.size > 0 else None
 
     def clear(self) -> None:
         self._answers.clear()

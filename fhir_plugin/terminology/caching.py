@@ -55,11 +55,12 @@ class BoundedCache(Generic[V]):
     def get(self, key: Hashable) -> V | None:
         """The value kept for `key` (now the most recently used), or None; counted as a hit or a miss."""
         with self._lock:
-            value = self._entries.get(key)
-            if value is None:
+            try:
+                value = self._entries[key]  # not .get(): that looks the key up twice
+            except KeyError:
                 self.misses += 1
-            else:
-                self.hits += 1
+                return None
+            self.hits += 1
             return value
 
     def put(self, key: Hashable, value: V) -> None:

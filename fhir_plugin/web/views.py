@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Request, Response, current_app, request, url_for
 
 from ..fhirversions import FhirVersion
 from ..render.capabilities import capability_statement, terminology_capabilities
@@ -110,17 +110,20 @@ class Endpoint:
 
 
 def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
+    # Taken from the proxy once: each proxy access costs a context look-up.
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # flask types the proxy as a Request
     operation = next((v for v in kwargs.values() if v.startswith("$")), None)
     if operation is not None:  # e.g. /ValueSet/$compare matched the read route: no such operation
         raise NoSuchEndpoint("NO_SUCH_OPERATION", operation=operation, resource_type=kwargs.get("resource_type", ""))
-    if request.method not in endpoint.methods + ("HEAD", "OPTIONS"):
-        raise MethodNotAllowed("METHOD_NOT_ALLOWED", method=request.method, path=request.path)
-    params.check_query_string(request)  # first: request.args fails on raw bytes that are not UTF-8
+    if req.method not in endpoint.methods + ("HEAD", "OPTIONS"):
+        raise MethodNotAllowed("METHOD_NOT_ALLOWED", method=req.method, path=req.path)
+    params.check_query_string(req)  # first: request.args fails on raw bytes that are not UTF-8
     version = FhirVersion(fhir_version)
-    answers = _state().runtime.answers
-    if not endpoint.cached or not answers.enabled:
+    state = _state()
+    answers = state.runtime.answers
+    if not endpoint.cached or not answers.size:
         return endpoint.view(version, **kwargs)
-    key = _answer_key(version)
+    key = _answer_key(req, state, version)
     kept = answers.get(key)
     if kept is not None:
         return _response(kept)
@@ -134,15 +137,15 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
     return response
 
 
-def _answer_key(version: FhirVersion) -> Hashable:
+def _answer_key(req: Request, state: PluginState, version: FhirVersion) -> Hashable:
     """Everything an answer's bytes depend on: the content (its registry's token), the version,
     method, path, raw query, the headers that are read, and the body (read here, once, and parsed
     by the view on a miss). Read from the WSGI environ: the same values as request.path and
     request.headers, for less."""
-    state = _state()
-    body = request.environ[_BODY] = params.read_body(request, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
-    environ = request.environ
-    return (_service().registry.token, version.value, environ["REQUEST_METHOD"], environ.get("SCRIPT_NAME"),
+    environ = req.environ
+    body = environ[_BODY] = params.read_body(req, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
+    service = environ.get(_SERVICE) or environ.setdefault(_SERVICE, state.service)  # as _service() takes it
+    return (service.registry.token, version.value, environ["REQUEST_METHOD"], environ.get("SCRIPT_NAME"),
             environ.get("PATH_INFO"), environ.get("QUERY_STRING"), environ.get("HTTP_ACCEPT"),
             environ.get("HTTP_ACCEPT_LANGUAGE"), environ.get("CONTENT_TYPE"),
             hashlib.sha256(body).digest() if body else None)
