@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from . import cli_content
-from .fhirversions import FhirVersion
+from .fhirversions import FhirVersion, translate_dialect
 from .terminology.backend import TerminologyBackend
 from .terminology.errors import InvalidRequest, TerminologyError
 from .terminology.models import (
@@ -172,7 +172,7 @@ def translate_request_from(args: argparse.Namespace) -> TranslateRequest:
         source_system=None if source else args.system, source_scope=args.source_scope,
         target_scope=args.target_scope, url=args.url, concept_map_version=args.concept_map_version,
         # --reverse is R4's flag: the request is in R4's dialect, so R4 output carries R4's match.source
-        reverse=args.reverse, dialect=FhirVersion.R4.value if args.reverse else None,
+        reverse=args.reverse, dialect=translate_dialect(["reverse"] if args.reverse else []),
     )
 
 

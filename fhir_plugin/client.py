@@ -4,7 +4,7 @@ Both implement TerminologyBackend: the same typed requests go in, the same typed
 out, and the same TerminologyError subclasses are raised (rebuilt from the OperationOutcome's
 message id and text, fields included), so code written against the in-process service runs
 unchanged against a server. Imports no Flask and none of the engine's operations: only the
-request encoders (client_requests.py), the rendering package, fhirversions, the models (with
+request encoders (render/requests.py), the rendering package, fhirversions, the models (with
 compile_resource_entry, which builds a ResourceEntry) and the errors.
 
     with TerminologyClient("http://127.0.0.1:8080/r4") as client:
@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import requests
 
-from .client_requests import (batch_request_parameters, expand_request_parameters, lookup_request_parameters,
+from .render.requests import (batch_request_parameters, expand_request_parameters, lookup_request_parameters,
                               subsumes_request_parameters, translate_request_parameters, validate_request_parameters)
 from .fhirversions import FhirVersion, to_r5, version_of_release
 from .render import expansion as expansion_codec
@@ -124,7 +124,7 @@ def _language(value: str | None) -> dict[str, str]:
 class TerminologyClient:
     """A FHIR terminology server at `base_url` (one endpoint, e.g. http://host:8080/r4).
 
-    Implements TerminologyBackend: the operations POST Parameters bodies (client_requests.py),
+    Implements TerminologyBackend: the operations POST Parameters bodies (render/requests.py),
     read, search and metadata are GETs. `session` lets callers bring authentication, TLS settings,
     proxies or retries; a session the client created itself is closed by `close()` (or by leaving
     the `with` block).

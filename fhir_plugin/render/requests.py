@@ -3,7 +3,8 @@
 Each encoder is the inverse of the server's parser in fhir_plugin/web/params*.py: a request
 encoded here and parsed there is the request the caller built, so the engine behind the server
 answers what the in-process service answers. What travels in headers instead (Accept-Language,
-X-TOO-COSTLY-THRESHOLD) is chosen by the client. No Flask here, as in the client.
+X-TOO-COSTLY-THRESHOLD) is chosen by the client. With fhirversions, the one place that knows
+which of these names are R4's; no Flask here, as in the rest of the package.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .render.parameters import coding_dict
-from .terminology.models import (Coding, ExpandRequest, LookupRequest, SubsumesRequest, TranslateRequest,
+from .parameters import coding_dict
+from ..terminology.models import (Coding, ExpandRequest, LookupRequest, SubsumesRequest, TranslateRequest,
                                  ValidateCodeRequest)
 
 JSON = dict[str, Any]
