@@ -42,6 +42,8 @@ SETTINGS: tuple[Setting, ...] = (
             "the largest $expand answered without paging (count); beyond it, too-costly"),
     Setting("FHIR_PLUGIN_MAX_TX_RESOURCES", 100, int,
             "the most tx-resource parameters in one request (each is validated and compiled); beyond it, too-costly"),
+    Setting("FHIR_PLUGIN_TIME_BUDGET_MS", 5000, int,
+            "the time one request may spend computing, in milliseconds; beyond it, too-costly (0: no budget)"),
     Setting("FHIR_PLUGIN_ANSWER_CACHE", 2048, int,
             "answers of $lookup, $translate, $validate-code and $subsumes kept per worker for identical requests "
             "(up to 16 KB each); 0 turns it off"),

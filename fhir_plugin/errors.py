@@ -13,6 +13,7 @@ Status table (decided once; tests/test_http_errors.py pins it):
       VersionCheckFailed  400   exception      check-system-version refuses the version in use
       TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION, or more
                                                tx-resource parameters than FHIR_PLUGIN_MAX_TX_RESOURCES
+        OverBudget      400   too-costly     work beyond the request's time budget (FHIR_PLUGIN_TIME_BUDGET_MS)
     InvalidContent        422   invalid        content that cannot be loaded (startup, later uploads)
     Unauthorized          401   login          an admin endpoint without the right bearer token
     Forbidden             403   forbidden      an admin endpoint while FHIR_PLUGIN_ADMIN_TOKEN is unset
@@ -39,9 +40,9 @@ from .render.errors import (InvalidBody, MethodNotAllowed, NoSuchEndpoint, NotAc
                             UnsupportedMediaType)
 from .runtime.errors import Forbidden, InvalidLoadName, Unauthorized, UnknownLoad
 from .terminology.errors import (ANSWER_MESSAGES, CircularValueSet, InvalidDisplayLanguage, InvalidRequest,
-                                 InvalidValidateRequest, InvalidValueSet, NotFound, NotSupported, TerminologyError,
-                                 TooCostly, UnknownCode, UnknownCodeSystem, UnknownConceptMap, UnknownSupplement,
-                                 UnknownValueSet, VersionCheckFailed, error_classes)
+                                 InvalidValidateRequest, InvalidValueSet, NotFound, NotSupported, OverBudget,
+                                 TerminologyError, TooCostly, UnknownCode, UnknownCodeSystem, UnknownConceptMap,
+                                 UnknownSupplement, UnknownValueSet, VersionCheckFailed, error_classes)
 from .terminology.outcome import catalogue, error_class_for, error_outcome
 
 # Every class of the hierarchy, and the catalogue: message id -> template (errors and answers).
@@ -53,6 +54,6 @@ ANSWER_IDS: frozenset[str] = frozenset(ANSWER_MESSAGES)
 __all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "CircularValueSet", "Forbidden", "InvalidBody",
            "InvalidContent", "InvalidDisplayLanguage", "InvalidLoadName", "InvalidRequest", "InvalidValidateRequest",
            "InvalidValueSet", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound", "NotSupported",
-           "RequestTooLarge", "ServerUnreachable", "TerminologyError", "TooCostly", "Unauthorized", "UnknownCode",
-           "UnknownCodeSystem", "UnknownConceptMap", "UnknownLoad", "UnknownSupplement", "UnknownValueSet",
+           "OverBudget", "RequestTooLarge", "ServerUnreachable", "TerminologyError", "TooCostly", "Unauthorized",
+           "UnknownCode", "UnknownCodeSystem", "UnknownConceptMap", "UnknownLoad", "UnknownSupplement", "UnknownValueSet",
            "UnsupportedMediaType", "VersionCheckFailed", "error_class_for", "error_outcome"]

@@ -15,6 +15,7 @@ from typing import Any
 from ..content.errors import InvalidContent
 from ..content.loader import content_hash, load_resource
 from ..fhirversions import FhirVersion
+from ..terminology import budget
 from ..terminology.caching import BoundedCache, CacheStats
 from ..terminology.registry import Compiled, Registry, compile_entry
 from ..terminology.service import TerminologyService
@@ -57,6 +58,7 @@ class RequestResources:
             return found
         entries = []
         for index, (digest, resource) in enumerate(zip(hashes, resources)):
+            budget.check()  # validating and compiling a tx-resource is the costly part of a request that sends many
             origin = f"tx-resource[{index}]"
             entries.append(self.compiled.get_or_compute(
                 digest, lambda: _compile(load_resource(resource, origin, prefer=version, lenient=True), origin)))

@@ -26,6 +26,8 @@ class TerminologyError(Exception):
 
     status: int = 400
     issue_code: ClassVar[str] = "processing"
+    # The same request against the same content raises it again: its answer may be kept like a 200.
+    deterministic: ClassVar[bool] = True
     tx_issue_type: ClassVar[str | None] = None
     messages: ClassVar[Mapping[str, str]] = {}
     message_ids: ClassVar[frozenset[str]] = frozenset()
@@ -123,6 +125,18 @@ class TooCostly(InvalidRequest):
         "VALUESET_TOO_COSTLY": "The value set '{value_set}' expansion has too many codes to produce ({size})",
         "TX_RESOURCE_LIMIT": "The request has {count} tx-resource parameters; this server accepts at most {limit} in "
                              "one request",
+    }
+
+
+class OverBudget(TooCostly):
+    """Work that would take longer than the request's time budget (FHIR_PLUGIN_TIME_BUDGET_MS),
+    stopped by `terminology.budget`. It depends on the machine's load as well as the request, so
+    its answer is never kept for the next identical request."""
+
+    deterministic = False
+    messages = {
+        "REQUEST_OVER_BUDGET": "The request was stopped after its time budget of {milliseconds} ms; this server "
+                               "answers a request in at most that time (ask for less: a filter, a count, fewer codes)",
     }
 
 

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from itertools import accumulate
 from typing import Any
 
+from . import budget
 from .errors import InvalidRequest, TooCostly, UnknownCodeSystem
 from .expansion import contains_tree
 from .models import ExpandRequest, ExpandResult, ExpansionParameter, versions_by_system
@@ -95,6 +96,7 @@ def text_filtered(evaluation: Evaluation, wanted: list[str]) -> list[Member]:
     members = evaluation.members
     if len(members) < _INDEXED_MEMBERS or not wanted:
         return [m for m in members if text_matches(m, wanted)]
+    budget.check()
     index = evaluation.search.get("text")
     if index is None:
         texts = [_search_text(m) for m in members]
@@ -105,10 +107,12 @@ def text_filtered(evaluation: Evaluation, wanted: list[str]) -> list[Member]:
     hits: list[int] = []
     at = blob.find(needle)
     while at >= 0:
+        if not len(hits) % budget.STRIDE:
+            budget.check()
         line = bisect_right(starts, at) - 1
         hits.append(line)
         at = blob.find(needle, starts[line + 1] if line + 1 < len(starts) else len(blob))
-    return [members[i] for i in hits if text_matches(members[i], wanted)]
+    return [members[i] for i in budget.checked(hits) if text_matches(members[i], wanted)]
 
 
 def _is_inactive(member: Member) -> bool:
@@ -151,7 +155,9 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
         raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_EXP", system=evaluation.unknown_systems[0], expression="system")
     # every filter below is a condition on each member alone, so the text filter, the one an
     # index speeds up, goes first
+    budget.check()
     members = text_filtered(evaluation, _filter_words(request.filter)) if request.filter else evaluation.members
+    budget.check()
     compose = value_set.get("compose") or {}
     if request.active_only or compose.get("inactive") is False:
         members = [m for m in members if not _is_inactive(m)]

@@ -13,6 +13,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from . import budget
 from .compile import core_extensions
 from .languages import LanguageRange, ranges as language_ranges
 from .models import Coding, Designation, ExpandRequest, ExpansionEntry, PropertyValue
@@ -159,7 +160,7 @@ def contains_tree(members: list[Member], nested: bool, request: ExpandRequest, m
     keeps the hierarchy of a filtered include (HL7 search tests)."""
     ranges = language_ranges(language) if language else []
     declared: dict[str, str | None] = {}
-    entries = [_entry(m, request, multi_version, ranges, declared) for m in members]
+    entries = [_entry(m, request, multi_version, ranges, declared) for m in budget.checked(members)]
     properties = tuple(declared.items())
     if not nested:
         return tuple(entries), properties

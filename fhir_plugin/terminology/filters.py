@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from . import budget
 from .errors import InvalidRequest, InvalidValueSet, NotSupported
 from .models import CodeSystemEntry, Coding, Concept
 
@@ -87,15 +88,15 @@ def filter_codes(cs: CodeSystemEntry, flt: dict[str, Any], where: str | None = N
     all_codes = cs.concepts.keys()
     if prop in ("concept", "code"):
         if op == "is-a":
-            return {value, *descendants(cs, value)} if value in cs.concepts else set()
+            return {value, *budget.checked(descendants(cs, value))} if value in cs.concepts else set()
         if op == "descendent-of":
-            return set(descendants(cs, value))
+            return set(budget.checked(descendants(cs, value)))
         if op == "is-not-a":
-            return set(all_codes) - {value, *descendants(cs, value)}
+            return set(all_codes) - {value, *budget.checked(descendants(cs, value))}
         if op == "child-of":
             return set(cs.concepts[value].children) if value in cs.concepts else set()
         if op == "descendent-leaf":
-            return {c for c in descendants(cs, value) if not cs.concepts[c].children}
+            return {c for c in budget.checked(descendants(cs, value)) if not cs.concepts[c].children}
         if op == "generalizes":
             return {value, *ancestors(cs, value)} if value in cs.concepts else set()
         if op in ("in", "not-in"):
@@ -105,22 +106,23 @@ def filter_codes(cs: CodeSystemEntry, flt: dict[str, Any], where: str | None = N
             return {value} if value in cs.concepts else set()
         if op == "regex":
             matcher = _regex(value)
-            return {c for c in all_codes if matcher(c)}
+            return {c for c in budget.checked(all_codes) if matcher(c)}
     if op == "exists":
         wanted = str(value).lower() != "false"
-        return {c for c, concept in cs.concepts.items() if bool(property_values(concept, prop)) == wanted}
+        return {c for c, concept in budget.checked(cs.concepts.items())
+                if bool(property_values(concept, prop)) == wanted}
     if op == "=":
-        return {c for c, concept in cs.concepts.items()
+        return {c for c, concept in budget.checked(cs.concepts.items())
                 if any(_same(v, value) for v in property_values(concept, prop))}
     if op in ("in", "not-in"):
         wanted_values = [v.strip() for v in value.split(",")]
-        inside = {c for c, concept in cs.concepts.items()
+        inside = {c for c, concept in budget.checked(cs.concepts.items())
                   if any(_same(v, w) for v in property_values(concept, prop) for w in wanted_values)}
         return inside if op == "in" else set(all_codes) - inside
     if op == "regex":
         matcher = _regex(value)
         # a Coding without a code (None) matches no pattern
-        return {c for c, concept in cs.concepts.items()
+        return {c for c, concept in budget.checked(cs.concepts.items())
                 if any(v is not None and matcher(v) for v in property_values(concept, prop))}
     raise NotSupported("PARAM_NOT_SUPPORTED", parameter=f"filter {prop} {op}", reason="this filter is not supported")
 

@@ -17,6 +17,7 @@ in the code system: the map states what it maps, as tx.fhir.org answers (HL7 tra
 
 from __future__ import annotations
 
+from . import budget
 from .compile import compile_concept_map
 from .errors import InvalidRequest, answer_message
 from .models import Coding, ConceptMapEntry, MapGroup, TranslateMatch, TranslateRequest, TranslateResult
@@ -60,6 +61,7 @@ def _forward(request: TranslateRequest, maps: list[ConceptMapEntry],
              seen_groups: list[MapGroup]) -> list[TranslateMatch]:
     matches = []
     for coding in request.source:
+        budget.check()
         for cm in maps:
             for group in cm.groups:
                 if group.source != coding.system or not _version_ok(coding.version, group.source_version):

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import budget
 from .errors import CircularValueSet, UnknownCodeSystem, UnknownSupplement, UnknownValueSet, VersionCheckFailed
 from .filters import filter_codes
 from .models import CodeSystemEntry, Concept, versions_by_system
@@ -208,6 +209,7 @@ def _imported_value_set(registry: Registry, canonical: str, options: EvaluationO
 def _include(registry: Registry, include: dict[str, Any], evaluation: Evaluation, options: EvaluationOptions,
              path: tuple[str, ...], where: str, supplements: list[str], contained: list[dict[str, Any]]) -> list[Member]:
     """The members one include (or exclude) element selects, in code system order."""
+    budget.check()
     system = include.get("system")
     imported: list[set[tuple[str, str]]] = []
     imported_members: list[Member] = []
@@ -243,7 +245,7 @@ def _include(registry: Registry, include: dict[str, Any], evaluation: Evaluation
     cs = _supplements(registry, cs, supplements, evaluation)
     if include.get("concept"):
         members = []
-        for item in include["concept"]:
+        for item in budget.checked(include["concept"]):
             concept = cs.find(item["code"])
             if concept is not None:
                 members.append(Member(cs.url, cs.version, concept.code, item.get("display") or concept.display,
@@ -252,6 +254,7 @@ def _include(registry: Registry, include: dict[str, Any], evaluation: Evaluation
         selected: set[str] | None = None
         ordered: Iterable[str]
         for index, flt in enumerate(include.get("filter", [])):
+            budget.check()
             codes_for = filter_codes(cs, flt, f"{where}.filter[{index}]")
             selected = codes_for if selected is None else selected & codes_for
         if selected is None:
@@ -345,8 +348,8 @@ def _evaluate(registry: Registry, value_set: dict[str, Any], options: Evaluation
     includes = compose.get("include", [])
     order = _include_order(includes) if options.newest_version_first else range(len(includes))
     for index in order:
-        for member in _include(registry, includes[index], evaluation, options, path,
-                               f"ValueSet.compose.include[{index}]", supplements, contained):
+        for member in budget.checked(_include(registry, includes[index], evaluation, options, path,
+                                              f"ValueSet.compose.include[{index}]", supplements, contained)):
             seen.setdefault((member.system, member.version, member.code), member)
     versions_match = compose_parameters(value_set).get("versionsMatch")
     if versions_match == "true":
@@ -357,8 +360,8 @@ def _evaluate(registry: Registry, value_set: dict[str, Any], options: Evaluation
         included_versions.setdefault(system, set()).add(version)
     excluded: set[tuple[str, str | None, str]] = set()
     for index, exclude in enumerate(compose.get("exclude", [])):
-        for member in _include(registry, exclude, evaluation, options, path,
-                               f"ValueSet.compose.exclude[{index}]", supplements, contained):
+        for member in budget.checked(_include(registry, exclude, evaluation, options, path,
+                                              f"ValueSet.compose.exclude[{index}]", supplements, contained)):
             # An exclude of a version the includes do not use removes the code from every version
             # (versionsMatch, unless the ValueSet says versionsMatch=false); one of a version they
             # use removes only that version's code.

@@ -28,6 +28,7 @@ from ..render.errors import MethodNotAllowed, NoSuchEndpoint
 from ..render.resources import searchset, versions_parameters
 from ..runtime.answers import Answer
 from ..runtime.live import Runtime
+from ..terminology.budget import time_budget
 from ..terminology.errors import TerminologyError
 from ..terminology.service import TerminologyService
 from . import params, params_expand, params_validate
@@ -121,16 +122,19 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
     version = FhirVersion(fhir_version)
     state = _state()
     answers = state.runtime.answers
-    if not endpoint.cached or not answers.size:
-        return endpoint.view(version, **kwargs)
-    key = _answer_key(req, state, version)
-    kept = answers.get(key)
-    if kept is not None:
-        return _response(kept)
-    try:
-        response = endpoint.view(version, **kwargs)
-    except TerminologyError as error:
-        response = terminology_error(error)  # a 4xx is as deterministic as a 200: kept the same way
+    with time_budget(state.settings["FHIR_PLUGIN_TIME_BUDGET_MS"]):  # the engine looks at the clock
+        if not endpoint.cached or not answers.size:
+            return endpoint.view(version, **kwargs)
+        key = _answer_key(req, state, version)
+        kept = answers.get(key)
+        if kept is not None:
+            return _response(kept)
+        try:
+            response = endpoint.view(version, **kwargs)
+        except TerminologyError as error:
+            if not error.deterministic:  # over the time budget: another time it may be answered
+                raise
+            response = terminology_error(error)  # a 4xx is as deterministic as a 200: kept the same way
     if not (response.is_streamed or response.direct_passthrough):
         headers = tuple((k, v) for k, v in response.headers.items() if k not in ("Content-Type", "Content-Length"))
         answers.put(key, Answer(response.get_data(), response.status_code, response.content_type or "", headers))

@@ -16,7 +16,8 @@ of its codings is; every coding is checked and reported.
 
 from __future__ import annotations
 
-from ..errors import InvalidValidateRequest, TerminologyError
+from .. import budget
+from ..errors import InvalidValidateRequest, OverBudget, TerminologyError
 from ..models import Issue, ValidateCodeRequest, ValidateCodeResult
 from ..registry import Registry
 from .codings import check_coding
@@ -42,6 +43,7 @@ def validate_code(registry: Registry, request: ValidateCodeRequest) -> ValidateC
     cc = request.form == "codeableConcept"
     results: list[CheckedCoding] = []
     for index, coding in enumerate(request.codings):
+        budget.check()
         checked = check_coding(ctx, coding, index)
         if request.code_system_url is None:
             check_membership(ctx, checked, index, report_as_error=not cc)
@@ -115,7 +117,8 @@ def _result(ctx: ValidationContext, results: list[CheckedCoding]) -> ValidateCod
 
 def batch_validate(registry: Registry, requests: list[ValidateCodeRequest | TerminologyError]
                    ) -> list[ValidateCodeResult | TerminologyError]:
-    """Each request on its own; one that fails does not fail the others."""
+    """Each request on its own; one that fails does not fail the others. Running out of the time
+    budget is not a failure of one request: it stops the batch."""
     results: list[ValidateCodeResult | TerminologyError] = []
     for request in requests:
         if isinstance(request, TerminologyError):
@@ -123,6 +126,8 @@ def batch_validate(registry: Registry, requests: list[ValidateCodeRequest | Term
             continue
         try:
             results.append(validate_code(registry, request))
+        except OverBudget:
+            raise
         except TerminologyError as error:
             results.append(error)
     return results
