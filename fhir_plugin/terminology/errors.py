@@ -116,13 +116,18 @@ class VersionCheckFailed(InvalidRequest):
 class TooCostly(InvalidRequest):
     """An expansion larger than FHIR_PLUGIN_MAX_EXPANSION (or the client's X-TOO-COSTLY-THRESHOLD);
     `count` (paging) gets it answered. Also a request with more tx-resource parameters than
-    FHIR_PLUGIN_MAX_TX_RESOURCES: each one is validated and compiled."""
+    FHIR_PLUGIN_MAX_TX_RESOURCES: each one is validated and compiled. Also a regex filter too long
+    or too complex to match (terminology/patterns.py): it costs time in proportion to its size on
+    every member examined."""
 
     issue_code = "too-costly"
     messages = {
         "VALUESET_TOO_COSTLY": "The value set '{value_set}' expansion has too many codes to produce ({size})",
         "TX_RESOURCE_LIMIT": "The request has {count} tx-resource parameters; this server accepts at most {limit} in "
                              "one request",
+        "REGEX_TOO_LONG": "The regex filter has {length} characters; this server accepts at most {limit}",
+        "REGEX_TOO_COMPLEX": "The regex filter '{pattern}' is too complex to match: {size} RE2 instructions; this "
+                             "server accepts at most {limit}",
     }
 
 
@@ -150,7 +155,11 @@ class InvalidDisplayLanguage(InvalidRequest):
 class NotSupported(TerminologyError):
     status = 400
     issue_code = "not-supported"
-    messages = {"PARAM_NOT_SUPPORTED": "Parameter '{parameter}' is not supported by this server: {reason}"}
+    messages = {
+        "PARAM_NOT_SUPPORTED": "Parameter '{parameter}' is not supported by this server: {reason}",
+        "REGEX_NOT_SUPPORTED": "The regex filter '{pattern}' cannot be matched by this server (RE2 syntax, without "
+                               "backreferences or lookaround): {reason}",
+    }
 
 
 class NotFound(TerminologyError):
