@@ -13,7 +13,8 @@ Status table (decided once; tests/test_http_errors.py pins it):
       VersionCheckFailed  400   exception      check-system-version refuses the version in use
       TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION, more
                                                tx-resource parameters than FHIR_PLUGIN_MAX_TX_RESOURCES,
-                                               a regex filter too long or too complex
+                                               a text filter of too many or too long words, a regex
+                                               filter too long or too complex
     InvalidContent        422   invalid        content that cannot be loaded (startup, later uploads)
     Unauthorized          401   login          an admin endpoint without the right bearer token
     Forbidden             403   forbidden      an admin endpoint while FHIR_PLUGIN_ADMIN_TOKEN is unset
