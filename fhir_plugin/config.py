@@ -40,6 +40,11 @@ SETTINGS: tuple[Setting, ...] = (
             "the public base URL for links and CapabilityStatement.implementation; empty: from the request"),
     Setting("FHIR_PLUGIN_MAX_EXPANSION", 10_000, int,
             "the largest $expand answered without paging (count); beyond it, too-costly"),
+    Setting("FHIR_PLUGIN_MAX_FILTER_WORDS", 40, int,
+            "the most words in the text filter of $expand (each is searched for in every member); beyond it, "
+            "too-costly"),
+    Setting("FHIR_PLUGIN_MAX_FILTER_WORD_LENGTH", 100, int,
+            "the most characters in one word of the text filter of $expand; beyond it, too-costly"),
     Setting("FHIR_PLUGIN_MAX_TX_RESOURCES", 100, int,
             "the most tx-resource parameters in one request (each is validated and compiled); beyond it, too-costly"),
     Setting("FHIR_PLUGIN_TIME_BUDGET_MS", 5000, int,

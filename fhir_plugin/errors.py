@@ -11,13 +11,16 @@ Status table (decided once; tests/test_http_errors.py pins it):
       InvalidValueSet     400   invalid        a value set that cannot be evaluated (filter without value)
       CircularValueSet    400   processing     a value set that imports itself
       VersionCheckFailed  400   exception      check-system-version refuses the version in use
-      TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION, or more
-                                               tx-resource parameters than FHIR_PLUGIN_MAX_TX_RESOURCES
+      TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION, more
+                                               tx-resource parameters than FHIR_PLUGIN_MAX_TX_RESOURCES,
+                                               a text filter of too many or too long words, a regex
+                                               filter too long or too complex
         OverBudget      400   too-costly     work beyond the request's time budget (FHIR_PLUGIN_TIME_BUDGET_MS)
     InvalidContent        422   invalid        content that cannot be loaded (startup, later uploads)
     Unauthorized          401   login          an admin endpoint without the right bearer token
     Forbidden             403   forbidden      an admin endpoint while FHIR_PLUGIN_ADMIN_TOKEN is unset
-    NotSupported          400   not-supported  a parameter or feature this server does not offer
+    NotSupported          400   not-supported  a parameter or feature this server does not offer (a
+                                               regex filter RE2 cannot run)
     NotFound              404   not-found      an unknown code system, version, code, map, value set,
                                                supplement, resource id or path
     MethodNotAllowed      405   not-supported  e.g. DELETE on an operation

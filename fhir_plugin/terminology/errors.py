@@ -118,13 +118,21 @@ class VersionCheckFailed(InvalidRequest):
 class TooCostly(InvalidRequest):
     """An expansion larger than FHIR_PLUGIN_MAX_EXPANSION (or the client's X-TOO-COSTLY-THRESHOLD);
     `count` (paging) gets it answered. Also a request with more tx-resource parameters than
-    FHIR_PLUGIN_MAX_TX_RESOURCES: each one is validated and compiled."""
+    FHIR_PLUGIN_MAX_TX_RESOURCES: each one is validated and compiled. Also an $expand text filter
+    beyond FHIR_PLUGIN_MAX_FILTER_WORDS words or FHIR_PLUGIN_MAX_FILTER_WORD_LENGTH characters in a
+    word, and a regex filter too long or too complex to match (terminology/patterns.py): each
+    costs time in proportion to its size on every member examined."""
 
     issue_code = "too-costly"
     messages = {
         "VALUESET_TOO_COSTLY": "The value set '{value_set}' expansion has too many codes to produce ({size})",
         "TX_RESOURCE_LIMIT": "The request has {count} tx-resource parameters; this server accepts at most {limit} in "
                              "one request",
+        "FILTER_TOO_MANY_WORDS": "The filter has {count} words; this server accepts at most {limit}",
+        "FILTER_WORD_TOO_LONG": "The filter has a word of {length} characters; this server accepts at most {limit}",
+        "REGEX_TOO_LONG": "The regex filter has {length} characters; this server accepts at most {limit}",
+        "REGEX_TOO_COMPLEX": "The regex filter '{pattern}' is too complex to match: {size} RE2 instructions; this "
+                             "server accepts at most {limit}",
     }
 
 
@@ -164,7 +172,11 @@ class InvalidDisplayLanguage(InvalidRequest):
 class NotSupported(TerminologyError):
     status = 400
     issue_code = "not-supported"
-    messages = {"PARAM_NOT_SUPPORTED": "Parameter '{parameter}' is not supported by this server: {reason}"}
+    messages = {
+        "PARAM_NOT_SUPPORTED": "Parameter '{parameter}' is not supported by this server: {reason}",
+        "REGEX_NOT_SUPPORTED": "The regex filter '{pattern}' cannot be matched by this server (RE2 syntax, without "
+                               "backreferences or lookaround): {reason}",
+    }
 
 
 class NotFound(TerminologyError):

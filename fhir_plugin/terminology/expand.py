@@ -11,7 +11,9 @@ The ValueSet's own deprecated/withdrawn (standards-status) status is warned abou
 the resources it uses. `includeDefinition` echoes the definition (extensions, compose) too.
 
 The text filter (`filter`) is a case-insensitive word-prefix match: every word of the filter must
-start some word of the display or of a designation ("gait tra" finds "Gait training").
+start some word of the display or of a designation ("gait tra" finds "Gait training"). A filter
+of more than FHIR_PLUGIN_MAX_FILTER_WORDS words, or with a word longer than
+FHIR_PLUGIN_MAX_FILTER_WORD_LENGTH characters, is refused as too-costly.
 Expansions larger than FHIR_PLUGIN_MAX_EXPANSION codes (or the client's X-TOO-COSTLY-THRESHOLD
 header, whichever is lower) are refused as too-costly unless `count` pages them.
 """
@@ -55,10 +57,25 @@ def words(text: str) -> list[str]:
     return [w for w in re.split(r"[^\w]+", text.casefold()) if w]
 
 
-def _filter_words(text: str) -> list[str]:
-    """The words of a text filter; one without any (an emoji, punctuation) is matched as it is,
-    so that it finds what holds it, not everything."""
-    return words(text) or [text.strip().casefold()]
+def filter_words(request: ExpandRequest) -> list[str]:
+    """The words of the text filter that decide the match, most selective first. A filter without
+    any (an emoji, punctuation) is matched as it is, so that it finds what holds it, not everything.
+
+    Each word costs a search in every member examined: more words than `max_filter_words`, or a
+    word longer than `max_filter_word_length`, is refused as too costly. Repeated words, and words
+    that start a longer word of the filter ("dis disease"), are implied by another and dropped."""
+    given = words(request.filter or "") or [(request.filter or "").strip().casefold()]
+    if len(given) > request.max_filter_words:
+        raise TooCostly("FILTER_TOO_MANY_WORDS", count=len(given), limit=request.max_filter_words, expression="filter")
+    longest = max(given, key=len)
+    if len(longest) > request.max_filter_word_length:
+        raise TooCostly("FILTER_WORD_TOO_LONG", length=len(longest), limit=request.max_filter_word_length,
+                        expression="filter")
+    wanted: list[str] = []
+    for word in sorted(set(given), key=lambda w: (-len(w), w)):
+        if not any(kept.startswith(word) for kept in wanted):
+            wanted.append(word)
+    return wanted
 
 
 def _search_text(member: Member) -> str:
@@ -81,8 +98,12 @@ def _search_text(member: Member) -> str:
 
 
 def text_matches(member: Member, wanted: list[str]) -> bool:
-    text = _search_text(member)
-    return all(" " + part in text for part in wanted)
+    """Whether every word of `wanted` starts a word of the member."""
+    return _holds_all(_search_text(member), [" " + word for word in wanted])
+
+
+def _holds_all(text: str, needles: list[str]) -> bool:
+    return all(needle in text for needle in needles)
 
 
 # Below this many members a plain scan is as quick as building the index.
@@ -90,12 +111,14 @@ _INDEXED_MEMBERS = 5_000
 
 
 def text_filtered(evaluation: Evaluation, wanted: list[str]) -> list[Member]:
-    """The evaluation's members that match every word of the text filter, in order. A large kept
-    evaluation gets one string of all its members' words (built once, shared by its copies), so
-    the first word is found by str.find, in C, and only those hits are checked for the others."""
+    """The evaluation's members that match every word of the text filter (`filter_words`), in
+    order. A large kept evaluation gets one string of all its members' words (built once, shared
+    by its copies), so the first word is found by str.find, in C, and only those hits are checked
+    for the others. Each member examined costs one substring test per word, at most."""
     members = evaluation.members
-    if len(members) < _INDEXED_MEMBERS or not wanted:
-        return [m for m in members if text_matches(m, wanted)]
+    needles = [" " + word for word in wanted]
+    if len(members) < _INDEXED_MEMBERS or not needles:
+        return [m for m in members if _holds_all(_search_text(m), needles)]
     budget.check()
     index = evaluation.search.get("text")
     if index is None:
@@ -103,16 +126,19 @@ def text_filtered(evaluation: Evaluation, wanted: list[str]) -> list[Member]:
         starts = [0, *accumulate(len(t) + 1 for t in texts)][:-1]
         index = evaluation.search["text"] = ("\n".join(texts), starts)
     blob, starts = index
-    needle = " " + max(wanted, key=len)
-    hits: list[int] = []
-    at = blob.find(needle)
+    first, others = needles[0], needles[1:]
+    found: list[Member] = []
+    at = blob.find(first)
+    examined = 0
     while at >= 0:
-        if not len(hits) % budget.STRIDE:
+        examined += 1
+        if not examined % budget.STRIDE:
             budget.check()
         line = bisect_right(starts, at) - 1
-        hits.append(line)
-        at = blob.find(needle, starts[line + 1] if line + 1 < len(starts) else len(blob))
-    return [members[i] for i in budget.checked(hits) if text_matches(members[i], wanted)]
+        if _holds_all(_search_text(members[line]), others):
+            found.append(members[line])
+        at = blob.find(first, starts[line + 1] if line + 1 < len(starts) else len(blob))
+    return found
 
 
 def _is_inactive(member: Member) -> bool:
@@ -145,6 +171,7 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
         value_set = resolve_value_set(registry, request.url, request.value_set_version, _options(request))
     else:
         raise InvalidRequest("EXPAND_NO_VALUESET", expression="url")
+    wanted = filter_words(request) if request.filter else []
     evaluation = evaluate(registry, value_set, options=_options(request))
     for warning in status_warnings(value_set):
         # draft / experimental describe the request's own ValueSet and are not warned about (the
@@ -156,7 +183,7 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
     # every filter below is a condition on each member alone, so the text filter, the one an
     # index speeds up, goes first
     budget.check()
-    members = text_filtered(evaluation, _filter_words(request.filter)) if request.filter else evaluation.members
+    members = text_filtered(evaluation, wanted) if request.filter else evaluation.members
     budget.check()
     compose = value_set.get("compose") or {}
     if request.active_only or compose.get("inactive") is False:

@@ -5,27 +5,19 @@ The `concept` (or `code`) property means the hierarchy; any other property is a 
 with `inactive` and `display` answered from the compiled concept when the code system does not
 carry them as explicit properties. `notSelectable` is matched only where a concept states it:
 `notSelectable = false` selects the concepts that say false, not those that say nothing (HL7
-notSelectable tests). Values compare exactly: `TRUE` is not the boolean true.
+notSelectable tests). Values compare exactly: `TRUE` is not the boolean true. A `regex` filter
+matches the whole value, with RE2 in time linear in the value (patterns.py).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from . import budget
-from .errors import InvalidRequest, InvalidValueSet, NotSupported
+from .errors import InvalidValueSet, NotSupported
 from .models import CodeSystemEntry, Coding, Concept
-
-# A regex whose nested quantifiers could backtrack for ever ((a+)+, ((a+)+)+): Python's re has
-# no timeout. The common shape, a group holding one quantified atom and quantified again, is
-# rewritten to an equivalent pattern without the nesting ((A+)+ = (A)+, (A*)+ = (A+)* = (A)*);
-# whatever nesting remains is matched only against strings short enough to fail fast.
-# An atom: an escape, a character class, a group without quantifiers inside, or one character.
-_ATOM = r"(?:\\.|\[(?:\\.|[^\]\\])*\]|\((?:\?:)?[^()+*?{}\\\[]*\)|[^()\[\]\\|+*?{}])"
-_REDUNDANT_NESTING = re.compile(r"\((\?:)?(" + _ATOM + r")([+*])\)([+*])(?![+?{])")
-_MAX_GUARDED_LENGTH = 40
+from .patterns import compile_pattern
 
 
 def descendants(cs: CodeSystemEntry, code: str) -> Iterator[str]:
@@ -105,8 +97,8 @@ def filter_codes(cs: CodeSystemEntry, flt: dict[str, Any], where: str | None = N
         if op == "=":
             return {value} if value in cs.concepts else set()
         if op == "regex":
-            matcher = _regex(value)
-            return {c for c in budget.checked(all_codes) if matcher(c)}
+            matches = compile_pattern(value, f"{where}.value" if where else None).fullmatch
+            return {c for c in budget.checked(all_codes) if matches(c)}
     if op == "exists":
         wanted = str(value).lower() != "false"
         return {c for c, concept in budget.checked(cs.concepts.items())
@@ -120,62 +112,8 @@ def filter_codes(cs: CodeSystemEntry, flt: dict[str, Any], where: str | None = N
                   if any(_same(v, w) for v in property_values(concept, prop) for w in wanted_values)}
         return inside if op == "in" else set(all_codes) - inside
     if op == "regex":
-        matcher = _regex(value)
+        matches = compile_pattern(value, f"{where}.value" if where else None).fullmatch
         # a Coding without a code (None) matches no pattern
         return {c for c, concept in budget.checked(cs.concepts.items())
-                if any(v is not None and matcher(v) for v in property_values(concept, prop))}
+                if any(v is not None and matches(v) for v in property_values(concept, prop))}
     raise NotSupported("PARAM_NOT_SUPPORTED", parameter=f"filter {prop} {op}", reason="this filter is not supported")
-
-
-def has_nested_quantifier(value: str) -> bool:
-    """Whether a quantified group of `value` contains a quantifier (the exponential shape)."""
-    stack: list[bool] = []  # per open group: does it contain a quantifier so far
-    index = 0
-    while index < len(value):
-        char = value[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char == "[":  # skip a character class: its quantifier characters are literals
-            end = index + 1
-            while end < len(value) and value[end] != "]":
-                end += 2 if value[end] == "\\" else 1
-            index = end + 1
-            continue
-        if char == "(":
-            stack.append(False)
-        elif char == ")" and stack:
-            inner = stack.pop()
-            following = value[index + 1:index + 2]
-            if inner and following in ("+", "*", "{"):
-                return True
-            if stack:
-                stack[-1] = stack[-1] or inner or following in ("+", "*", "{", "?")
-        elif char in "+*{" and stack:
-            stack[-1] = True
-        index += 1
-    return False
-
-
-def flatten_nested_quantifiers(value: str) -> str:
-    """`value` with (A+)+, (A*)+, (A+)* and (A*)* (A one atom) rewritten to (A)+ or (A)*, which
-    match the same strings without exponential backtracking; repeated for deeper nesting."""
-    while True:
-        rewritten = _REDUNDANT_NESTING.sub(
-            lambda m: f"({m.group(1) or ''}{m.group(2)}){'+' if m.group(3) == m.group(4) == '+' else '*'}", value)
-        if rewritten == value:
-            return value
-        value = rewritten
-
-
-def _regex(value: str) -> Callable[[str], object]:
-    try:
-        re.compile(value)
-        value = flatten_nested_quantifiers(value)
-        pattern = re.compile(value)
-    except re.error as error:
-        raise InvalidRequest("PARAM_BAD_VALUE", parameter="filter", type="regex", value=f"{value!r} ({error})") from None
-    if not has_nested_quantifier(value):
-        return pattern.fullmatch
-    # Catastrophic backtracking needs a long non-matching input: refuse to try on long strings.
-    return lambda text: len(text) <= _MAX_GUARDED_LENGTH and pattern.fullmatch(text) is not None

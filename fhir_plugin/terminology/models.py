@@ -379,6 +379,10 @@ class ValidateCodeResult:
 # --- $expand ---------------------------------------------------------------------------------
 
 DEFAULT_MAX_EXPANSION = 10_000
+# The longest ICD-10-CM display has 31 words, its longest word 25 letters: a display pasted whole
+# is well within both.
+DEFAULT_MAX_FILTER_WORDS = 40
+DEFAULT_MAX_FILTER_WORD_LENGTH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +420,9 @@ class ExpandRequest:
     use_supplements: tuple[str, ...] = ()
     default_value_set_versions: tuple[str, ...] = ()
     max_expansion: int = DEFAULT_MAX_EXPANSION
+    # the server's limits on the text filter (FHIR_PLUGIN_MAX_FILTER_WORDS, ..._WORD_LENGTH)
+    max_filter_words: int = DEFAULT_MAX_FILTER_WORDS
+    max_filter_word_length: int = DEFAULT_MAX_FILTER_WORD_LENGTH
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,8 +45,10 @@ def _integer(param: Param) -> int:
 
 
 def expand_request(params: list[Param], instance: dict[str, Any] | None = None, accept_language: str | None = None,
-                   max_expansion: int | None = None, inline: Inline | None = None) -> ExpandRequest:
-    """The typed request. `instance` is the ValueSet of `ValueSet/{id}/$expand`."""
+                   max_expansion: int | None = None, inline: Inline | None = None,
+                   filter_limits: tuple[int, int] | None = None) -> ExpandRequest:
+    """The typed request. `instance` is the ValueSet of `ValueSet/{id}/$expand`; `filter_limits`
+    the most words in the text filter and the most characters in one of them."""
     for param in params:
         if param.name in _UNSUPPORTED:
             raise NotSupported("PARAM_NOT_SUPPORTED", parameter=param.name, reason="expansion in a context is not supported",
@@ -87,6 +89,8 @@ def expand_request(params: list[Param], instance: dict[str, Any] | None = None, 
     )
     if max_expansion is not None:
         request = replace(request, max_expansion=max_expansion)
+    if filter_limits is not None:
+        request = replace(request, max_filter_words=filter_limits[0], max_filter_word_length=filter_limits[1])
     return request
 
 

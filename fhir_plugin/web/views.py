@@ -252,10 +252,12 @@ def batch_validate_code(version: FhirVersion, resource_id: str | None = None) ->
 def expand(version: FhirVersion, resource_id: str | None = None) -> Response:
     given, service = _operation(version)
     instance = service.value_set_by_id(resource_id) if resource_id else None
-    limit = params_expand.too_costly_threshold(_state().settings["FHIR_PLUGIN_MAX_EXPANSION"],
+    settings = _state().settings
+    limit = params_expand.too_costly_threshold(settings["FHIR_PLUGIN_MAX_EXPANSION"],
                                                request.headers.get("X-TOO-COSTLY-THRESHOLD"))
+    filter_limits = settings["FHIR_PLUGIN_MAX_FILTER_WORDS"], settings["FHIR_PLUGIN_MAX_FILTER_WORD_LENGTH"]
     typed = params_expand.expand_request(given, instance, request.headers.get("Accept-Language"), limit,
-                                         _inline(version))
+                                         _inline(version), filter_limits)
     return respond(version, service.expand(typed))
 
 
