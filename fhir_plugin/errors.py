@@ -11,8 +11,10 @@ Status table (decided once; tests/test_http_errors.py pins it):
       InvalidValueSet     400   invalid        a value set that cannot be evaluated (filter without value)
       CircularValueSet    400   processing     a value set that imports itself
       VersionCheckFailed  400   exception      check-system-version refuses the version in use
-      TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION, or more
-                                               tx-resource parameters than FHIR_PLUGIN_MAX_TX_RESOURCES
+      TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION, more
+                                               tx-resource parameters than FHIR_PLUGIN_MAX_TX_RESOURCES,
+                                               JSON nested deeper than FHIR_PLUGIN_MAX_JSON_DEPTH, a
+                                               nested expansion or value set imports nested too deep
     InvalidContent        422   invalid        content that cannot be loaded (startup, later uploads)
     Unauthorized          401   login          an admin endpoint without the right bearer token
     Forbidden             403   forbidden      an admin endpoint while FHIR_PLUGIN_ADMIN_TOKEN is unset
@@ -35,8 +37,8 @@ from __future__ import annotations
 
 from .client import ServerUnreachable
 from .content.errors import InvalidContent
-from .render.errors import (InvalidBody, MethodNotAllowed, NoSuchEndpoint, NotAcceptable, RequestTooLarge,
-                            UnsupportedMediaType)
+from .render.errors import (BodyTooDeep, InvalidBody, MethodNotAllowed, NoSuchEndpoint, NotAcceptable,
+                            RequestTooLarge, UnsupportedMediaType)
 from .runtime.errors import Forbidden, InvalidLoadName, Unauthorized, UnknownLoad
 from .terminology.errors import (ANSWER_MESSAGES, CircularValueSet, InvalidDisplayLanguage, InvalidRequest,
                                  InvalidValidateRequest, InvalidValueSet, NotFound, NotSupported, TerminologyError,
@@ -50,7 +52,7 @@ MESSAGES: dict[str, str] = catalogue()
 # Message ids that only ever appear in answers (issues and messages of result=false answers).
 ANSWER_IDS: frozenset[str] = frozenset(ANSWER_MESSAGES)
 
-__all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "CircularValueSet", "Forbidden", "InvalidBody",
+__all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "BodyTooDeep", "CircularValueSet", "Forbidden", "InvalidBody",
            "InvalidContent", "InvalidDisplayLanguage", "InvalidLoadName", "InvalidRequest", "InvalidValidateRequest",
            "InvalidValueSet", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound", "NotSupported",
            "RequestTooLarge", "ServerUnreachable", "TerminologyError", "TooCostly", "Unauthorized", "UnknownCode",

@@ -13,7 +13,9 @@ the resources it uses. `includeDefinition` echoes the definition (extensions, co
 The text filter (`filter`) is a case-insensitive word-prefix match: every word of the filter must
 start some word of the display or of a designation ("gait tra" finds "Gait training").
 Expansions larger than FHIR_PLUGIN_MAX_EXPANSION codes (or the client's X-TOO-COSTLY-THRESHOLD
-header, whichever is lower) are refused as too-costly unless `count` pages them.
+header, whichever is lower) are refused as too-costly unless `count` pages them. A nested answer
+deeper than `max_nesting` hierarchy levels is refused as too-costly (a flat one, `excludeNested`,
+is always possible).
 """
 
 from __future__ import annotations
@@ -161,8 +163,8 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
         members = [m for m in members if not _excluded_system(m, request.exclude_systems)]
     total = len(members)
     limit = request.max_expansion
+    name = canonical_of(value_set) or "(inline)"
     if request.count is None and total > limit:
-        name = canonical_of(value_set) or "(inline)"
         raise TooCostly("VALUESET_TOO_COSTLY", value_set=name, size=f">{limit}")
 
     paged = request.offset is not None or request.count is not None
@@ -175,7 +177,7 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
     nested = not request.exclude_nested and not paged
     language = _display_language(request, value_set)
     contains, properties = contains_tree(shown, nested, request, evaluation.multi_version_systems, language,
-                                         only_filtered=bool(request.filter))
+                                         only_filtered=bool(request.filter), name=name)
 
     echoed = _ECHOED_ELEMENTS + (_DEFINITION_ELEMENTS if request.include_definition else ())
     return ExpandResult(

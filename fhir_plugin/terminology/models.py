@@ -379,6 +379,9 @@ class ValidateCodeResult:
 # --- $expand ---------------------------------------------------------------------------------
 
 DEFAULT_MAX_EXPANSION = 10_000
+# The deepest `contains` nesting of an answer: concept hierarchy levels, each an array and an
+# object of JSON (the web layer sets it to half of FHIR_PLUGIN_MAX_JSON_DEPTH, this by default).
+DEFAULT_MAX_NESTING = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +419,7 @@ class ExpandRequest:
     use_supplements: tuple[str, ...] = ()
     default_value_set_versions: tuple[str, ...] = ()
     max_expansion: int = DEFAULT_MAX_EXPANSION
+    max_nesting: int = DEFAULT_MAX_NESTING  # the deepest hierarchy a nested answer shows
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,8 +81,10 @@ def _service() -> TerminologyService:
 def _operation(version: FhirVersion) -> tuple[list[params.Param], TerminologyService]:
     """The request's parameters, and the service with its tx-resource parameters on top."""
     state = _state()
-    given = params.read_params(request, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(_BODY))
-    tx_resources = params.tx_resources(given, state.settings["FHIR_PLUGIN_MAX_TX_RESOURCES"])
+    settings = state.settings
+    given = params.read_params(request, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(_BODY),
+                               settings["FHIR_PLUGIN_MAX_JSON_DEPTH"])
+    tx_resources = params.tx_resources(given, settings["FHIR_PLUGIN_MAX_TX_RESOURCES"])
     return given, state.runtime.for_request(_service(), tx_resources, version)
 
 
@@ -248,10 +250,12 @@ def batch_validate_code(version: FhirVersion, resource_id: str | None = None) ->
 def expand(version: FhirVersion, resource_id: str | None = None) -> Response:
     given, service = _operation(version)
     instance = service.value_set_by_id(resource_id) if resource_id else None
-    limit = params_expand.too_costly_threshold(_state().settings["FHIR_PLUGIN_MAX_EXPANSION"],
+    settings = _state().settings
+    limit = params_expand.too_costly_threshold(settings["FHIR_PLUGIN_MAX_EXPANSION"],
                                                request.headers.get("X-TOO-COSTLY-THRESHOLD"))
     typed = params_expand.expand_request(given, instance, request.headers.get("Accept-Language"), limit,
-                                         _inline(version))
+                                         _inline(version),
+                                         params_expand.max_nesting(settings["FHIR_PLUGIN_MAX_JSON_DEPTH"]))
     return respond(version, service.expand(typed))
 
 
