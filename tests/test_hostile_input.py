@@ -312,12 +312,14 @@ def test_a_count_with_more_digits_than_json_reads_is_not_json(client):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_the_largest_fhir_integer_count_pages_everything(client, version):
-    """count=2147483647 is valid and echoed as a valid FHIR integer (2147483648 would not be)."""
+def test_the_largest_fhir_integer_count_is_lowered_to_the_expansion_limit(client, version):
+    """count=2147483647 is valid (2147483648 would not be) and pages everything of a small value set,
+    but no page is larger than FHIR_PLUGIN_MAX_EXPANSION: the count applied, and echoed, is 10000."""
     body = ok_json(client.get(f"/{version}/ValueSet/$expand?url={ICD_VS}&count=2147483647&offset=1"), version)
     expansion = body["expansion"]
     assert (expansion["total"], expansion["offset"], len(expansion["contains"])) == (3, 1, 2)
-    assert {"name": "count", "valueInteger": 2147483647} in expansion["parameter"]
+    assert {"name": "count", "valueInteger": 10000} in expansion["parameter"]
+    assert [p for p in expansion["parameter"] if p["name"] == "count"] == [{"name": "count", "valueInteger": 10000}]
 
 
 # --- huge and deeply nested bodies -----------------------------------------------------------------

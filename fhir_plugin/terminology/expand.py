@@ -13,9 +13,12 @@ the resources it uses. `includeDefinition` echoes the definition (extensions, co
 The text filter (`filter`) is a case-insensitive word-prefix match: every word of the filter must
 start some word of the display or of a designation ("gait tra" finds "Gait training").
 Expansions larger than FHIR_PLUGIN_MAX_EXPANSION codes (or the client's X-TOO-COSTLY-THRESHOLD
-header, whichever is lower) are refused as too-costly unless `count` pages them. A nested answer
-deeper than `max_nesting` hierarchy levels is refused as too-costly (a flat one, `excludeNested`,
-is always possible).
+header, whichever is lower) are refused as too-costly unless `count` pages them, and no page
+is larger than that limit: a larger `count` is lowered to it (and echoed as lowered), as a FHIR
+search may return fewer than `_count`; `total` and `offset` tell the client there is more to page
+through. Refusing such a count instead would refuse `count=2147483647` on a value set of three
+codes, which clients send to mean "all of it". A nested answer deeper than `max_nesting`
+hierarchy levels is refused as too-costly (a flat one, `excludeNested`, is always possible).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import re
 import uuid
 from bisect import bisect_right
+from dataclasses import replace
 from datetime import datetime, timezone
 from itertools import accumulate
 from typing import Any
@@ -166,6 +170,8 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
     name = canonical_of(value_set) or "(inline)"
     if request.count is None and total > limit:
         raise TooCostly("VALUESET_TOO_COSTLY", value_set=name, size=f">{limit}")
+    if request.count is not None and request.count > limit:
+        request = replace(request, count=limit)
 
     paged = request.offset is not None or request.count is not None
     offset = request.offset or 0

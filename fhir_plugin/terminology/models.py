@@ -418,7 +418,7 @@ class ExpandRequest:
     properties: tuple[str, ...] = ()
     use_supplements: tuple[str, ...] = ()
     default_value_set_versions: tuple[str, ...] = ()
-    max_expansion: int = DEFAULT_MAX_EXPANSION
+    max_expansion: int = DEFAULT_MAX_EXPANSION  # the most codes one answer lists (count is lowered to it)
     max_nesting: int = DEFAULT_MAX_NESTING  # the deepest hierarchy a nested answer shows
 
 
