@@ -119,7 +119,8 @@ def error_log(app: Flask) -> ErrorLog:
 
 
 def unexpected_error(error: Exception) -> Response:
-    error_log(current_app._get_current_object()).report(error, request.method, request.path)  # type: ignore[attr-defined]
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # flask types the proxy as a Flask
+    error_log(app).report(error, request.method, request.path)
     return outcome_response(request, http_outcome(500, "Internal server error; the details are in the server log"), 500)
 
 
