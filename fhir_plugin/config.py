@@ -45,9 +45,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FHIR_PLUGIN_MAX_EXPANSION", 10_000, int,
             "the largest $expand answered without paging (count); beyond it, too-costly"),
     Setting("FHIR_PLUGIN_MAX_JSON_DEPTH", 100, int,
-            "the deepest nesting of JSON arrays and objects in a request body or a content file (at most 150); "
-            "deeper is refused before anything walks it; a nested $expand shows at most half as many hierarchy "
-            "levels"),
+            "deepest nesting of JSON arrays and objects in a request body (400 too-costly, BODY_TOO_DEEP, beyond it) "
+            "or a content file (422 CONTENT_TOO_DEEP), at most 150; a nested $expand shows at most half as many "
+            "hierarchy levels"),
     Setting("FHIR_PLUGIN_MAX_TX_RESOURCES", 100, int,
             "the most tx-resource parameters in one request (each is validated and compiled); beyond it, too-costly"),
     Setting("FHIR_PLUGIN_ANSWER_CACHE", 2048, int,
