@@ -18,6 +18,10 @@ from typing import Any
 from .fhirversions import FhirVersion
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# The most FHIR_PLUGIN_MAX_JSON_DEPTH may be. The deepest walk of a request's JSON, fhir.resources'
+# validation, takes about four stack frames a level (measured: a 100-deep body needs a recursion
+# limit of 418, a 200-deep one 818); at 150 that stays well inside Python's default of 1000.
+HIGHEST_JSON_DEPTH = 150
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,10 @@ SETTINGS: tuple[Setting, ...] = (
             "too-costly"),
     Setting("FHIR_PLUGIN_MAX_FILTER_WORD_LENGTH", 100, int,
             "the most characters in one word of the text filter of $expand; beyond it, too-costly"),
+    Setting("FHIR_PLUGIN_MAX_JSON_DEPTH", 100, int,
+            "deepest nesting of JSON arrays and objects in a request body (400 too-costly, BODY_TOO_DEEP, beyond it) "
+            "or a content file (422 CONTENT_TOO_DEEP), at most 150; a nested $expand shows at most half as many "
+            "hierarchy levels"),
     Setting("FHIR_PLUGIN_MAX_TX_RESOURCES", 100, int,
             "the most tx-resource parameters in one request (each is validated and compiled); beyond it, too-costly"),
     Setting("FHIR_PLUGIN_TIME_BUDGET_MS", 5000, int,
@@ -87,6 +95,11 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
                 settings[setting.name] = int(settings[setting.name])
             except (TypeError, ValueError):
                 raise ValueError(f"{setting.name} must be an integer, not {settings[setting.name]!r}") from None
+    depth = settings["FHIR_PLUGIN_MAX_JSON_DEPTH"]
+    if not 1 <= depth <= HIGHEST_JSON_DEPTH:
+        # Every walk of a document takes this depth times a few stack frames: much more would let
+        # Python's recursion limit, not this setting, stop a deep request (a 500, not a 400).
+        raise ValueError(f"FHIR_PLUGIN_MAX_JSON_DEPTH must be between 1 and {HIGHEST_JSON_DEPTH}, not {depth}")
     version = str(settings["FHIR_PLUGIN_DEFAULT_VERSION"]).upper()
     if version not in FhirVersion.__members__:
         raise ValueError(f"FHIR_PLUGIN_DEFAULT_VERSION must be R4 or R5, not {version!r}")

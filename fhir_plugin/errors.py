@@ -14,7 +14,9 @@ Status table (decided once; tests/test_http_errors.py pins it):
       TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION, more
                                                tx-resource parameters than FHIR_PLUGIN_MAX_TX_RESOURCES,
                                                a text filter of too many or too long words, a regex
-                                               filter too long or too complex
+                                               filter too long or too complex, JSON nested deeper than
+                                               FHIR_PLUGIN_MAX_JSON_DEPTH, a nested expansion or value
+                                               set imports nested too deep
         OverBudget      400   too-costly     work beyond the request's time budget (FHIR_PLUGIN_TIME_BUDGET_MS)
     InvalidContent        422   invalid        content that cannot be loaded (startup, later uploads)
     Unauthorized          401   login          an admin endpoint without the right bearer token
@@ -39,8 +41,8 @@ from __future__ import annotations
 
 from .client import ServerUnreachable
 from .content.errors import InvalidContent
-from .render.errors import (InvalidBody, MethodNotAllowed, NoSuchEndpoint, NotAcceptable, RequestTooLarge,
-                            UnsupportedMediaType)
+from .render.errors import (BodyTooDeep, InvalidBody, MethodNotAllowed, NoSuchEndpoint, NotAcceptable,
+                            RequestTooLarge, UnsupportedMediaType)
 from .runtime.errors import Forbidden, InvalidLoadName, Unauthorized, UnknownLoad
 from .terminology.errors import (ANSWER_MESSAGES, CircularValueSet, InvalidDisplayLanguage, InvalidRequest,
                                  InvalidValidateRequest, InvalidValueSet, NotFound, NotSupported, OverBudget,
@@ -54,7 +56,7 @@ MESSAGES: dict[str, str] = catalogue()
 # Message ids that only ever appear in answers (issues and messages of result=false answers).
 ANSWER_IDS: frozenset[str] = frozenset(ANSWER_MESSAGES)
 
-__all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "CircularValueSet", "Forbidden", "InvalidBody",
+__all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "BodyTooDeep", "CircularValueSet", "Forbidden", "InvalidBody",
            "InvalidContent", "InvalidDisplayLanguage", "InvalidLoadName", "InvalidRequest", "InvalidValidateRequest",
            "InvalidValueSet", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound", "NotSupported",
            "OverBudget", "RequestTooLarge", "ServerUnreachable", "TerminologyError", "TooCostly", "Unauthorized",

@@ -10,7 +10,8 @@ What was already covered elsewhere (and is not repeated here):
   code + sourceCode: BAD_REQUESTS
 - bodies beyond the limit (1000-byte limit, every operation family, chunked): test_status_table_over_http,
   test_chunked_body_beyond_the_limit_is_refused_not_cut_off
-- deeply nested JSON (100k levels) on $lookup: test_deeply_nested_json_is_a_400
+- deeply nested JSON (100k levels) on $lookup: test_deeply_nested_json_is_a_400; below the depth
+  at which Python's parser gives up, on every walk of a request's JSON: test_attack_depth
 - count=-1 on $expand (R5, query): test_expand
 
 Added here: every operation route (not only $lookup/$translate) for invalid UTF-8 in bodies, wrong
@@ -311,12 +312,14 @@ def test_a_count_with_more_digits_than_json_reads_is_not_json(client):
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_the_largest_fhir_integer_count_pages_everything(client, version):
-    """count=2147483647 is valid and echoed as a valid FHIR integer (2147483648 would not be)."""
+def test_the_largest_fhir_integer_count_is_lowered_to_the_expansion_limit(client, version):
+    """count=2147483647 is valid (2147483648 would not be) and pages everything of a small value set,
+    but no page is larger than FHIR_PLUGIN_MAX_EXPANSION: the count applied, and echoed, is 10000."""
     body = ok_json(client.get(f"/{version}/ValueSet/$expand?url={ICD_VS}&count=2147483647&offset=1"), version)
     expansion = body["expansion"]
     assert (expansion["total"], expansion["offset"], len(expansion["contains"])) == (3, 1, 2)
-    assert {"name": "count", "valueInteger": 2147483647} in expansion["parameter"]
+    assert {"name": "count", "valueInteger": 10000} in expansion["parameter"]
+    assert [p for p in expansion["parameter"] if p["name"] == "count"] == [{"name": "count", "valueInteger": 10000}]
 
 
 # --- huge and deeply nested bodies -----------------------------------------------------------------
@@ -336,9 +339,9 @@ def test_a_body_one_byte_beyond_the_default_limit_is_413_on_every_operation(clie
                                      b'{"resourceType":"Parameters","parameter":[{"name":"valueSet","resource":'
                                      + b'{"a":' * 60_000 + b"1" + b"}" * 60_000 + b"}]}"])
 def test_deeply_nested_json_is_a_400_on_every_operation(client, nesting):
+    text = "The request body nests JSON arrays and objects deeper than the 100 levels this server accepts"
     for route in OPERATIONS:
-        issue = assert_outcome(post(client, f"/r5{route}", nesting), 400, "invalid", message_id="BODY_NOT_JSON")
-        assert issue["details"]["text"].startswith("The request body is not valid JSON: ")
+        assert_outcome(post(client, f"/r5{route}", nesting), 400, "too-costly", text=text, message_id="BODY_TOO_DEEP")
 
 
 def test_100k_repeats_of_a_single_parameter_in_a_form_body_within_the_limit(client):

@@ -25,6 +25,8 @@ class InvalidContent(TerminologyError):
                                 "{second}",
         "CONTENT_NOT_FHIR": "{origin}: not a FHIR resource: {problem}",
         "CONTENT_TOO_LARGE": "{origin}: refused: it expands to more than {limit} bytes (the limit set by {setting})",
+        "CONTENT_TOO_DEEP": "{origin}: refused: its JSON nests arrays and objects more than {limit} levels deep (the "
+                            "limit set by FHIR_PLUGIN_MAX_JSON_DEPTH)",
         "BUNDLE_TYPE_REFUSED": "{origin}: cannot load a Bundle of type '{type}'; expected collection, batch or "
                                "transaction",
         "BUNDLE_ENTRY_REFUSED": "{origin}: cannot load this Bundle entry: {problem}",

@@ -28,7 +28,7 @@ from .errors import InvalidContent
 from .bundles import bundle_resources, is_bundle
 from .canonicals import CanonicalIndex
 from .codes import binding_errors
-from .limits import Limits, gunzip
+from .limits import DepthError, Limits, gunzip, parse_json
 from .packages import PACKAGE_SUFFIXES, is_package, read_package
 from .progress import LoadProgress, ProgressCallback, skipped_text
 
@@ -141,7 +141,9 @@ def _read_text(file: Path, limits: Limits | None = None) -> str:
 
 def _read_json(file: Path, limits: Limits) -> object:
     try:
-        return json.loads(_read_text(file, limits))
+        return parse_json(_read_text(file, limits), limits.max_json_depth)
+    except DepthError as error:
+        raise InvalidContent("CONTENT_TOO_DEEP", origin=str(file), limit=error.limit) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidContent("CONTENT_NOT_JSON", origin=str(file), reason=error) from None
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..fhirversions import FhirVersion, version_of_release
 from .errors import InvalidContent
-from .limits import BoundedReader, Limits
+from .limits import BoundedReader, DepthError, Limits, parse_json
 
 PACKAGE_SUFFIXES = (".tgz", ".tar.gz")
 
@@ -88,9 +88,11 @@ def _fhir_version(archive: str, manifest: dict[str, Any]) -> FhirVersion | None:
     return None
 
 
-def _json(raw: bytes, origin: str) -> object:
+def _json(raw: bytes, origin: str, max_depth: int) -> object:
     try:
-        return json.loads(raw.decode("utf-8-sig"))
+        return parse_json(raw.decode("utf-8-sig"), max_depth)
+    except DepthError as error:
+        raise InvalidContent("CONTENT_TOO_DEEP", origin=origin, limit=error.limit) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidContent("CONTENT_NOT_JSON", origin=origin, reason=error) from None
 
@@ -133,7 +135,7 @@ def read_package(path: Path, limits: Limits) -> Package:
                     if not inner.endswith(".json"):
                         raise _refuse(archive, name, "not a JSON file")
                     extracted = tar.extractfile(member)
-                    document = _json(extracted.read() if extracted else b"", origin)
+                    document = _json(extracted.read() if extracted else b"", origin, limits.max_json_depth)
                     if inner == "package.json":
                         manifest = document
                     elif inner != ".index.json":

@@ -3,7 +3,7 @@ and the body of a request."""
 
 from __future__ import annotations
 
-from ..terminology.errors import InvalidRequest, NotFound, TerminologyError
+from ..terminology.errors import InvalidRequest, NotFound, TerminologyError, TooCostly
 
 
 class InvalidBody(InvalidRequest):
@@ -15,6 +15,13 @@ class InvalidBody(InvalidRequest):
         "BODY_BAD_PARAMETERS": "The Parameters resource is malformed: {reason}",
         "BAD_FORMAT": "Unsupported _format '{format}': use json, application/json or application/fhir+json",
     }
+
+
+class BodyTooDeep(TooCostly):
+    """A body nested deeper than FHIR_PLUGIN_MAX_JSON_DEPTH: refused before anything walks it."""
+
+    messages = {"BODY_TOO_DEEP": "The request body nests JSON arrays and objects deeper than the {limit} levels this "
+                                 "server accepts"}
 
 
 class NoSuchEndpoint(NotFound):

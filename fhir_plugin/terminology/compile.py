@@ -81,15 +81,20 @@ def _property_value(raw: dict[str, Any]) -> PropertyValue | None:
     return None
 
 
-def _flatten(concepts: list[dict[str, Any]], parent: str | None, out: list[tuple[dict[str, Any], str | None]]) -> None:
-    for concept in concepts:
+def _flatten(concepts: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str | None]]:
+    """(concept, its parent's code) of every nested concept, in document order (depth first).
+    With a stack, not recursion: how deep a resource nests is not this function's to bound."""
+    out: list[tuple[dict[str, Any], str | None]] = []
+    stack: list[tuple[dict[str, Any], str | None]] = [(c, None) for c in reversed(concepts)]
+    while stack:
+        concept, parent = stack.pop()
         out.append((concept, parent))
-        _flatten(concept.get("concept", []), concept["code"], out)
+        stack.extend((child, concept["code"]) for child in reversed(concept.get("concept", [])))
+    return out
 
 
 def compile_code_system(resource: dict[str, Any]) -> CodeSystemEntry:
-    flat: list[tuple[dict[str, Any], str | None]] = []
-    _flatten(resource.get("concept", []), None, flat)
+    flat = _flatten(resource.get("concept", []))
     parents: dict[str, list[str]] = {}
     children: dict[str, list[str]] = {}
 

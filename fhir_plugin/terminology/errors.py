@@ -121,11 +121,17 @@ class TooCostly(InvalidRequest):
     FHIR_PLUGIN_MAX_TX_RESOURCES: each one is validated and compiled. Also an $expand text filter
     beyond FHIR_PLUGIN_MAX_FILTER_WORDS words or FHIR_PLUGIN_MAX_FILTER_WORD_LENGTH characters in a
     word, and a regex filter too long or too complex to match (terminology/patterns.py): each
-    costs time in proportion to its size on every member examined."""
+    costs time in proportion to its size on every member examined. Also structures deeper than
+    this server walks: a nested expansion deeper than its `max_nesting`, a chain of value set
+    imports longer than MAX_IMPORT_DEPTH, a body nested deeper than FHIR_PLUGIN_MAX_JSON_DEPTH."""
 
     issue_code = "too-costly"
     messages = {
         "VALUESET_TOO_COSTLY": "The value set '{value_set}' expansion has too many codes to produce ({size})",
+        "EXPANSION_TOO_DEEP": "The value set '{value_set}' expansion nests concepts more than {limit} levels deep, "
+                              "deeper than this server answers; ask for a flat list with excludeNested=true",
+        "VALUESET_IMPORTS_TOO_DEEP": "The value set '{value_set}' imports value sets that import others more than "
+                                     "{limit} levels deep, deeper than this server follows",
         "TX_RESOURCE_LIMIT": "The request has {count} tx-resource parameters; this server accepts at most {limit} in "
                              "one request",
         "FILTER_TOO_MANY_WORDS": "The filter has {count} words; this server accepts at most {limit}",

@@ -15,7 +15,12 @@ start some word of the display or of a designation ("gait tra" finds "Gait train
 of more than FHIR_PLUGIN_MAX_FILTER_WORDS words, or with a word longer than
 FHIR_PLUGIN_MAX_FILTER_WORD_LENGTH characters, is refused as too-costly.
 Expansions larger than FHIR_PLUGIN_MAX_EXPANSION codes (or the client's X-TOO-COSTLY-THRESHOLD
-header, whichever is lower) are refused as too-costly unless `count` pages them.
+header, whichever is lower) are refused as too-costly unless `count` pages them, and no page
+is larger than that limit: a larger `count` is lowered to it (and echoed as lowered), as a FHIR
+search may return fewer than `_count`; `total` and `offset` tell the client there is more to page
+through. Refusing such a count instead would refuse `count=2147483647` on a value set of three
+codes, which clients send to mean "all of it". A nested answer deeper than `max_nesting`
+hierarchy levels is refused as too-costly (a flat one, `excludeNested`, is always possible).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import re
 import uuid
 from bisect import bisect_right
+from dataclasses import replace
 from datetime import datetime, timezone
 from itertools import accumulate
 from typing import Any
@@ -194,9 +200,11 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
         members = [m for m in members if not _excluded_system(m, request.exclude_systems)]
     total = len(members)
     limit = request.max_expansion
+    name = canonical_of(value_set) or "(inline)"
     if request.count is None and total > limit:
-        name = canonical_of(value_set) or "(inline)"
         raise TooCostly("VALUESET_TOO_COSTLY", value_set=name, size=f">{limit}")
+    if request.count is not None and request.count > limit:
+        request = replace(request, count=limit)
 
     paged = request.offset is not None or request.count is not None
     offset = request.offset or 0
@@ -208,7 +216,7 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
     nested = not request.exclude_nested and not paged
     language = _display_language(request, value_set)
     contains, properties = contains_tree(shown, nested, request, evaluation.multi_version_systems, language,
-                                         only_filtered=bool(request.filter))
+                                         only_filtered=bool(request.filter), name=name)
 
     echoed = _ECHOED_ELEMENTS + (_DEFINITION_ELEMENTS if request.include_definition else ())
     return ExpandResult(

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import budget
 from .compile import core_extensions
+from .errors import TooCostly
 from .languages import LanguageRange, ranges as language_ranges
 from .models import Coding, Designation, ExpandRequest, ExpansionEntry, PropertyValue
 from .valueset import Member
@@ -152,12 +153,16 @@ def _entry(member: Member, request: ExpandRequest, multi_version: set[str], rang
 
 
 def contains_tree(members: list[Member], nested: bool, request: ExpandRequest, multi_version: set[str],
-                  language: str | None, only_filtered: bool = False
+                  language: str | None, only_filtered: bool = False, name: str = "(inline)"
                   ) -> tuple[tuple[ExpansionEntry, ...], tuple[tuple[str, str | None], ...]]:
     """The entries (nested along the hierarchy when `nested`) and the (code, uri) of the properties
     they carry. With `only_filtered` (a text-filtered expansion) only members of property-filter
     includes nest: tx.fhir.org answers a text search over a whole code system as a flat list, but
-    keeps the hierarchy of a filtered include (HL7 search tests)."""
+    keeps the hierarchy of a filtered include (HL7 search tests).
+
+    A hierarchy nested deeper than `request.max_nesting` levels is refused (TooCostly) rather than
+    built: parent properties let a flat CodeSystem of a few kilobytes describe a chain thousands of
+    concepts deep, and this tree and everything that renders it are walked recursively."""
     ranges = language_ranges(language) if language else []
     declared: dict[str, str | None] = {}
     entries = [_entry(m, request, multi_version, ranges, declared) for m in budget.checked(members)]
@@ -177,10 +182,13 @@ def contains_tree(members: list[Member], nested: bool, request: ExpandRequest, m
         else:
             tops.append(index)
     built: set[int] = set()
+    deepest = request.max_nesting
 
-    def build(index: int) -> ExpansionEntry:
+    def build(index: int, level: int) -> ExpansionEntry:
+        if level > deepest:
+            raise TooCostly("EXPANSION_TOO_DEEP", value_set=name, limit=deepest)
         built.add(index)  # a hierarchy with a cycle in it is cut where it comes round again
-        below = tuple(build(child) for child in children.get(index, ()) if child not in built)
+        below = tuple(build(child, level + 1) for child in children.get(index, ()) if child not in built)
         return replace(entries[index], contains=below) if below else entries[index]
 
-    return tuple(build(index) for index in tops), properties
+    return tuple(build(index, 1) for index in tops), properties

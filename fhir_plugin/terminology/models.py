@@ -383,6 +383,9 @@ DEFAULT_MAX_EXPANSION = 10_000
 # is well within both.
 DEFAULT_MAX_FILTER_WORDS = 40
 DEFAULT_MAX_FILTER_WORD_LENGTH = 100
+# The deepest `contains` nesting of an answer: concept hierarchy levels, each an array and an
+# object of JSON (the web layer sets it to half of FHIR_PLUGIN_MAX_JSON_DEPTH, this by default).
+DEFAULT_MAX_NESTING = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,7 +422,8 @@ class ExpandRequest:
     properties: tuple[str, ...] = ()
     use_supplements: tuple[str, ...] = ()
     default_value_set_versions: tuple[str, ...] = ()
-    max_expansion: int = DEFAULT_MAX_EXPANSION
+    max_expansion: int = DEFAULT_MAX_EXPANSION  # the most codes one answer lists (count is lowered to it)
+    max_nesting: int = DEFAULT_MAX_NESTING  # the deepest hierarchy a nested answer shows
     # the server's limits on the text filter (FHIR_PLUGIN_MAX_FILTER_WORDS, ..._WORD_LENGTH)
     max_filter_words: int = DEFAULT_MAX_FILTER_WORDS
     max_filter_word_length: int = DEFAULT_MAX_FILTER_WORD_LENGTH

@@ -21,11 +21,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import budget
-from .errors import CircularValueSet, UnknownCodeSystem, UnknownSupplement, UnknownValueSet, VersionCheckFailed
+from .errors import CircularValueSet, TooCostly, UnknownCodeSystem, UnknownSupplement, UnknownValueSet, VersionCheckFailed
 from .filters import filter_codes
 from .models import CodeSystemEntry, Concept, versions_by_system
 from .registry import Registry, version_key
 from .supplements import apply_supplements, find_supplement, supplements_base
+
+# A value set that imports one that imports another...: each level is a recursive evaluation (two
+# stack frames), and tx-resources or loaded content can chain as many as they hold. Real
+# definitions import a few levels deep.
+MAX_IMPORT_DEPTH = 50
 
 __all__ = ["Evaluation", "EvaluationOptions", "Member", "canonical_of", "compose_parameters", "evaluate",
            "members_with_code", "resolve_value_set", "status_warnings", "versions_by_system"]
@@ -338,6 +343,8 @@ def _evaluate(registry: Registry, value_set: dict[str, Any], options: Evaluation
     me = canonical_of(value_set)
     if me and me in path:
         raise CircularValueSet("VALUESET_CIRCULAR_REFERENCE", value_set=me, pathway="[" + ", ".join(path + (me,)) + "]")
+    if len(path) >= MAX_IMPORT_DEPTH:
+        raise TooCostly("VALUESET_IMPORTS_TOO_DEEP", value_set=path[0], limit=MAX_IMPORT_DEPTH)
     path = path + ((me,) if me else ())
     evaluation = Evaluation()
     compose = value_set.get("compose") or {}

@@ -1,11 +1,23 @@
 """How every failure becomes an OperationOutcome response: one handler per kind, registered on
-whatever serves FHIR (the blueprints, and the standalone app for paths outside them)."""
+whatever serves FHIR (the blueprints, and the standalone app for paths outside them).
+
+What reaches the log: a client's error (every TerminologyError, every werkzeug HTTPException: the
+4xx) is answered and never logged, so no client can write to the log by asking badly. An
+unexpected exception (the 500) is logged through `ErrorLog`, which keeps a failure that every
+request can trigger from flooding the log: see its docstring.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from ..terminology.errors import TerminologyError
@@ -24,8 +36,91 @@ def http_error(error: HTTPException) -> Response:
     return outcome_response(request, http_outcome(status, error.description or error.name), status)
 
 
+@dataclass
+class _Site:
+    traceback_at: float  # when this site's traceback was last written
+    summary_at: float  # when anything about it was last written
+    unreported: int = 0  # failures since then that wrote nothing
+
+
+def _one_line(text: str, limit: int) -> str:
+    """`text` as one log line of at most about `limit` characters: a path or an exception's message
+    may hold anything a client sent, line breaks included, which must not forge log lines."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
+
+
+def _site(error: BaseException) -> tuple[str, str]:
+    """Where `error` was raised: its type and the innermost frame of its traceback."""
+    frames = traceback.extract_tb(error.__traceback__) if error.__traceback__ else []
+    place = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+    return type(error).__name__, place
+
+
+class ErrorLog:
+    """The log of unexpected errors (500s) of one app, bounded whatever the request rate.
+
+    A failure site (the exception's type and the line that raised it) writes its traceback at most
+    once every `traceback_interval` seconds (10 minutes), cut to `max_traceback` characters (a
+    RecursionError's is otherwise about 200 KB); in between, at most one line every
+    `summary_interval` seconds (10 s) names the request, the error and the site, and how many
+    failures of that site went unreported since the last line. So one site writes at most about
+    16 KB and 60 short lines in 10 minutes, however many requests fail there; at most `max_sites`
+    sites are remembered (the least recently seen is forgotten first)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, traceback_interval: float = 600.0,
+                 summary_interval: float = 10.0, max_traceback: int = 16_384, max_sites: int = 256):
+        self._clock = clock
+        self.traceback_interval, self.summary_interval = traceback_interval, summary_interval
+        self.max_traceback, self.max_sites = max_traceback, max_sites
+        self._sites: OrderedDict[tuple[str, str], _Site] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def report(self, error: BaseException, method: str, path: str) -> None:
+        site = _site(error)
+        now = self._clock()
+        with self._lock:
+            state = self._sites.get(site)
+            if state is None or now - state.traceback_at >= self.traceback_interval:
+                kind, unreported = "traceback", state.unreported if state else 0
+                self._sites[site] = _Site(now, now)
+            elif now - state.summary_at >= self.summary_interval:
+                kind, unreported = "summary", state.unreported
+                state.summary_at, state.unreported = now, 0
+            else:
+                state.unreported += 1
+                return
+            self._sites.move_to_end(site)
+            while len(self._sites) > self.max_sites:
+                self._sites.popitem(last=False)
+        headline = (f"unexpected error on {_one_line(method, 16)} {_one_line(path, 200)}: {site[0]}: "
+                    f"{_one_line(str(error), 300)} (at {site[1]})")
+        if unreported:
+            headline += f"; {unreported} more there since the last report"
+        if kind == "summary":
+            log.error("%s; its traceback is written at most every %d s", headline, self.traceback_interval)
+            return
+        text = "".join(traceback.format_exception(error))
+        if len(text) > self.max_traceback:
+            half = self.max_traceback // 2
+            text = f"{text[:half]}\n... ({len(text) - 2 * half} characters left out) ...\n{text[-half:]}"
+        log.error("%s\n%s", headline, text.rstrip("\n"))
+
+
+_ERROR_LOG = "fhir_plugin.error_log"
+
+
+def error_log(app: Flask) -> ErrorLog:
+    """The app's ErrorLog, made on first use (an app without the plugin's extension has one too)."""
+    found = app.extensions.get(_ERROR_LOG)
+    if not isinstance(found, ErrorLog):
+        found = app.extensions[_ERROR_LOG] = ErrorLog()
+    return found
+
+
 def unexpected_error(error: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.path)
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # flask types the proxy as a Flask
+    error_log(app).report(error, request.method, request.path)
     return outcome_response(request, http_outcome(500, "Internal server error; the details are in the server log"), 500)
 
 

@@ -19,7 +19,8 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..fhirversions import TRANSLATE_ALIASES, translate_dialect
-from ..render.errors import InvalidBody, RequestTooLarge
+from ..content.limits import DEFAULT_MAX_JSON_DEPTH, DepthError, parse_json
+from ..render.errors import BodyTooDeep, InvalidBody, RequestTooLarge
 from ..render.formats import check_body_type
 from ..terminology.errors import InvalidRequest, TooCostly
 from ..terminology.lookup import resolve_coding
@@ -69,16 +70,18 @@ def raw_body(request: Request, max_bytes: int) -> bytes:
     return bytes(data)
 
 
-def _parameters(data: bytes) -> list[Param]:
+def _parameters(data: bytes, max_depth: int) -> list[Param]:
     try:
         text = data.decode("utf-8-sig")
-        document = json.loads(text)
+        document = parse_json(text, max_depth)
         if "\\u" in text and _SURROGATE_ESCAPE.search(text):
             try:  # a \ud800 escape without its pair decodes to a string that cannot be encoded as UTF-8
                 json.dumps(document, ensure_ascii=False).encode("utf-8")
             except UnicodeEncodeError:
                 raise ValueError("a string holds an unpaired UTF-16 surrogate escape") from None
-    except (UnicodeError, ValueError, RecursionError) as error:
+    except DepthError as error:
+        raise BodyTooDeep("BODY_TOO_DEEP", limit=error.limit) from None
+    except (UnicodeError, ValueError) as error:
         raise InvalidBody("BODY_NOT_JSON", reason=str(error) or type(error).__name__) from None
     if not isinstance(document, dict) or document.get("resourceType") != "Parameters":
         found = document.get("resourceType") if isinstance(document, dict) else type(document).__name__
@@ -125,9 +128,13 @@ def read_body(request: Request, max_bytes: int) -> bytes | None:
     return raw_body(request, max_bytes)
 
 
-def read_params(request: Request, max_bytes: int, body: bytes | None = None) -> list[Param]:
+def read_params(request: Request, max_bytes: int, body: bytes | None = None,
+                max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> list[Param]:
     """Every operation parameter of the request: query string, then the body (POST). `body` is the
-    body if read_body() has read it already (the stream can be read only once)."""
+    body if read_body() has read it already (the stream can be read only once). A JSON body nested
+    deeper than `max_depth` (FHIR_PLUGIN_MAX_JSON_DEPTH) is refused here, where a client's JSON
+    enters: everything that reads it later (tx-resources, inline resources, validation, conversion,
+    rendering) may then walk it recursively. A form body is flat: names and strings."""
     check_query_string(request)
     params = [Param(k, "query", v) for k, v in request.args.items(multi=True) if k not in CONTROL]
     if request.method == "POST":
@@ -140,7 +147,7 @@ def read_params(request: Request, max_bytes: int, body: bytes | None = None) -> 
                 raise InvalidBody("BODY_BAD_PARAMETERS", reason="the form body is not valid UTF-8 form data") from None
             params.extend(Param(k, "query", v) for k, v in form if k not in CONTROL)
         elif data.strip():
-            params.extend(_parameters(data))
+            params.extend(_parameters(data, max_depth))
     return params
 
 

@@ -46,8 +46,9 @@ def _integer(param: Param) -> int:
 
 def expand_request(params: list[Param], instance: dict[str, Any] | None = None, accept_language: str | None = None,
                    max_expansion: int | None = None, inline: Inline | None = None,
-                   filter_limits: tuple[int, int] | None = None) -> ExpandRequest:
-    """The typed request. `instance` is the ValueSet of `ValueSet/{id}/$expand`; `filter_limits`
+                   filter_limits: tuple[int, int] | None = None, max_nesting: int | None = None) -> ExpandRequest:
+    """The typed request. `instance` is the ValueSet of `ValueSet/{id}/$expand`; `max_expansion`
+    and `max_nesting` are the server's limits (the engine's defaults when None), `filter_limits`
     the most words in the text filter and the most characters in one of them."""
     for param in params:
         if param.name in _UNSUPPORTED:
@@ -91,7 +92,15 @@ def expand_request(params: list[Param], instance: dict[str, Any] | None = None, 
         request = replace(request, max_expansion=max_expansion)
     if filter_limits is not None:
         request = replace(request, max_filter_words=filter_limits[0], max_filter_word_length=filter_limits[1])
+    if max_nesting is not None:
+        request = replace(request, max_nesting=max_nesting)
     return request
+
+
+def max_nesting(max_json_depth: int) -> int:
+    """The deepest hierarchy a nested expansion may show: each level is an array and an object of
+    JSON, so an answer nests about as deep as FHIR_PLUGIN_MAX_JSON_DEPTH lets a request nest."""
+    return max(1, max_json_depth // 2)
 
 
 def too_costly_threshold(configured: int, header: str | None) -> int:

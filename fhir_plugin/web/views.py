@@ -82,8 +82,10 @@ def _service() -> TerminologyService:
 def _operation(version: FhirVersion) -> tuple[list[params.Param], TerminologyService]:
     """The request's parameters, and the service with its tx-resource parameters on top."""
     state = _state()
-    given = params.read_params(request, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(_BODY))
-    tx_resources = params.tx_resources(given, state.settings["FHIR_PLUGIN_MAX_TX_RESOURCES"])
+    settings = state.settings
+    given = params.read_params(request, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(_BODY),
+                               settings["FHIR_PLUGIN_MAX_JSON_DEPTH"])
+    tx_resources = params.tx_resources(given, settings["FHIR_PLUGIN_MAX_TX_RESOURCES"])
     return given, state.runtime.for_request(_service(), tx_resources, version)
 
 
@@ -257,7 +259,8 @@ def expand(version: FhirVersion, resource_id: str | None = None) -> Response:
                                                request.headers.get("X-TOO-COSTLY-THRESHOLD"))
     filter_limits = settings["FHIR_PLUGIN_MAX_FILTER_WORDS"], settings["FHIR_PLUGIN_MAX_FILTER_WORD_LENGTH"]
     typed = params_expand.expand_request(given, instance, request.headers.get("Accept-Language"), limit,
-                                         _inline(version), filter_limits)
+                                         _inline(version), filter_limits,
+                                         params_expand.max_nesting(settings["FHIR_PLUGIN_MAX_JSON_DEPTH"]))
     return respond(version, service.expand(typed))
 
 
