@@ -280,6 +280,58 @@ def test_a_file_broken_behind_the_servers_back_leaves_it_serving_what_it_had(adm
     assert admin.get("/admin/content", headers=AUTH).get_json()["problem"].startswith("demo.json: not valid JSON")
 
 
+# --- staging folders left by a process killed mid-load ------------------------------------------
+
+
+def staging_folder(load_dir, name: str = ".incoming-k1ll3d"):
+    folder = load_dir / name
+    folder.mkdir(parents=True)
+    (folder / "half.json").write_text('{"resourceType": "CodeSy')
+    return folder
+
+
+def test_a_start_deletes_the_staging_folders_of_loads_that_did_not_finish(service, load_dir, caplog):
+    assert post(create_app({"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir)},
+                           service=service).test_client(), demo(), "demo.json").status_code == 201
+    staging_folder(load_dir), staging_folder(load_dir, ".incoming-other")
+    with caplog.at_level(logging.INFO, logger="fhir_plugin.runtime.store"):
+        restarted = create_app({"FHIR_PLUGIN_LOAD_DIR": str(load_dir)}, service=service).test_client()
+    assert sorted(p.name for p in load_dir.iterdir()) == [".generation", ".lock", "demo.json"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "deleted 2 staging folder(s) of loads that did not finish: .incoming-k1ll3d, .incoming-other"]
+    assert display_of(lookup(restarted)) == "Alpha"
+
+
+def test_a_start_keeps_the_staging_folder_of_a_load_running_in_another_process(service, load_dir):
+    import fcntl
+
+    folder = staging_folder(load_dir)
+    # flock belongs to the open file, not the process: this one stands for another process's load
+    with open(load_dir / ".lock", "w") as other_process:
+        fcntl.flock(other_process, fcntl.LOCK_EX)
+        admin = create_app({"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir)},
+                           service=service).test_client()
+        assert folder.is_dir()
+    # once that load is over, the next one knows the folder is stale (it holds the lock) and deletes it
+    assert post(admin, demo(), "demo.json").status_code == 201
+    assert sorted(p.name for p in load_dir.iterdir()) == [".generation", ".lock", "demo.json"]
+
+
+def test_a_start_that_cannot_take_the_lock_serves_the_directory_and_leaves_its_staging_folders(service, load_dir,
+                                                                                              caplog):
+    assert post(create_app({"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir)},
+                           service=service).test_client(), demo(), "demo.json").status_code == 201
+    staging_folder(load_dir)
+    (load_dir / ".lock").unlink()
+    (load_dir / ".lock").mkdir()  # cannot be opened for writing, as in a read-only directory (even by root)
+    with caplog.at_level(logging.WARNING, logger="fhir_plugin.runtime.store"):
+        client = create_app({"FHIR_PLUGIN_LOAD_DIR": str(load_dir)}, service=service).test_client()
+    assert display_of(lookup(client)) == "Alpha"
+    assert (load_dir / ".incoming-k1ll3d").is_dir()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"cannot clean the staging folders of {load_dir}: [Errno 21] Is a directory: '{load_dir / '.lock'}'"]
+
+
 # --- the command line against a real server -----------------------------------------------------
 
 

@@ -39,6 +39,8 @@ class Runtime:
         self.answers = AnswerCache(answer_cache)
         self.problem: str | None = None  # why the last rebuild failed, while the old layer is served
         self._lock = threading.Lock()
+        if store is not None:
+            store.clean()  # what a process killed mid-load left behind
         self._seen = store.marker() if store else None
         self._adopt(store.build(base.registry) if store else Layer(base.registry))
 

@@ -10,6 +10,14 @@ through one worker is served by every worker from the next request on, and after
 Loading is all or nothing: a new file is staged and validated together with everything loaded
 before it, against the start-up content, and only then moved into place. A failure deletes the
 staged file and changes nothing, so the server keeps serving what it had.
+
+A staging folder (`.incoming-*`) exists only while its process holds the directory's lock: it is
+made after the lock is taken and deleted before it is released. A process killed mid-load leaves
+its folder behind, but the kernel releases its lock, so whoever holds the lock knows that every
+staging folder it sees is stale. Every load deletes them before staging its own, and a process
+starting up does too if it can take the lock at once (if it cannot, another process is loading,
+and that folder is live). Not an age or a pid: a slow load is not stale, and pids are reused and
+mean nothing to another host sharing the directory.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -35,8 +44,11 @@ from ..content.loader import scan_paths
 from ..terminology.registry import Registry
 from .errors import InvalidLoadName, UnknownLoad
 
+log = logging.getLogger(__name__)
+
 SUFFIXES = (".json", ".json.gz", ".tgz")
 MARKER = ".generation"
+STAGING = ".incoming-"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -138,22 +150,56 @@ class ContentStore:
         return Layer(Registry(kept, parent=base) if kept else base, tuple(loaded))
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """One change at a time, across every process that shares the directory."""
+    def _locked(self, wait: bool = True) -> Iterator[bool]:
+        """One change at a time, across every process that shares the directory. Yields whether
+        the lock is held: always when `wait`, else only if no other process holds it."""
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                yield
+                fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def clean(self) -> list[str]:
+        """Delete the staging folders of loads that did not finish (their process was killed), unless
+        a load is running right now; the names of those deleted. For the start of a process."""
+        if not self._staging_folders():
+            return []  # the usual case: no lock taken, nothing written (the directory may be read-only)
+        try:
+            with self._locked(wait=False) as held:
+                return self._remove_staging() if held else []
+        except OSError as error:  # a directory this process may read but not write
+            log.warning("cannot clean the staging folders of %s: %s", self.directory, error)
+            return []
+
+    def _staging_folders(self) -> list[Path]:
+        try:
+            return sorted(p for p in self.directory.iterdir() if p.name.startswith(STAGING) and p.is_dir())
+        except OSError:
+            return []
+
+    def _remove_staging(self) -> list[str]:
+        """Delete every staging folder: the caller holds the lock, so none belongs to a live load."""
+        stale = self._staging_folders()
+        for folder in stale:
+            shutil.rmtree(folder, ignore_errors=True)
+        if stale:
+            log.info("deleted %d staging folder(s) of loads that did not finish: %s", len(stale),
+                     ", ".join(folder.name for folder in stale))
+        return [folder.name for folder in stale]
 
     def add(self, base: Registry, data: bytes, name: str | None = None) -> Change:
         """Load `data` (FHIR JSON, a Bundle, gzipped JSON or a FHIR package) as the file `name`,
         replacing a file of that name."""
         name = checked_name(name) if name else default_name(data)
         with self._locked():
-            staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.directory))
+            self._remove_staging()
+            staging = Path(tempfile.mkdtemp(prefix=STAGING, dir=self.directory))
             try:
                 staged = staging / name
                 staged.write_bytes(data)
