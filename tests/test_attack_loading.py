@@ -127,3 +127,27 @@ def test_a_worker_killed_mid_load_leaves_no_staging_folder_after_a_restart(tmp_p
         assert lookup(restarted, f"{EX}/cs0", "A").status_code == 404  # nothing of the killed load is served
         listing = requests.get(f"{restarted.url}/admin/content", headers=AUTH, timeout=TIMEOUT).json()
         assert listing["files"] == []
+
+
+# --- a file that only repeats another ----------------------------------------------------------
+
+
+def test_a_file_whose_resources_all_repeat_another_files_is_listed_by_every_worker(tmp_path):
+    load_dir = tmp_path / "loaded"
+    load_dir.mkdir()
+    with server(load_dir) as live:
+        assert load(live, code_systems(3), "first.json").status_code == 201
+        repeat = load(live, code_systems(2), "repeat.json")
+        assert repeat.status_code == 201
+        assert [issue["details"]["text"] for issue in repeat.json()["issue"]] == [
+            "repeat.json: loaded 0 resource(s); every worker serves them from the next request",
+            f"CodeSystem {EX}/cs0 version 1: also in first.json (served once)",
+            f"CodeSystem {EX}/cs1 version 1: also in first.json (served once)"]
+        assert sorted(p.name for p in load_dir.iterdir() if not p.name.startswith(".")) == ["first.json", "repeat.json"]
+        listings = [requests.get(f"{live.url}/admin/content", headers=dict(AUTH, Connection="close"),
+                                 timeout=TIMEOUT).json() for _ in range(8)]  # fresh connections reach both workers
+        [(name, state, resources)] = {(f["name"], f["state"], json.dumps(f["resources"]))
+                                      for listing in listings for f in listing["files"] if f["name"] == "repeat.json"}
+        assert (name, state, json.loads(resources)) == ("repeat.json", "duplicate", [
+            {"resourceType": "CodeSystem", "url": f"{EX}/cs{n}", "version": "1", "id": f"cs{n}",
+             "alsoIn": ["first.json"]} for n in range(2)])

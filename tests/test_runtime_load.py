@@ -116,7 +116,8 @@ def test_load_list_replace_and_unload(admin, load_dir):
     assert display_of(lookup(admin)) == "Alpha"
     assert display_of(lookup(admin, base="/r5")) == "Alpha"
     assert admin.get("/admin/content", headers=AUTH).get_json()["files"] == [
-        {"name": "demo.json", "resources": [{"resourceType": "CodeSystem", "url": DEMO, "version": "1", "id": "demo"}]}]
+        {"name": "demo.json", "state": "loaded",
+         "resources": [{"resourceType": "CodeSystem", "url": DEMO, "version": "1", "id": "demo"}]}]
 
     replaced = post(admin, demo("2", "Alpha, second edition"), "demo.json")
     assert replaced.status_code == 200
@@ -143,12 +144,46 @@ def test_a_package_loads_and_an_unnamed_body_is_named_by_its_digest(admin, load_
     assert display_of(lookup(admin)) == "Alpha"
 
 
-def test_content_identical_to_the_start_up_content_is_accepted_and_adds_nothing(admin, service):
+def test_content_identical_to_the_start_up_content_is_accepted_adds_nothing_and_is_listed(admin, service):
     shipped = service.read("CodeSystem", "cpt-97116-fragment").resource
     response = post(admin, shipped, "again.json")
     assert response.status_code == 201
-    assert issue(response)[2] == "again.json: loaded 0 resource(s); every worker serves them from the next request"
+    assert [i["details"]["text"] for i in response.get_json()["issue"]] == [
+        "again.json: loaded 0 resource(s); every worker serves them from the next request",
+        f"CodeSystem {CPT} version 2026: also in the content the server started with (served once)"]
     assert admin.application.extensions["fhir_plugin"].service.registry is service.registry
+    assert admin.get("/admin/content", headers=AUTH).get_json()["files"] == [
+        {"name": "again.json", "state": "duplicate", "resources": [
+            {"resourceType": "CodeSystem", "url": CPT, "version": "2026", "id": "cpt-97116-fragment",
+             "alsoIn": ["the content the server started with"]}]}]
+
+
+def test_a_file_whose_resources_all_repeat_another_files_is_listed_as_a_duplicate(admin, load_dir):
+    other = {"resourceType": "ValueSet", "id": "v", "url": "http://example.org/fhir/ValueSet/v", "status": "active"}
+    assert post(admin, {"resourceType": "Bundle", "type": "collection",
+                        "entry": [{"resource": demo()}, {"resource": other}]}, "first.json").status_code == 201
+    copy = post(admin, demo(), "copy.json")
+    assert copy.status_code == 201
+    assert [i["details"]["text"] for i in copy.get_json()["issue"]] == [
+        "copy.json: loaded 0 resource(s); every worker serves them from the next request",
+        f"CodeSystem {DEMO} version 1: also in first.json (served once)"]
+    assert post(admin, {"resourceType": "Bundle", "type": "collection", "entry": []}, "nothing.json").status_code == 201
+    assert stored(load_dir) == ["copy.json", "first.json", "nothing.json"]
+    assert admin.get("/admin/content", headers=AUTH).get_json() == {"directory": str(load_dir), "files": [
+        {"name": "copy.json", "state": "duplicate", "resources": [
+            {"resourceType": "CodeSystem", "url": DEMO, "version": "1", "id": "demo", "alsoIn": ["first.json"]}]},
+        {"name": "first.json", "state": "loaded", "resources": [
+            {"resourceType": "CodeSystem", "url": DEMO, "version": "1", "id": "demo", "alsoIn": ["copy.json"]},
+            {"resourceType": "ValueSet", "url": "http://example.org/fhir/ValueSet/v", "id": "v"}]},
+        {"name": "nothing.json", "state": "empty", "resources": []}]}
+    # unloading the file it repeats leaves what they held in common served, now from the copy alone
+    assert admin.delete("/admin/content/first.json", headers=AUTH).status_code == 200
+    assert display_of(lookup(admin)) == "Alpha"
+    assert admin.get("/r4/ValueSet/v").status_code == 404
+    assert admin.get("/admin/content", headers=AUTH).get_json()["files"] == [
+        {"name": "copy.json", "state": "loaded", "resources": [
+            {"resourceType": "CodeSystem", "url": DEMO, "version": "1", "id": "demo"}]},
+        {"name": "nothing.json", "state": "empty", "resources": []}]
 
 
 # --- refused: the server keeps serving what it had ---------------------------------------------
@@ -245,6 +280,7 @@ def test_every_process_sharing_the_directory_serves_a_load_from_its_next_request
     one, other = (create_app(settings, service=service).test_client() for _ in range(2))
     assert lookup(other).status_code == 404
     assert post(one, demo(), "demo.json").status_code == 201
+    assert [f["name"] for f in other.get("/admin/content", headers=AUTH).get_json()["files"]] == ["demo.json"]
     assert display_of(lookup(other)) == "Alpha"
     assert one.delete("/admin/content/demo.json", headers=AUTH).status_code == 200
     assert lookup(other).status_code == 404
@@ -277,7 +313,23 @@ def test_a_file_broken_behind_the_servers_back_leaves_it_serving_what_it_had(adm
     assert [r.getMessage() for r in caplog.records] == [
         "content loaded at run time cannot be read; serving what was loaded before: demo.json: not valid JSON: "
         "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"]
-    assert admin.get("/admin/content", headers=AUTH).get_json()["problem"].startswith("demo.json: not valid JSON")
+    listing = admin.get("/admin/content", headers=AUTH).get_json()
+    assert listing["problem"].startswith("demo.json: not valid JSON")
+    assert listing["files"] == [{"name": "demo.json", "state": "loaded", "resources": [
+        {"resourceType": "CodeSystem", "url": DEMO, "version": "1", "id": "demo"}]}]
+
+
+def test_a_file_put_in_the_directory_by_hand_that_cannot_be_read_is_listed_with_the_problem(admin, load_dir):
+    assert post(admin, demo(), "demo.json").status_code == 201
+    (load_dir / "zz-broken.json").write_text("{broken")
+    (load_dir / ".generation").write_text("changed by hand")
+    assert display_of(lookup(admin)) == "Alpha"
+    problem = "zz-broken.json: not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
+    assert admin.get("/admin/content", headers=AUTH).get_json() == {"directory": str(load_dir), "problem": problem,
+                                                                      "files": [
+        {"name": "demo.json", "state": "loaded", "resources": [
+            {"resourceType": "CodeSystem", "url": DEMO, "version": "1", "id": "demo"}]},
+        {"name": "zz-broken.json", "state": "not-loaded", "resources": [], "problem": problem}]}
 
 
 # --- staging folders left by a process killed mid-load ------------------------------------------

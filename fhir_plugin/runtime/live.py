@@ -74,11 +74,26 @@ class Runtime:
             self._adopt(self.store.build(base.registry) if self.store else Layer(base.registry))
 
     def summary(self) -> dict[str, Any]:
-        """What was loaded at run time, per file, as JSON for the admin endpoint."""
-        files = [{"name": name, "resources": [{k: v for k, v in (("resourceType", item.resource_type), ("url", item.url),
-                                                                   ("version", item.version), ("id", item.id)) if v}
-                                               for item in items]}
-                 for name, items in self.layer.files().items()]
+        """Every file of the load directory, as JSON for the admin endpoint: its state (loaded,
+        duplicate, empty, or not-loaded when this process could not read it) and its resources."""
+        self.current()  # another process may have changed the directory since this one last looked
+        layer = self.layer
+        read = {file.name: file for file in layer.files}
+        names = sorted({path.name for path in self.store.files()} | set(read)) if self.store else []
+        files: list[dict[str, Any]] = []
+        for name in names:
+            file = read.get(name)
+            if file is None:
+                files.append({"name": name, "state": "not-loaded", "resources": [],
+                              **({"problem": self.problem} if self.problem else {})})
+                continue
+            resources = []
+            for item in file.resources:
+                described: dict[str, Any] = {key: item.resource[key] for key in ("resourceType", "url", "version", "id")
+                                             if item.resource.get(key)}
+                also = layer.also_in(item)
+                resources.append({**described, "alsoIn": also} if also else described)
+            files.append({"name": name, "state": layer.state(file), "resources": resources})
         listing: dict[str, Any] = {"directory": str(self.store.directory) if self.store else None, "files": files}
         if self.problem:
             listing["problem"] = self.problem

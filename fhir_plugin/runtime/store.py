@@ -34,8 +34,9 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..content.canonicals import CanonicalIndex
 from ..content.errors import InvalidContent
@@ -52,29 +53,58 @@ STAGING = ".incoming-"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
+STARTUP = "the content the server started with"
+
+
 @dataclass(frozen=True)
 class Loaded:
-    """One resource loaded at run time: the file it came from (name in the directory), and what it is."""
+    """One resource of a loaded file: the file (its name in the directory), where in it, and what it is."""
 
     file: str
-    resource_type: str
-    url: str | None
-    version: str | None
-    id: str | None
+    origin: str
+    resource: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """`CodeSystem <url> version <version>`, as the admin endpoint's answers name it."""
+        resource = self.resource
+        version = resource.get("version")
+        return f"{resource['resourceType']} {resource.get('url') or resource.get('id')}" + (
+            f" version {version}" if version else "")
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """A file of the directory as a process read it: every resource in it, in order."""
+
+    name: str
+    resources: tuple[Loaded, ...]
 
 
 @dataclass(frozen=True)
 class Layer:
-    """The registry a process serves: the start-up content with the loaded files on top."""
+    """The registry a process serves: the start-up content with the loaded files on top, and the
+    index of every resource in either (where each is, the one duplicate check)."""
 
     registry: Registry
-    loaded: tuple[Loaded, ...] = ()
+    files: tuple[LoadedFile, ...] = ()
+    index: CanonicalIndex = field(default_factory=CanonicalIndex)
 
-    def files(self) -> dict[str, list[Loaded]]:
-        found: dict[str, list[Loaded]] = {}
-        for item in self.loaded:
-            found.setdefault(item.file, []).append(item)
-        return found
+    def file(self, name: str) -> LoadedFile | None:
+        return next((file for file in self.files if file.name == name), None)
+
+    def also_in(self, item: Loaded) -> list[str]:
+        """The other files (or the start-up content) that hold the very same resource as `item`: it
+        is served once, and unloading one of them leaves it served."""
+        return list(dict.fromkeys(_file_of(origin) for origin in self.index.origins_of(item.resource)
+                                  if origin != item.origin))
+
+    def state(self, file: LoadedFile) -> str:
+        """`loaded`; `duplicate` when every resource of it is held elsewhere too (unloading it changes
+        nothing served); `empty` when it holds no CodeSystem, ValueSet or ConceptMap."""
+        if not file.resources:
+            return "empty"
+        return "duplicate" if all(self.also_in(item) for item in file.resources) else "loaded"
 
 
 @dataclass(frozen=True)
@@ -129,25 +159,27 @@ class ContentStore:
 
     def build(self, base: Registry, files: list[Path] | None = None, shown: dict[Path, str] | None = None) -> Layer:
         """`base` with `files` (default: the loaded files) on top. Raises InvalidContent, naming the
-        file, resource and element, if any is invalid or conflicts with another or with `base`."""
+        file, resource and element, if any is invalid or conflicts with another or with `base`.
+        Each file is read on its own, so that a resource that two files hold (or a file and `base`)
+        is served once and yet listed under both."""
         files = self.files() if files is None else files
-        if not files:
-            return Layer(base)
         shown = {**{f: f.name for f in files}, **(shown or {})}
-        try:
-            report = scan_paths(files, limits=self.limits)
-        except InvalidContent as error:
-            raise _renamed(error, shown) from None
-        kept, loaded = [], []
-        served = CanonicalIndex.of_registry(base, "the content the server started with")
-        for resource, origin in zip(report.resources, report.origins):
-            file, where = _shown(origin, shown)
-            if not served.add(resource, where):
-                continue  # the server serves this very resource already
-            kept.append(resource)
-            loaded.append(Loaded(file, resource["resourceType"], resource.get("url"), resource.get("version"),
-                                 resource.get("id")))
-        return Layer(Registry(kept, parent=base) if kept else base, tuple(loaded))
+        kept: list[dict[str, Any]] = []
+        read: list[LoadedFile] = []
+        index = CanonicalIndex.of_registry(base, STARTUP)
+        for path in files:
+            try:
+                report = scan_paths([path], limits=self.limits)
+            except InvalidContent as error:
+                raise _renamed(error, shown) from None
+            items = []
+            for resource, origin in zip(report.resources, report.origins):
+                file, where = _shown(origin, shown)
+                if index.add(resource, where):
+                    kept.append(resource)
+                items.append(Loaded(file, where, resource))
+            read.append(LoadedFile(shown[path], tuple(items)))
+        return Layer(Registry(kept, parent=base) if kept else base, tuple(read), index)
 
     @contextmanager
     def _locked(self, wait: bool = True) -> Iterator[bool]:
@@ -238,6 +270,11 @@ def _shown(origin: str, shown: dict[Path, str]) -> tuple[str, str]:
         if origin == str(path) or origin.startswith(f"{path} "):
             return name, name + origin[len(str(path)):]
     return origin, origin
+
+
+def _file_of(origin: str) -> str:
+    """The file an origin names (`demo.json entry[2]` -> `demo.json`; loaded names have no spaces)."""
+    return origin if origin == STARTUP else origin.split(" ", 1)[0]
 
 
 def _renamed(error: InvalidContent, shown: dict[Path, str]) -> InvalidContent:

@@ -62,10 +62,13 @@ def content() -> Response:
     limit = state.settings["FHIR_PLUGIN_MAX_PACKAGE_BYTES"]
     request.max_content_length = limit  # a package may be larger than an operation's body
     change = state.runtime.load(raw_body(request, limit), request.args.get("name") or None)
-    loaded = change.layer.files().get(change.name, [])
-    texts = [f"{change.name}: loaded {len(loaded)} resource(s); every worker serves them from the next request"]
-    texts += [f"{item.resource_type} {item.url or item.id}" + (f" version {item.version}" if item.version else "")
-              for item in loaded]
+    layer = change.layer
+    file = layer.file(change.name)
+    held = [(item, layer.also_in(item)) for item in (file.resources if file else ())]
+    served = [item for item, also in held if not also]
+    texts = [f"{change.name}: loaded {len(served)} resource(s); every worker serves them from the next request"]
+    texts += [item.label for item in served]
+    texts += [f"{item.label}: also in {', '.join(also)} (served once)" for item, also in held if also]
     headers = {"Location": f"{request.base_url}/{change.name}"}
     return _json(_information(texts), 201 if change.created else 200, headers)
 
