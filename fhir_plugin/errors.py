@@ -11,8 +11,10 @@ Status table (decided once; tests/test_http_errors.py pins it):
       InvalidValueSet     400   invalid        a value set that cannot be evaluated (filter without value)
       CircularValueSet    400   processing     a value set that imports itself
       VersionCheckFailed  400   exception      check-system-version refuses the version in use
-      TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION, or more
-                                               tx-resource parameters than FHIR_PLUGIN_MAX_TX_RESOURCES
+      TooCostly           400   too-costly     an expansion beyond FHIR_PLUGIN_MAX_EXPANSION, more
+                                               tx-resource parameters than FHIR_PLUGIN_MAX_TX_RESOURCES,
+                                               or a load at run time beyond FHIR_PLUGIN_MAX_LOAD_BYTES,
+                                               _RESOURCES or _CONCEPTS (LoadTooCostly)
     InvalidContent        422   invalid        content that cannot be loaded (startup, later uploads)
     Unauthorized          401   login          an admin endpoint without the right bearer token
     Forbidden             403   forbidden      an admin endpoint while FHIR_PLUGIN_ADMIN_TOKEN is unset
@@ -34,7 +36,7 @@ and the message catalogue, are built by fhir_plugin.terminology.outcome.
 from __future__ import annotations
 
 from .client import ServerUnreachable
-from .content.errors import InvalidContent
+from .content.errors import InvalidContent, LoadTooCostly
 from .render.errors import (InvalidBody, MethodNotAllowed, NoSuchEndpoint, NotAcceptable, RequestTooLarge,
                             UnsupportedMediaType)
 from .runtime.errors import Forbidden, InvalidLoadName, Unauthorized, UnknownLoad
@@ -52,7 +54,7 @@ ANSWER_IDS: frozenset[str] = frozenset(ANSWER_MESSAGES)
 
 __all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "CircularValueSet", "Forbidden", "InvalidBody",
            "InvalidContent", "InvalidDisplayLanguage", "InvalidLoadName", "InvalidRequest", "InvalidValidateRequest",
-           "InvalidValueSet", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound", "NotSupported",
+           "InvalidValueSet", "LoadTooCostly", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound", "NotSupported",
            "RequestTooLarge", "ServerUnreachable", "TerminologyError", "TooCostly", "Unauthorized", "UnknownCode",
            "UnknownCodeSystem", "UnknownConceptMap", "UnknownLoad", "UnknownSupplement", "UnknownValueSet",
            "UnsupportedMediaType", "VersionCheckFailed", "error_class_for", "error_outcome"]

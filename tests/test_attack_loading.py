@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from threading import Thread
 
+import pytest
 import requests
 from helpers import CPT, DISPLAY_97116
 from live_server import LiveServer, _wait_until_ready, clean_environ, free_port
@@ -53,6 +54,15 @@ def server(load_dir: Path, **settings: str) -> Iterator[LiveServer]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> Iterator[tuple[LiveServer, Path]]:
+    """One server for the tests that need no restart, with its load directory."""
+    load_dir = tmp_path_factory.mktemp("attack-loading") / "loaded"
+    load_dir.mkdir()
+    with server(load_dir) as live:
+        yield live, load_dir
 
 
 def code_systems(count: int, start: int = 0, prefix: str = "cs") -> bytes:
@@ -132,22 +142,89 @@ def test_a_worker_killed_mid_load_leaves_no_staging_folder_after_a_restart(tmp_p
 # --- a file that only repeats another ----------------------------------------------------------
 
 
-def test_a_file_whose_resources_all_repeat_another_files_is_listed_by_every_worker(tmp_path):
-    load_dir = tmp_path / "loaded"
-    load_dir.mkdir()
-    with server(load_dir) as live:
-        assert load(live, code_systems(3), "first.json").status_code == 201
-        repeat = load(live, code_systems(2), "repeat.json")
+def test_a_file_whose_resources_all_repeat_another_files_is_listed_by_every_worker(shared):
+    live, load_dir = shared
+    if True:
+        assert load(live, code_systems(3, prefix="rep"), "first.json").status_code == 201
+        repeat = load(live, code_systems(2, prefix="rep"), "repeat.json")
         assert repeat.status_code == 201
         assert [issue["details"]["text"] for issue in repeat.json()["issue"]] == [
             "repeat.json: loaded 0 resource(s); every worker serves them from the next request",
-            f"CodeSystem {EX}/cs0 version 1: also in first.json (served once)",
-            f"CodeSystem {EX}/cs1 version 1: also in first.json (served once)"]
-        assert sorted(p.name for p in load_dir.iterdir() if not p.name.startswith(".")) == ["first.json", "repeat.json"]
+            f"CodeSystem {EX}/rep0 version 1: also in first.json (served once)",
+            f"CodeSystem {EX}/rep1 version 1: also in first.json (served once)"]
+        assert {"first.json", "repeat.json"} <= {p.name for p in load_dir.iterdir()}
         listings = [requests.get(f"{live.url}/admin/content", headers=dict(AUTH, Connection="close"),
                                  timeout=TIMEOUT).json() for _ in range(8)]  # fresh connections reach both workers
         [(name, state, resources)] = {(f["name"], f["state"], json.dumps(f["resources"]))
                                       for listing in listings for f in listing["files"] if f["name"] == "repeat.json"}
         assert (name, state, json.loads(resources)) == ("repeat.json", "duplicate", [
-            {"resourceType": "CodeSystem", "url": f"{EX}/cs{n}", "version": "1", "id": f"cs{n}",
+            {"resourceType": "CodeSystem", "url": f"{EX}/rep{n}", "version": "1", "id": f"rep{n}",
              "alsoIn": ["first.json"]} for n in range(2)])
+
+
+# --- too costly: refused before validation, never a 500 ------------------------------------------
+
+
+class Lookups:
+    """$lookup requests sent one after another from a thread while something else runs: each is
+    (seconds taken, status, display)."""
+
+    def __init__(self, live: LiveServer):
+        self.live, self.done, self.results = live, False, []
+        self.thread = Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self.done:
+            started = time.monotonic()
+            response = lookup(self.live, CPT, "97116")
+            answer = display(response) if response.status_code == 200 else response.text
+            self.results.append((time.monotonic() - started, response.status_code, answer))
+
+    def __enter__(self) -> Lookups:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done = True
+        self.thread.join(TIMEOUT)
+
+
+def test_a_million_concept_code_system_is_too_costly_before_validation_not_a_500(shared):
+    import gzip
+
+    live, load_dir = shared
+    concepts = ",".join(['{"code":"a"}'] * 1_000_000)
+    body = gzip.compress(f'{{"resourceType":"CodeSystem","id":"million","url":"{EX}/million","status":"active",'
+                         f'"content":"complete","concept":[{concepts}]}}'.encode(), 1)
+    with Lookups(live) as lookups:
+        started = time.monotonic()
+        response = load(live, body, "million.json.gz")
+        took = time.monotonic() - started
+    print(f"\n1,000,000 concepts refused in {took:.2f} s; {len(lookups.results)} $lookup meanwhile, slowest "
+          f"{max(t for t, _, _ in lookups.results):.2f} s")
+    assert response.status_code == 400
+    [issue] = response.json()["issue"]
+    assert (issue["code"], issue["details"]["text"]) == (
+        "too-costly", "million.json.gz: refused before validation: it holds at least 1000000 concepts, and one load "
+        "may hold at most 50000 (the limit set by FHIR_PLUGIN_MAX_LOAD_CONCEPTS)")
+    assert took < 20  # nothing was validated: seconds, where validating would take minutes
+    assert {(status, answer) for _, status, answer in lookups.results} == {(200, DISPLAY_97116)}
+    assert "million.json.gz" not in os.listdir(load_dir)
+    assert lookup(live, f"{EX}/million", "a").status_code == 404
+
+
+@pytest.mark.parametrize("name, body, text", [
+    ("bomb.json.gz", lambda: __import__("gzip").compress(b" " * (64 << 20), 9),
+     "bomb.json.gz: refused before validation: it is, or expands to, more than 16777216 bytes, the most one load may "
+     "hold (the limit set by FHIR_PLUGIN_MAX_LOAD_BYTES)"),
+    ("many.json", lambda: code_systems(10_001, prefix="many"),
+     "many.json: refused before validation: it holds at least 10001 resources, and one load may hold at most 10000 "
+     "(the limit set by FHIR_PLUGIN_MAX_LOAD_RESOURCES)"),
+])
+def test_loads_beyond_the_default_bounds_are_too_costly(shared, name, body, text):
+    live, load_dir = shared
+    response = load(live, body(), name)
+    assert response.status_code == 400
+    [issue] = response.json()["issue"]
+    assert (issue["code"], issue["details"]["text"]) == ("too-costly", text)
+    assert name not in os.listdir(load_dir)

@@ -272,6 +272,126 @@ def test_a_body_beyond_the_package_limit_is_a_413(service, load_dir):
     assert stored(load_dir) == []
 
 
+# --- too costly: refused before validation -----------------------------------------------------
+
+
+def bundle_of(*resources: dict) -> dict:
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
+def nested(depth: int) -> list[dict]:
+    """One concept with `depth` levels of children under it: `depth` + 1 concepts in all."""
+    concept: dict = {"code": f"C{depth}"}
+    for level in reversed(range(depth)):
+        concept = {"code": f"C{level}", "concept": [concept]}
+    return [concept]
+
+
+VS = "http://example.org/fhir/ValueSet/listed"
+
+
+def too_costly_cases(tmp_path):
+    import gzip
+
+    four = bundle_of(*(dict(demo(), id=f"d{n}", url=f"{DEMO}{n}") for n in range(4)))
+    package = write_package(tmp_path / "four.tgz", {f"CodeSystem-d{n}.json": dict(demo(), id=f"d{n}", url=f"{DEMO}{n}")
+                                                    for n in range(4)})
+    listed = {"resourceType": "ValueSet", "id": "listed", "url": VS, "status": "active", "compose": {"include": [
+        {"system": DEMO, "concept": [{"code": c} for c in "ABCD"]}]}}
+    mapped = {"resourceType": "ConceptMap", "id": "m", "url": "http://example.org/fhir/ConceptMap/m", "status": "active",
+              "group": [{"source": DEMO, "element": [{"code": c, "noMap": True} for c in "AB"]},
+                        {"source": DEMO, "element": [{"code": c, "noMap": True} for c in "CD"]}]}
+    def text(name: str, count: int, unit: str, limit: int = 3) -> str:
+        setting = {"resources": "RESOURCES", "concepts": "CONCEPTS", "bytes": "BYTES"}[unit]
+        return (f"{name}: refused before validation: it holds at least {count} {unit}, and one load may hold at most "
+                f"{limit} (the limit set by FHIR_PLUGIN_MAX_LOAD_{setting})")
+
+    big = json.dumps(demo(title="x" * 1000)).encode()
+    return [
+        ("four.json", json.dumps(four).encode(), "LOAD_TOO_COSTLY", text("four.json", 4, "resources")),
+        ("four.tgz", package.read_bytes(), "LOAD_TOO_COSTLY", text("four.tgz", 4, "resources")),
+        ("deep.json", json.dumps(demo(concept=nested(3))).encode(), "LOAD_TOO_COSTLY", text("deep.json", 4, "concepts")),
+        ("listed.json", json.dumps(listed).encode(), "LOAD_TOO_COSTLY", text("listed.json", 4, "concepts")),
+        ("mapped.json", json.dumps(mapped).encode(), "LOAD_TOO_COSTLY", text("mapped.json", 4, "concepts")),
+        ("big.json", big, "LOAD_TOO_COSTLY", text("big.json", len(big), "bytes", 1000)),
+        ("bomb.json.gz", gzip.compress(json.dumps(demo(title=" " * 5000)).encode()), "LOAD_TOO_LARGE",
+         "bomb.json.gz: refused before validation: it is, or expands to, more than 1000 bytes, the most one load may "
+         "hold (the limit set by FHIR_PLUGIN_MAX_LOAD_BYTES)"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_a_load_beyond_its_bounds_is_too_costly_and_changes_nothing(service, load_dir, tmp_path, monkeypatch, case):
+    import fhir_plugin.content.loader as loader
+
+    name, data, message_id, text = too_costly_cases(tmp_path)[case]
+    small = create_app({"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir),
+                        "FHIR_PLUGIN_MAX_LOAD_BYTES": 1000 if "BYTES" in text else 100_000,
+                        "FHIR_PLUGIN_MAX_LOAD_RESOURCES": 3, "FHIR_PLUGIN_MAX_LOAD_CONCEPTS": 3},
+                       service=service).test_client()
+    assert post(small, demo(), "demo.json").status_code == 201
+    validated, validate = [], loader.load_resource
+    monkeypatch.setattr(loader, "load_resource", lambda resource, origin, *args: validated.append(origin) or validate(
+        resource, origin, *args))
+    response = post(small, data, name)
+    assert response.status_code == 400
+    assert issue(response) == ("too-costly", message_id, text)
+    assert [origin for origin in validated if name in origin] == []  # refused before any of it was validated
+    assert stored(load_dir) == ["demo.json"]
+    assert [p.name for p in load_dir.glob(".incoming-*")] == []
+    assert display_of(lookup(small)) == "Alpha"
+
+
+def test_a_body_longer_than_a_load_may_be_is_refused_before_it_is_read(service, load_dir):
+    small = create_app({"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir),
+                        "FHIR_PLUGIN_MAX_LOAD_BYTES": 1000}, service=service).test_client()
+    for name, origin in (("demo.json", "demo.json"), (None, "the request body")):
+        response = small.post("/admin/content", query_string={"name": name} if name else None, data=b"x" * 5000,
+                              headers=AUTH)
+        assert response.status_code == 400
+        assert issue(response) == ("too-costly", "LOAD_TOO_COSTLY", f"{origin}: refused before validation: it holds "
+                                   "at least 5000 bytes, and one load may hold at most 1000 (the limit set by "
+                                   "FHIR_PLUGIN_MAX_LOAD_BYTES)")
+    assert stored(load_dir) == []
+
+
+def test_a_body_without_a_length_is_read_no_further_than_a_load_may_be(service, load_dir):
+    import io
+
+    small = create_app({"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir),
+                        "FHIR_PLUGIN_MAX_LOAD_BYTES": 1000}, service=service).test_client()
+    response = small.post("/admin/content?name=demo.json", input_stream=io.BytesIO(b"x" * 5000),
+                          headers=dict(AUTH, **{"Transfer-Encoding": "chunked"}),
+                          environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 400
+    assert issue(response) == ("too-costly", "LOAD_TOO_LARGE", "demo.json: refused before validation: it is, or "
+                               "expands to, more than 1000 bytes, the most one load may hold (the limit set by "
+                               "FHIR_PLUGIN_MAX_LOAD_BYTES)")
+    assert stored(load_dir) == []
+
+
+def test_loads_within_their_bounds_are_loaded_and_files_already_there_are_read_whatever_the_bounds(service, load_dir):
+    settings = {"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir),
+                "FHIR_PLUGIN_MAX_LOAD_RESOURCES": 3, "FHIR_PLUGIN_MAX_LOAD_CONCEPTS": 4}
+    admin = create_app(settings, service=service).test_client()
+    three = bundle_of(*(dict(demo(), id=f"d{n}", url=f"{DEMO}{n}") for n in range(3)))
+    assert post(admin, three, "three.json").status_code == 201
+    assert post(admin, demo(concept=nested(3)), "deep.json").status_code == 201
+    # bounds are for one load: a start reads what is there, even after the bounds were lowered
+    lowered = create_app(dict(settings, FHIR_PLUGIN_MAX_LOAD_RESOURCES=1, FHIR_PLUGIN_MAX_LOAD_CONCEPTS=1),
+                         service=service).test_client()
+    assert [display_of(lookup(lowered, system=f"{DEMO}{n}")) for n in range(3)] == ["Alpha"] * 3
+    assert lookup(lowered, "C3").status_code == 200
+
+
+def test_a_load_that_is_not_valid_and_within_its_bounds_is_still_the_422(service, load_dir):
+    small = create_app({"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir),
+                        "FHIR_PLUGIN_MAX_LOAD_RESOURCES": 3}, service=service).test_client()
+    response = post(small, broken_bundle(), "broken.json")
+    assert response.status_code == 422
+    assert issue(response)[1] == "CONTENT_INVALID"
+
+
 # --- several processes, restarts, and files changed behind the server's back --------------------
 
 

@@ -101,12 +101,12 @@ class Runtime:
 
     def load(self, data: bytes, name: str | None = None) -> Change:
         """Load `data` into the store (all or nothing) and serve it from now on."""
-        return self._changed(self._require_store().add(self.base.registry, data, name))
+        return self._changed(self.require_store().add(self.base.registry, data, name))
 
     def unload(self, name: str) -> Change:
-        return self._changed(self._require_store().remove(self.base.registry, name))
+        return self._changed(self.require_store().remove(self.base.registry, name))
 
-    def _require_store(self) -> ContentStore:
+    def require_store(self) -> ContentStore:
         if self.store is None:
             raise RuntimeError("this service has no content store")  # the admin views check first
         return self.store
@@ -128,7 +128,7 @@ class Runtime:
 
     def _refresh(self) -> None:
         with self._lock:
-            store = self._require_store()
+            store = self.require_store()
             seen = store.marker()
             if seen == self._seen:
                 return  # another thread rebuilt it while this one waited

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from ..content.canonicals import CanonicalIndex
-from ..content.errors import InvalidContent
-from ..content.limits import Limits
+from ..content.errors import InvalidContent, LoadTooCostly
+from ..content.limits import LoadBounds, Limits
 from ..content.loader import scan_paths
 from ..terminology.registry import Registry
 from .errors import InvalidLoadName, UnknownLoad
@@ -139,9 +139,12 @@ def default_name(data: bytes) -> str:
 
 
 class ContentStore:
-    def __init__(self, directory: Path, limits: Limits | None = None):
+    def __init__(self, directory: Path, limits: Limits | None = None, bounds: LoadBounds | None = None):
+        """`bounds`: what one load may hold (the files already in the directory are read whatever
+        their size: a lowered bound must not stop a start)."""
         self.directory = Path(directory)
         self.limits = limits or Limits()
+        self.bounds = bounds or LoadBounds()
 
     def marker(self) -> tuple[int, int, int] | None:
         """What identifies the loaded content's current state; None before anything was loaded."""
@@ -157,7 +160,8 @@ class ContentStore:
         return sorted(p for p in self.directory.iterdir()
                       if p.is_file() and not p.name.startswith(".") and p.name.endswith(SUFFIXES))
 
-    def build(self, base: Registry, files: list[Path] | None = None, shown: dict[Path, str] | None = None) -> Layer:
+    def build(self, base: Registry, files: list[Path] | None = None, shown: dict[Path, str] | None = None,
+              bounded: Path | None = None) -> Layer:
         """`base` with `files` (default: the loaded files) on top. Raises InvalidContent, naming the
         file, resource and element, if any is invalid or conflicts with another or with `base`.
         Each file is read on its own, so that a resource that two files hold (or a file and `base`)
@@ -169,8 +173,8 @@ class ContentStore:
         index = CanonicalIndex.of_registry(base, STARTUP)
         for path in files:
             try:
-                report = scan_paths([path], limits=self.limits)
-            except InvalidContent as error:
+                report = scan_paths([path], limits=self.limits, bounds=self.bounds if path == bounded else None)
+            except (InvalidContent, LoadTooCostly) as error:
                 raise _renamed(error, shown) from None
             items = []
             for resource, origin in zip(report.resources, report.origins):
@@ -229,6 +233,7 @@ class ContentStore:
         """Load `data` (FHIR JSON, a Bundle, gzipped JSON or a FHIR package) as the file `name`,
         replacing a file of that name."""
         name = checked_name(name) if name else default_name(data)
+        self.bounds.check_bytes(data, name)  # before anything is written, or waits for the lock
         with self._locked():
             self._remove_staging()
             staging = Path(tempfile.mkdtemp(prefix=STAGING, dir=self.directory))
@@ -237,7 +242,7 @@ class ContentStore:
                 staged.write_bytes(data)
                 target = self.directory / name
                 others = [f for f in self.files() if f.name != name]
-                layer = self.build(base, others + [staged], {staged: name})
+                layer = self.build(base, others + [staged], {staged: name}, bounded=staged)
                 created = not target.exists()
                 os.replace(staged, target)
                 return Change(layer, name, created, self._touch())
@@ -277,8 +282,8 @@ def _file_of(origin: str) -> str:
     return origin if origin == STARTUP else origin.split(" ", 1)[0]
 
 
-def _renamed(error: InvalidContent, shown: dict[Path, str]) -> InvalidContent:
+def _renamed(error: InvalidContent | LoadTooCostly, shown: dict[Path, str]) -> InvalidContent | LoadTooCostly:
     text = error.text
     for path, name in sorted(shown.items(), key=lambda item: -len(str(item[0]))):
         text = text.replace(str(path), name)
-    return InvalidContent(error.message_id, expression=error.expression, text=text, **error.fields)
+    return type(error)(error.message_id, expression=error.expression, text=text, **error.fields)
