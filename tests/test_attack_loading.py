@@ -33,11 +33,17 @@ WORKERS = 2
 TIMEOUT = 60.0
 
 
+# The start-up content: CPT 97116 alone, so that a start takes a second, not the validation of
+# ICD-10-CM whenever the compiled-content cache is cold (after any change to the code).
+CONTENT = Path(__file__).resolve().parent.parent / "resources" / "CodeSystem-cpt-97116-fragment.json"
+
+
 @contextmanager
 def server(load_dir: Path, **settings: str) -> Iterator[LiveServer]:
-    """The bundled content with `load_dir` for run-time loads, 2 workers, the admin token set."""
+    """CPT 97116 with `load_dir` for run-time loads, 2 workers, the admin token set."""
     port = free_port()
     environ = dict(clean_environ(), FHIR_PLUGIN_ADMIN_TOKEN=TOKEN, FHIR_PLUGIN_LOAD_DIR=str(load_dir),
+                   FHIR_PLUGIN_CONTENT=str(CONTENT),
                    **{f"FHIR_PLUGIN_{key.upper()}": value for key, value in settings.items()})
     command = [sys.executable, "-m", "fhir_plugin", "serve", "--port", str(port), "--workers", str(WORKERS)]
     with open(load_dir.parent / f"server-{port}.log", "w+b") as log:
@@ -163,22 +169,28 @@ def test_a_file_whose_resources_all_repeat_another_files_is_listed_by_every_work
 
 
 # --- too costly: refused before validation, never a 500 ------------------------------------------
+# (Lookups is defined here and used by the tests below and above.)
 
 
 class Lookups:
     """$lookup requests sent one after another from a thread while something else runs: each is
     (seconds taken, status, display)."""
 
-    def __init__(self, live: LiveServer):
-        self.live, self.done, self.results = live, False, []
+    def __init__(self, live: LiveServer, system: str = CPT, code: str = "97116"):
+        self.live, self.system, self.code = live, system, code
+        self.done, self.results = False, []
         self.thread = Thread(target=self._run)
 
     def _run(self) -> None:
         while not self.done:
             started = time.monotonic()
-            response = lookup(self.live, CPT, "97116")
+            response = lookup(self.live, self.system, self.code)
             answer = display(response) if response.status_code == 200 else response.text
             self.results.append((time.monotonic() - started, response.status_code, answer))
+
+    @property
+    def slowest(self) -> float:
+        return max(seconds for seconds, _, _ in self.results)
 
     def __enter__(self) -> Lookups:
         self.thread.start()
@@ -228,3 +240,48 @@ def test_loads_beyond_the_default_bounds_are_too_costly(shared, name, body, text
     [issue] = response.json()["issue"]
     assert (issue["code"], issue["details"]["text"]) == ("too-costly", text)
     assert name not in os.listdir(load_dir)
+
+
+# --- a small load with many resources loaded, and other requests meanwhile -----------------------
+
+BULK_FILES = 3
+BULK_RESOURCES = 3000  # per file: 9,000 small CodeSystems in all
+
+
+def test_a_small_load_costs_about_the_small_file_with_many_resources_loaded(shared):
+    live, load_dir = shared
+    bulk_times, during = [], []
+    for number in range(BULK_FILES):
+        data = code_systems(BULK_RESOURCES, start=number * BULK_RESOURCES, prefix="bulk")
+        with Lookups(live) as lookups:  # served by the other worker while one validates
+            started = time.monotonic()
+            response = load(live, data, f"bulk{number}.json")
+            bulk_times.append(time.monotonic() - started)
+            time.sleep(0.5)  # and while the other worker takes the change in
+        assert response.status_code == 201, response.text
+        during.append(lookups)
+    print(f"\nbulk loads of {BULK_RESOURCES} resources: " + ", ".join(f"{t:.2f} s" for t in bulk_times)
+          + "; slowest $lookup meanwhile: " + ", ".join(f"{lookups.slowest:.2f} s" for lookups in during))
+    for lookups in during:
+        assert {(status, answer) for _, status, answer in lookups.results} == {(200, DISPLAY_97116)}
+    # the other worker takes a new file in without validating what it had: far less than a bulk load
+    assert during[-1].slowest < min(bulk_times), (during[-1].slowest, bulk_times)
+
+    small, small_times, first_lookups = code_systems(1, prefix="small"), [], []
+    for number in range(3):
+        started = time.monotonic()
+        response = load(live, small.replace(b'"small0"', f'"small{number}"'.encode()).replace(
+            b"/small0", f"/small{number}".encode()), f"small{number}.json")
+        small_times.append(time.monotonic() - started)
+        assert response.status_code == 201, response.text
+        for _ in range(4):  # fresh connections: both workers, each catching up with the change
+            started = time.monotonic()
+            assert display(lookup(live, f"{EX}/small{number}", "A")) == "Alpha 0"
+            first_lookups.append(time.monotonic() - started)
+    loaded = BULK_FILES * BULK_RESOURCES
+    print(f"small loads with {loaded} resources loaded: " + ", ".join(f"{t:.3f} s" for t in small_times)
+          + f"; slowest $lookup of it after: {max(first_lookups):.3f} s")
+    assert max(small_times) < 10  # generous: a shared machine
+    assert max(small_times) < min(bulk_times) / 2, (small_times, bulk_times)  # it costs about the small file
+    assert max(first_lookups) < min(bulk_times) / 2, (first_lookups, bulk_times)
+    assert display(lookup(live, f"{EX}/bulk{loaded - 1}", "A")) == f"Alpha {loaded - 1}"

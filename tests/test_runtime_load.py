@@ -436,7 +436,7 @@ def test_a_file_broken_behind_the_servers_back_leaves_it_serving_what_it_had(adm
     listing = admin.get("/admin/content", headers=AUTH).get_json()
     assert listing["problem"].startswith("demo.json: not valid JSON")
     assert listing["files"] == [{"name": "demo.json", "state": "loaded", "resources": [
-        {"resourceType": "CodeSystem", "url": DEMO, "version": "1", "id": "demo"}]}]
+        {"resourceType": "CodeSystem", "url": DEMO, "version": "1", "id": "demo"}], "problem": listing["problem"]}]
 
 
 def test_a_file_put_in_the_directory_by_hand_that_cannot_be_read_is_listed_with_the_problem(admin, load_dir):
@@ -468,7 +468,7 @@ def test_a_start_deletes_the_staging_folders_of_loads_that_did_not_finish(servic
     staging_folder(load_dir), staging_folder(load_dir, ".incoming-other")
     with caplog.at_level(logging.INFO, logger="fhir_plugin.runtime.store"):
         restarted = create_app({"FHIR_PLUGIN_LOAD_DIR": str(load_dir)}, service=service).test_client()
-    assert sorted(p.name for p in load_dir.iterdir()) == [".generation", ".lock", "demo.json"]
+    assert sorted(p.name for p in load_dir.iterdir()) == [".compiled", ".generation", ".lock", "demo.json"]
     assert [r.getMessage() for r in caplog.records] == [
         "deleted 2 staging folder(s) of loads that did not finish: .incoming-k1ll3d, .incoming-other"]
     assert display_of(lookup(restarted)) == "Alpha"
@@ -486,7 +486,7 @@ def test_a_start_keeps_the_staging_folder_of_a_load_running_in_another_process(s
         assert folder.is_dir()
     # once that load is over, the next one knows the folder is stale (it holds the lock) and deletes it
     assert post(admin, demo(), "demo.json").status_code == 201
-    assert sorted(p.name for p in load_dir.iterdir()) == [".generation", ".lock", "demo.json"]
+    assert sorted(p.name for p in load_dir.iterdir()) == [".compiled", ".generation", ".lock", "demo.json"]
 
 
 def test_a_start_that_cannot_take_the_lock_serves_the_directory_and_leaves_its_staging_folders(service, load_dir,
@@ -502,6 +502,143 @@ def test_a_start_that_cannot_take_the_lock_serves_the_directory_and_leaves_its_s
     assert (load_dir / ".incoming-k1ll3d").is_dir()
     assert [r.getMessage() for r in caplog.records] == [
         f"cannot clean the staging folders of {load_dir}: [Errno 21] Is a directory: '{load_dir / '.lock'}'"]
+
+
+# --- a load is validated once: loaded files are not read again ---------------------------------
+
+
+@pytest.fixture
+def validations(monkeypatch):
+    """The origins of every resource validated from now on."""
+    import fhir_plugin.content.loader as loader
+
+    seen, validate = [], loader.load_resource
+    monkeypatch.setattr(loader, "load_resource", lambda resource, origin, *args: seen.append(origin) or validate(
+        resource, origin, *args))
+    return seen
+
+
+def many(prefix: str, count: int) -> dict:
+    return bundle_of(*(dict(demo(), id=f"{prefix}{n}", url=f"{DEMO}-{prefix}{n}") for n in range(count)))
+
+
+def origins(seen: list[str]) -> list[str]:
+    """Where each validated resource came from, without the staging folder's path."""
+    return [origin.rsplit("/", 1)[-1] for origin in seen]
+
+
+def test_a_load_validates_its_own_file_only_and_other_processes_validate_nothing(service, load_dir, validations):
+    settings = {"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir)}
+    one, other = (create_app(settings, service=service).test_client() for _ in range(2))
+    assert post(one, many("a", 3), "a.json").status_code == 201
+    assert origins(validations) == ["a.json entry[0]", "a.json entry[1]", "a.json entry[2]"]
+    validations.clear()
+    assert post(one, demo(), "b.json").status_code == 201
+    assert origins(validations) == ["b.json"]
+    # the other process catches up with both files from their compiled forms, validating nothing
+    validations.clear()
+    assert display_of(lookup(other, system=f"{DEMO}-a2")) == "Alpha"
+    assert display_of(lookup(other)) == "Alpha"
+    assert validations == []
+    # a replaced file is validated again, and nothing else; an unload validates nothing
+    assert post(other, demo(display="Beta"), "b.json").status_code == 200
+    assert origins(validations) == ["b.json"]
+    validations.clear()
+    assert one.delete("/admin/content/a.json", headers=AUTH).status_code == 200
+    assert (display_of(lookup(one)), display_of(lookup(other)), lookup(other, system=f"{DEMO}-a2").status_code) == (
+        "Beta", "Beta", 404)
+    # a start reads the compiled forms; one that cannot be read is validated again, and only it
+    (load_dir / ".compiled" / next(p.name for p in (load_dir / ".compiled").iterdir())).write_bytes(b"not a pickle")
+    restarted = create_app(settings, service=service).test_client()
+    assert display_of(lookup(restarted)) == "Beta"
+    assert validations == [str(load_dir / "b.json")]
+
+
+def test_compiled_forms_are_kept_for_the_files_in_the_directory_only(admin, load_dir):
+    assert post(admin, demo(), "demo.json").status_code == 201
+    assert post(admin, many("a", 2), "a.json").status_code == 201
+    assert len(list((load_dir / ".compiled").iterdir())) == 2
+    assert post(admin, demo(display="Beta"), "demo.json").status_code == 200  # the old version's form goes
+    assert len(list((load_dir / ".compiled").iterdir())) == 2
+    assert admin.delete("/admin/content/a.json", headers=AUTH).status_code == 200
+    assert len(list((load_dir / ".compiled").iterdir())) == 1
+    assert admin.delete("/admin/content/demo.json", headers=AUTH).status_code == 200
+    assert list((load_dir / ".compiled").iterdir()) == []
+
+
+def test_a_file_put_there_by_hand_that_conflicts_is_not_served_and_the_rest_is(admin, load_dir, caplog):
+    assert post(admin, demo(), "demo.json").status_code == 201
+    (load_dir / "clash.json").write_text(json.dumps(demo(display="Other")))
+    (load_dir / "fine.json").write_text(json.dumps(dict(demo(), id="fine", url=f"{DEMO}-fine")))
+    (load_dir / ".generation").write_text("changed by hand")
+    assert display_of(lookup(admin)) == "Alpha"
+    assert display_of(lookup(admin, system=f"{DEMO}-fine")) == "Alpha"
+    problem = (f"CodeSystem '{DEMO}' version '1' is loaded twice with different content: in demo.json and in "
+               "clash.json")
+    listing = admin.get("/admin/content", headers=AUTH).get_json()
+    assert listing["problem"] == problem
+    assert [(f["name"], f["state"], f.get("problem")) for f in listing["files"]] == [
+        ("clash.json", "not-loaded", problem), ("demo.json", "loaded", None), ("fine.json", "loaded", None)]
+    # the next load is not held up by it
+    assert post(admin, dict(demo(), id="next", url=f"{DEMO}-next"), "next.json").status_code == 201
+    assert display_of(lookup(admin, system=f"{DEMO}-next")) == "Alpha"
+    # once the file it clashes with is gone, it is served
+    assert admin.delete("/admin/content/demo.json", headers=AUTH).status_code == 200
+    (load_dir / ".generation").write_text("changed by hand again")
+    assert display_of(lookup(admin)) == "Other"
+    assert "problem" not in admin.get("/admin/content", headers=AUTH).get_json()
+
+
+def test_a_registry_changed_entry_by_entry_serves_what_one_built_at_once_would():
+    import random
+
+    from fhir_plugin.terminology.registry import Registry, compile_entry
+
+    # as the canonical index keeps them: no url|version and no id twice (versions of one url, yes)
+    def cs(n: int, version: str) -> dict:
+        return dict(demo(version, f"Alpha {n} {version}"), id=f"cs{n}-{version}", url=f"{DEMO}{n}")
+
+    def cm(n: int) -> dict:
+        return {"resourceType": "ConceptMap", "id": f"cm{n}", "url": f"http://example.org/cm{n % 2}", "version": str(n),
+                "status": "active"}
+
+    def vs(n: int) -> dict:
+        return {"resourceType": "ValueSet", "id": f"vs{n}", "url": f"http://example.org/vs{n % 3}", "version": str(n),
+                "status": "active"}
+
+    pool = [compile_entry(r) for r in [*(cs(n, v) for n in range(3) for v in ("1", "2", "3")), *map(cm, range(5)),
+                                       *map(vs, range(6))]]
+    base = Registry([dict(demo("0"), id="base", url=f"{DEMO}0"), vs(9)])
+    ids = [("CodeSystem", "base"), ("ValueSet", "vs9"), *(("ValueSet", f"vs{n}") for n in range(6)),
+           *(("CodeSystem", f"cs{n}-{v}") for n in range(3) for v in "123"), *(("ConceptMap", f"cm{n}") for n in range(5))]
+
+    def shape(registry: Registry) -> tuple:
+        # (the order of urls is the order they came in, which differs; versions of one url: newest first)
+        return (sorted({c.url: [v.version for v in registry.code_system_versions(c.url)]
+                        for c in registry.code_systems()}.items()),
+                [(c.url, c.version) for c in sorted(registry.code_systems(), key=lambda c: c.url)],
+                sorted((m.url, m.version) for m in registry.concept_maps()),
+                {t: sorted((e.url, e.version, e.id) for e in registry.entries(t))
+                 for t in ("CodeSystem", "ValueSet", "ConceptMap")},
+                [(key, getattr(registry.by_id(*key), "version", None)) for key in ids],
+                [[e.version for e in registry.resource_versions("ValueSet", f"http://example.org/vs{n}")]
+                 for n in range(3)])
+
+    rng = random.Random(97116)
+    held: list = []
+    registry = Registry(compiled=[], parent=base)
+    for _ in range(60):
+        removed = rng.sample(held, k=rng.randint(0, min(3, len(held))))
+        held = [e for e in held if e not in removed]
+        free = [e for e in pool if e not in held]
+        added = rng.sample(free, k=rng.randint(0, min(3, len(free))))
+        held += added
+        before = shape(registry)
+        changed = registry.changed(added, [e.resource for e in removed])
+        assert shape(changed) == shape(Registry(compiled=held, parent=base))
+        assert shape(registry) == before  # the registry changed from is left as it was
+        assert changed.token != registry.token and changed.caches is registry.caches and changed.parent is base
+        registry = changed
 
 
 # --- the command line against a real server -----------------------------------------------------
