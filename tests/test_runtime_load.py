@@ -15,6 +15,7 @@ import pytest
 
 from fhir_plugin import create_app
 from fhir_plugin.errors import InvalidContent
+from fhir_plugin.terminology.models import LookupRequest
 from helpers import CPT, DISPLAY_97116
 from tgz import member, write_package, write_tgz
 
@@ -587,6 +588,35 @@ def test_a_file_put_there_by_hand_that_conflicts_is_not_served_and_the_rest_is(a
     (load_dir / ".generation").write_text("changed by hand again")
     assert display_of(lookup(admin)) == "Other"
     assert "problem" not in admin.get("/admin/content", headers=AUTH).get_json()
+
+
+def test_requests_never_wait_for_a_load_running_in_another_process(admin, load_dir, service):
+    import fcntl
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = {"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir)}
+    assert post(admin, demo(), "demo.json").status_code == 201
+    other = create_app(settings, service=service).test_client()
+    # flock belongs to the open file: this stands for another process, mid-load, holding the lock
+    # (the lock is released before the pool is waited for: a request that waited for it would fail, not hang)
+    with ThreadPoolExecutor(1) as pool, open(load_dir / ".lock", "w") as other_process:
+        fcntl.flock(other_process, fcntl.LOCK_EX)
+        # that process finishes a change (a file and the marker) while it still holds the lock
+        (load_dir / "more.json").write_text(json.dumps(dict(demo(), id="more", url=f"{DEMO}-more")))
+        (load_dir / ".generation").write_text("changed by the other process")
+        answers = pool.submit(lambda: (display_of(lookup(other)), display_of(lookup(other, system=f"{DEMO}-more")),
+                                       [f["name"] for f in other.get("/admin/content", headers=AUTH).get_json()["files"]]))
+        assert answers.result(timeout=30) == ("Alpha", "Alpha", ["demo.json", "more.json"])
+
+
+def test_a_request_keeps_the_content_it_started_with_while_a_load_is_swapped_in(admin, load_dir):
+    assert post(admin, demo(), "demo.json").status_code == 201
+    runtime = admin.application.extensions["fhir_plugin"].runtime
+    running = runtime.current()  # what a request in flight holds
+    assert post(admin, demo("1", "Changed"), "demo.json").status_code == 200
+    assert running.lookup(LookupRequest(system=DEMO, code="A")).display == "Alpha"
+    assert runtime.current().lookup(LookupRequest(system=DEMO, code="A")).display == "Changed"
+    assert display_of(lookup(admin)) == "Changed"
 
 
 def test_a_registry_changed_entry_by_entry_serves_what_one_built_at_once_would():
