@@ -565,6 +565,13 @@ def test_compiled_forms_are_kept_for_the_files_in_the_directory_only(admin, load
     assert len(list((load_dir / ".compiled").iterdir())) == 1
     assert admin.delete("/admin/content/demo.json", headers=AUTH).status_code == 200
     assert list((load_dir / ".compiled").iterdir()) == []
+    # a file deleted by hand while no server ran: the next start deletes its compiled form
+    assert post(admin, demo(), "demo.json").status_code == 201
+    assert post(admin, many("a", 2), "a.json").status_code == 201
+    (load_dir / "a.json").unlink()
+    create_app({"FHIR_PLUGIN_LOAD_DIR": str(load_dir)}, service=admin.application.extensions["fhir_plugin"].runtime.base)
+    [kept] = (load_dir / ".compiled").iterdir()
+    assert kept.name == f"{admin.application.extensions['fhir_plugin'].runtime.layer.file('demo.json').digest}.pickle"
 
 
 def test_a_file_put_there_by_hand_that_conflicts_is_not_served_and_the_rest_is(admin, load_dir, caplog):

@@ -347,15 +347,18 @@ class ContentStore:
         except (OSError, pickle.PicklingError, RecursionError) as error:
             log.debug("cannot keep the compiled form of %s: %s", digest, error)
 
-    def _prune(self, layer: Layer) -> None:
-        """Delete the compiled forms of files no longer in the directory (the caller holds the lock)."""
+    def _stale_compiled(self, layer: Layer) -> list[str]:
+        """The compiled forms on disk of files not in `layer` (no longer in the directory)."""
         keep = {f"{file.digest}.pickle" for file in layer.files.values()}
         try:
             with os.scandir(self.directory / COMPILED) as entries:
-                stale = [entry.path for entry in entries if entry.name not in keep]
+                return [entry.path for entry in entries if entry.name not in keep]
         except OSError:
-            return
-        for path in stale:
+            return []
+
+    def _prune(self, layer: Layer) -> None:
+        """Delete the compiled forms of files no longer in the directory (the caller holds the lock)."""
+        for path in self._stale_compiled(layer):
             try:
                 os.unlink(path)
             except OSError:
@@ -381,8 +384,9 @@ class ContentStore:
         """For the start of a process: delete the staging folders of loads that did not finish
         (their process was killed) and the compiled forms of files no longer there (of `layer`),
         unless a load is running right now; the names of the staging folders deleted."""
-        if not self._staging_folders() and (layer is None or not (self.directory / COMPILED).is_dir()):
-            return []  # nothing to do: no lock taken, nothing written (the directory may be read-only)
+        staging = self._staging_folders()
+        if not staging and (layer is None or not self._stale_compiled(layer)):
+            return []  # the usual case: no lock taken, nothing written (the directory may be read-only)
         try:
             with self._locked(wait=False) as held:
                 if not held:
@@ -391,7 +395,8 @@ class ContentStore:
                     self._prune(layer)
                 return self._remove_staging()
         except OSError as error:  # a directory this process may read but not write
-            log.warning("cannot clean the staging folders of %s: %s", self.directory, error)
+            if staging:
+                log.warning("cannot clean the staging folders of %s: %s", self.directory, error)
             return []
 
     def _staging_folders(self) -> list[Path]:
