@@ -356,6 +356,13 @@ def test_a_body_longer_than_a_load_may_be_is_refused_before_it_is_read(service, 
     assert stored(load_dir) == []
 
 
+def test_a_bad_name_is_told_before_the_size_of_the_body(service, load_dir):
+    small = create_app({"FHIR_PLUGIN_ADMIN_TOKEN": TOKEN, "FHIR_PLUGIN_LOAD_DIR": str(load_dir),
+                        "FHIR_PLUGIN_MAX_LOAD_BYTES": 1000}, service=service).test_client()
+    response = post(small, b"x" * 5000, "../evil.json")
+    assert (response.status_code, issue(response)[1]) == (400, "LOADED_NAME_INVALID")
+
+
 def test_a_body_without_a_length_is_read_no_further_than_a_load_may_be(service, load_dir):
     import io
 

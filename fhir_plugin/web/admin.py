@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, request
 from ..content.errors import LoadTooCostly
 from ..render.errors import MethodNotAllowed, RequestTooLarge
 from ..runtime.errors import Forbidden, Unauthorized
+from ..runtime.store import checked_name
 from ..terminology.errors import TerminologyError
 from .errors import register_error_handlers, terminology_error
 from .params import check_query_string, raw_body
@@ -77,7 +78,7 @@ def _body(state: PluginState, name: str | None) -> bytes:
     """The body of a load: refused before it is read if it is larger than a load may be (too-costly),
     or than a package (413)."""
     bounds = state.runtime.require_store().bounds
-    origin = name or "the request body"
+    origin = checked_name(name) if name else "the request body"  # a bad name is told first, as it is
     if request.content_length is not None:
         bounds.check_size(request.content_length, origin)
     limit = state.settings["FHIR_PLUGIN_MAX_PACKAGE_BYTES"]
