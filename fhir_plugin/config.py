@@ -64,6 +64,13 @@ SETTINGS: tuple[Setting, ...] = (
             "the largest uncompressed size of one FHIR package being loaded (decompression bombs)"),
     Setting("FHIR_PLUGIN_MAX_MEMBER_BYTES", 128 * 1024 * 1024, int,
             "the largest uncompressed size of one package member or one .json.gz file"),
+    Setting("FHIR_PLUGIN_MAX_LOAD_BYTES", 16 * 1024 * 1024, int,
+            "the largest uncompressed size of one load into a running server (/admin/content); beyond it, too-costly"),
+    Setting("FHIR_PLUGIN_MAX_LOAD_RESOURCES", 10_000, int,
+            "the most CodeSystems, ValueSets and ConceptMaps in one load into a running server; beyond it, too-costly"),
+    Setting("FHIR_PLUGIN_MAX_LOAD_CONCEPTS", 50_000, int,
+            "the most concepts in one load into a running server (of code systems, listed in value sets, elements "
+            "of concept maps); beyond it, too-costly"),
     Setting("FHIR_PLUGIN_ADMIN_TOKEN", "", str,
             "the bearer token of the admin endpoints (/admin/content); empty: they are off"),
     Setting("FHIR_PLUGIN_LOAD_DIR", "", str,

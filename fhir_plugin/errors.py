@@ -16,7 +16,9 @@ Status table (decided once; tests/test_http_errors.py pins it):
                                                a text filter of too many or too long words, a regex
                                                filter too long or too complex, JSON nested deeper than
                                                FHIR_PLUGIN_MAX_JSON_DEPTH, a nested expansion or value
-                                               set imports nested too deep
+                                               set imports nested too deep,
+                                               or a load at run time beyond FHIR_PLUGIN_MAX_LOAD_BYTES,
+                                               _RESOURCES or _CONCEPTS (LoadTooCostly)
         OverBudget      400   too-costly     work beyond the request's time budget (FHIR_PLUGIN_TIME_BUDGET_MS)
     InvalidContent        422   invalid        content that cannot be loaded (startup, later uploads)
     Unauthorized          401   login          an admin endpoint without the right bearer token
@@ -40,7 +42,7 @@ and the message catalogue, are built by fhir_plugin.terminology.outcome.
 from __future__ import annotations
 
 from .client import ServerUnreachable
-from .content.errors import InvalidContent
+from .content.errors import InvalidContent, LoadTooCostly
 from .render.errors import (BodyTooDeep, InvalidBody, MethodNotAllowed, NoSuchEndpoint, NotAcceptable,
                             RequestTooLarge, UnsupportedMediaType)
 from .runtime.errors import Forbidden, InvalidLoadName, Unauthorized, UnknownLoad
@@ -58,7 +60,8 @@ ANSWER_IDS: frozenset[str] = frozenset(ANSWER_MESSAGES)
 
 __all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "BodyTooDeep", "CircularValueSet", "Forbidden", "InvalidBody",
            "InvalidContent", "InvalidDisplayLanguage", "InvalidLoadName", "InvalidRequest", "InvalidValidateRequest",
-           "InvalidValueSet", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound", "NotSupported",
-           "OverBudget", "RequestTooLarge", "ServerUnreachable", "TerminologyError", "TooCostly", "Unauthorized",
-           "UnknownCode", "UnknownCodeSystem", "UnknownConceptMap", "UnknownLoad", "UnknownSupplement", "UnknownValueSet",
+           "InvalidValueSet", "LoadTooCostly", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound",
+           "NotSupported", "OverBudget", "RequestTooLarge", "ServerUnreachable", "TerminologyError", "TooCostly",
+           "Unauthorized", "UnknownCode", "UnknownCodeSystem", "UnknownConceptMap", "UnknownLoad", "UnknownSupplement",
+           "UnknownValueSet",
            "UnsupportedMediaType", "VersionCheckFailed", "error_class_for", "error_outcome"]

@@ -10,7 +10,7 @@ from flask import Flask
 
 from .terminology.caching import CacheStats
 from .config import cache_dir, content_paths, load_dir, load_settings
-from .content.limits import Limits
+from .content.limits import LoadBounds, Limits
 from .fhirversions import FhirVersion
 from .runtime.build import load_service
 from .runtime.compiled import CompiledContentCache
@@ -50,7 +50,7 @@ class FhirTerminology:
             compiled = CompiledContentCache(directory) if directory else None
             service = load_service(content_paths(settings), cache=compiled, limits=Limits.from_settings(settings))
         loaded = load_dir(settings)
-        store = ContentStore(loaded, Limits.from_settings(settings)) if loaded else None
+        store = ContentStore(loaded, Limits.from_settings(settings), LoadBounds.from_settings(settings)) if loaded else None
         runtime = Runtime(service, store, answer_cache=settings["FHIR_PLUGIN_ANSWER_CACHE"], compiled=compiled)
         app.extensions["fhir_plugin"] = PluginState(runtime, settings, __version__)
         app.register_blueprint(admin, url_prefix=f"{prefix}/admin")

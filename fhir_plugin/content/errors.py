@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..terminology.errors import TerminologyError
+from ..terminology.errors import TerminologyError, TooCostly
 
 
 class InvalidContent(TerminologyError):
@@ -35,4 +35,17 @@ class InvalidContent(TerminologyError):
         # importing licensed CPT files (fhir_plugin.content.cpt)
         "CPT_FILE_INVALID": "{file}, line {line}: {problem}",
         "CPT_FILE_EMPTY": "{file}: no CPT codes in this file",
+    }
+
+
+class LoadTooCostly(TooCostly):
+    """A load into a running server larger than one load may be (FHIR_PLUGIN_MAX_LOAD_BYTES,
+    _RESOURCES, _CONCEPTS): refused before anything is validated, since validating costs time in
+    proportion to these, inside a request."""
+
+    messages = {
+        "LOAD_TOO_COSTLY": "{origin}: refused before validation: it holds at least {count} {unit}, and one load may hold "
+                           "at most {limit} (the limit set by {setting})",
+        "LOAD_TOO_LARGE": "{origin}: refused before validation: it is, or expands to, more than {limit} bytes, the most "
+                          "one load may hold (the limit set by {setting})",
     }

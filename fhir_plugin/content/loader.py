@@ -28,7 +28,7 @@ from .errors import InvalidContent
 from .bundles import bundle_resources, is_bundle
 from .canonicals import CanonicalIndex
 from .codes import binding_errors
-from .limits import DepthError, Limits, gunzip, parse_json
+from .limits import DepthError, Limits, LoadBounds, gunzip, parse_json
 from .packages import PACKAGE_SUFFIXES, is_package, read_package
 from .progress import LoadProgress, ProgressCallback, skipped_text
 
@@ -169,7 +169,61 @@ class LoadReport:
         self.problems.append(problem)
 
 
-def _documents(file: Path, limits: Limits, report: LoadReport) -> Iterator[tuple[object, str, FhirVersion, bool]]:
+def _children(node: object, key: str) -> list[Any]:
+    found = node.get(key) if isinstance(node, dict) else None
+    return found if isinstance(found, list) else []
+
+
+def _concepts(resource: dict[str, Any], stop: int) -> int:
+    """How many concepts a resource holds, counted in its unvalidated JSON (which may be anything):
+    a code system's at any depth, those a value set lists or its expansion contains, the elements
+    of a concept map. The count ends once it is beyond `stop`."""
+    rtype = resource.get("resourceType")
+    pending: list[list[Any]] = []
+    if rtype == "CodeSystem":
+        pending.append(_children(resource, "concept"))
+    elif rtype == "ValueSet":
+        compose = resource.get("compose")
+        pending.extend(_children(part, "concept") for key in ("include", "exclude") for part in _children(compose, key))
+        pending.append(_children(resource.get("expansion"), "contains"))
+    elif rtype == "ConceptMap":
+        pending.extend(_children(group, "element") for group in _children(resource, "group"))
+    count = 0
+    while pending and count <= stop:  # a loop, not recursion: the nesting is the sender's to choose
+        items = pending.pop()
+        count += len(items)
+        if count > stop:
+            break
+        for item in items:
+            if isinstance(item, dict) and ("concept" in item or "contains" in item):
+                pending.extend(children for key in ("concept", "contains") if (children := _children(item, key)))
+    return count
+
+
+@dataclass
+class _Budget:
+    """What a scan has met so far, against the bounds of one load."""
+
+    bounds: LoadBounds
+    resources: int = 0
+    concepts: int = 0
+
+    def charge(self, documents: list[object], origin: str) -> None:
+        """Count the resources and concepts of `documents` (parsed, not validated; Bundles opened)
+        and refuse them if the scan is now beyond its bounds."""
+        pending = list(documents)
+        while pending:
+            document = pending.pop()
+            if is_bundle(document):
+                pending.extend(entry.get("resource") for entry in _children(document, "entry") if isinstance(entry, dict))
+            elif isinstance(document, dict) and document.get("resourceType") in LOADABLE_TYPES:
+                self.resources += 1
+                self.concepts += _concepts(document, self.bounds.max_concepts - self.concepts)
+        self.bounds.check_count(self.resources, self.concepts, origin)
+
+
+def _documents(file: Path, limits: Limits, report: LoadReport,
+               budget: _Budget | None = None) -> Iterator[tuple[object, str, FhirVersion, bool]]:
     """(resource, origin, version to try first, from a package) for each resource in `file`."""
     if is_package(file):
         package = read_package(file, limits)
@@ -177,6 +231,8 @@ def _documents(file: Path, limits: Limits, report: LoadReport) -> Iterator[tuple
         documents = [(doc, origin, package.prefer or FhirVersion.R5, True) for doc, origin in package.documents]
     else:
         documents = [(_read_json(file, limits), str(file), FhirVersion.R5, False)]
+    if budget is not None:
+        budget.charge([document for document, _, _, _ in documents], str(file))
     for document, origin, prefer, in_package in documents:
         if is_bundle(document):
             for resource, where in bundle_resources(document, origin):
@@ -216,11 +272,14 @@ def _merge_duplicates(report: LoadReport) -> None:
 
 
 def scan_paths(paths: Iterable[Path], *, strict: bool = True, limits: Limits | None = None,
-               progress: ProgressCallback | None = None) -> LoadReport:
+               progress: ProgressCallback | None = None, bounds: LoadBounds | None = None) -> LoadReport:
     """Read and validate everything in `paths` (files, directories, packages). Strict: the first
-    problem is raised, as InvalidContent. Otherwise every problem is collected in the report."""
+    problem is raised, as InvalidContent. Otherwise every problem is collected in the report.
+    `bounds`: the resources and concepts of everything read are counted before each file is
+    validated, and LoadTooCostly is raised once they are beyond them (whether strict or not)."""
     limits = limits or Limits.from_settings()
     report = LoadReport(strict=strict)
+    budget = _Budget(bounds) if bounds is not None else None
     files: list[Path] = []
     for path in paths:
         try:
@@ -235,7 +294,7 @@ def scan_paths(paths: Iterable[Path], *, strict: bool = True, limits: Limits | N
                                   bytes_done=done, bytes_total=sum(sizes)))
         loaded, skipped_before = len(report.resources), Counter(report.skipped)
         try:
-            for resource, origin, prefer, in_package in _documents(file, limits, report):
+            for resource, origin, prefer, in_package in _documents(file, limits, report, budget):
                 try:
                     _take(resource, origin, prefer, in_package, report)
                 except InvalidContent as error:

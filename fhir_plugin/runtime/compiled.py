@@ -38,7 +38,7 @@ MIN_CACHED_BYTES = 256 * 1024
 
 
 @cache
-def _code_version() -> str:
+def code_version() -> str:
     """A digest of this package's source and the versions that shape the compiled result: a
     changed compiler must not read entries that an older one wrote."""
     digest = hashlib.sha256(sys.version.encode())
@@ -53,7 +53,7 @@ def _code_version() -> str:
 
 def content_key(paths: Sequence[Path]) -> str:
     """The cache key of loading `paths`: every file under them, by relative name and bytes."""
-    digest = hashlib.sha256(_code_version().encode())
+    digest = hashlib.sha256(code_version().encode())
     for index, path in enumerate(Path(p) for p in paths):
         files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
         for file in files:

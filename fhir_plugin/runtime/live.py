@@ -3,14 +3,16 @@ at run time on top of it, and every cache that depends on them.
 
 The content a server starts with is loaded once (before gunicorn forks, shared by the workers).
 Content loaded later lives in a ContentStore directory; every process layers it on top of the
-start-up content, and rebuilds that layer when the store's marker changes (see store.py).
+start-up content, and catches up with the directory when the store's marker changes, reading only
+the files that changed (see store.py). A new layer is made beside the one served and swapped in
+at once: a request runs on one layer from start to end.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..fhirversions import FhirVersion
@@ -37,10 +39,12 @@ class Runtime:
         self.compiled = compiled
         self.requests = RequestResources()
         self.answers = AnswerCache(answer_cache)
-        self.problem: str | None = None  # why the last rebuild failed, while the old layer is served
+        self.problems: dict[str, str] = {}  # file -> why it cannot be served (its version before, if any, is)
         self._lock = threading.Lock()
         self._seen = store.marker() if store else None
-        self._adopt(store.build(base.registry) if store else Layer(base.registry))
+        self._adopt(store.build(base.registry) if store else Layer.of(base.registry, indexed=False))
+        if store is not None:
+            store.clean(self.layer)  # what a process killed mid-load left behind
 
     def current(self) -> TerminologyService:
         """The service to answer this request with."""
@@ -69,27 +73,42 @@ class Runtime:
         of the start-up content. Nothing answered from the old content is answered again."""
         with self._lock:
             self.base = base
-            self._adopt(self.store.build(base.registry) if self.store else Layer(base.registry))
+            self._adopt(self.store.build(base.registry, self.layer.files) if self.store
+                        else Layer.of(base.registry, indexed=False))
 
     def summary(self) -> dict[str, Any]:
-        """What was loaded at run time, per file, as JSON for the admin endpoint."""
-        files = [{"name": name, "resources": [{k: v for k, v in (("resourceType", item.resource_type), ("url", item.url),
-                                                                   ("version", item.version), ("id", item.id)) if v}
-                                               for item in items]}
-                 for name, items in self.layer.files().items()]
+        """Every file of the load directory, as JSON for the admin endpoint: its state (loaded,
+        duplicate, empty, or not-loaded when this process could not read it), its resources, and
+        why it cannot be served, if it cannot."""
+        self.current()  # another process may have changed the directory since this one last looked
+        layer, problems = self.layer, self.problems
+        names = sorted({path.name for path in self.store.files()} | set(layer.files)) if self.store else []
+        files: list[dict[str, Any]] = []
+        for name in names:
+            file = layer.file(name)
+            described: dict[str, Any] = {"name": name, "state": layer.state(file) if file else "not-loaded",
+                                         "resources": []}
+            for item in file.resources if file else ():
+                resource = {key: item.resource[key] for key in ("resourceType", "url", "version", "id")
+                            if item.resource.get(key)}
+                also = layer.also_in(item)
+                described["resources"].append({**resource, "alsoIn": also} if also else resource)
+            if name in problems:
+                described["problem"] = problems[name]
+            files.append(described)
         listing: dict[str, Any] = {"directory": str(self.store.directory) if self.store else None, "files": files}
-        if self.problem:
-            listing["problem"] = self.problem
+        if problems:
+            listing["problem"] = "\n".join(problems.values())
         return listing
 
     def load(self, data: bytes, name: str | None = None) -> Change:
         """Load `data` into the store (all or nothing) and serve it from now on."""
-        return self._changed(self._require_store().add(self.base.registry, data, name))
+        return self._changed(self.require_store().add(self.layer, data, name))
 
     def unload(self, name: str) -> Change:
-        return self._changed(self._require_store().remove(self.base.registry, name))
+        return self._changed(self.require_store().remove(self.layer, name))
 
-    def _require_store(self) -> ContentStore:
+    def require_store(self) -> ContentStore:
         if self.store is None:
             raise RuntimeError("this service has no content store")  # the admin views check first
         return self.store
@@ -98,7 +117,7 @@ class Runtime:
         with self._lock:
             self._adopt(change.layer)
             self._seen = change.marker
-            self.problem = None
+            self._note(change.problems)
         return change
 
     def _adopt(self, layer: Layer) -> None:
@@ -109,20 +128,23 @@ class Runtime:
         # put one back, under the old token, where nothing finds it).
         self.answers.clear()
 
+    def _note(self, problems: Mapping[str, TerminologyError]) -> None:
+        """Keep the problems of files that cannot be served; log each once, not on every change."""
+        for name, error in problems.items():
+            if self.problems.get(name) != error.text:
+                # Only a file changed behind the store's back gets here (loads are validated first):
+                # the version before, if any, is served.
+                log.error("content loaded at run time cannot be read; serving what was loaded before: %s", error.text)
+        self.problems = {name: error.text for name, error in problems.items()}
+
     def _refresh(self) -> None:
         with self._lock:
-            store = self._require_store()
+            store = self.require_store()
             seen = store.marker()
             if seen == self._seen:
-                return  # another thread rebuilt it while this one waited
-            try:
-                layer = store.build(self.base.registry)
-            except TerminologyError as error:
-                # Only a file changed behind the store's back gets here (loads are validated first):
-                # keep serving what was served, and say why once, not on every request.
-                log.error("content loaded at run time cannot be read; serving what was loaded before: %s", error.text)
-                self.problem = error.text
-            else:
+                return  # another thread caught up while this one waited
+            layer, problems = store.refreshed(self.layer)
+            if layer is not self.layer:
                 self._adopt(layer)
-                self.problem = None
+            self._note(problems)
             self._seen = seen

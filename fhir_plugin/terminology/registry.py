@@ -4,6 +4,9 @@ A registry may sit on top of another (`Registry(resources, parent=base)`): that 
 overlay made from `tx-resource` parameters. Lookups see the overlay first; a resource in the overlay
 with the same url|version as one below it hides it. The overlay is never stored in the base.
 
+A registry never changes once built: `changed` makes another from it, with some entries added or
+taken away, copying the rest (content loaded into a running server, a file at a time).
+
 A registry takes its resources as given: refusing two different resources under one url|version
 or id is the loader's job (fhir_plugin.content.canonicals), which knows where each came from.
 What the engine keeps while it answers (evaluated value sets, supplemented code systems) is in the
@@ -75,11 +78,16 @@ class Registry:
         self._concept_maps: list[ConceptMapEntry] = []
         self._entries: dict[str, list[ResourceEntry]] = {t: [] for t in SEARCHABLE_TYPES}
         self._by_id: dict[tuple[str, str], ResourceEntry] = {}
-        for entry in compiled if compiled is not None else (compile_entry(r) for r in resources):
+        self._add(compiled if compiled is not None else (compile_entry(r) for r in resources))
+
+    def _add(self, entries: Iterable[Compiled]) -> None:
+        touched: set[str] = set()
+        for entry in entries:
             resource = entry.resource
             rtype = resource["resourceType"]
             if isinstance(entry, CodeSystemEntry):
                 self._code_systems.setdefault(entry.url, []).append(entry)
+                touched.add(entry.url)
             elif isinstance(entry, ConceptMapEntry):
                 self._concept_maps.append(entry)
             if rtype in self._entries:
@@ -87,8 +95,46 @@ class Registry:
                 self._entries[rtype].append(generic)
                 if generic.id:
                     self._by_id.setdefault((rtype, generic.id), generic)
-        for versions in self._code_systems.values():
-            versions.sort(key=lambda e: version_key(e.version), reverse=True)
+        for url in touched:
+            self._code_systems[url].sort(key=lambda e: version_key(e.version), reverse=True)
+
+    def changed(self, added: Iterable[Compiled] = (), removed: Iterable[dict[str, Any]] = ()) -> Registry:
+        """A registry like this one (same parent, same caches, a new token) without the entries of
+        the `removed` resources (the very objects, not equal ones) and with the `added` entries.
+        For content that changes a few resources at a time: nothing is compiled again, and the
+        rest is copied, not rebuilt."""
+        gone = {id(resource): resource for resource in removed}
+        changed = Registry.__new__(Registry)
+        changed.parent, changed.caches, changed.token = self.parent, self.caches, next(_tokens)
+        changed._code_systems = dict(self._code_systems)
+        changed._concept_maps = [cm for cm in self._concept_maps if id(cm.resource) not in gone]
+        changed._entries = {rtype: ([e for e in entries if id(e.resource) not in gone]
+                                    if any(r["resourceType"] == rtype for r in gone.values()) else list(entries))
+                            for rtype, entries in self._entries.items()}
+        changed._by_id = dict(self._by_id)
+        for resource in gone.values():
+            url, rid, rtype = resource.get("url"), resource.get("id"), resource["resourceType"]
+            if rtype == "CodeSystem" and url in changed._code_systems:
+                kept = [cs for cs in changed._code_systems[url] if id(cs.resource) not in gone]
+                if kept:
+                    changed._code_systems[url] = kept
+                else:
+                    del changed._code_systems[url]
+            key = (str(rtype), str(rid))
+            held = changed._by_id.get(key) if rid else None
+            if held is not None and id(held.resource) in gone:
+                del changed._by_id[key]
+                # another entry with that id (possible in an overlay only) takes its place, as it would when built
+                same = next((e for e in changed._entries.get(rtype, ()) if e.id == rid), None)
+                if same is not None:
+                    changed._by_id[key] = same
+        # the lists of the code systems `added` touches are copied before _add appends to them
+        additions = list(added)
+        for addition in additions:
+            if isinstance(addition, CodeSystemEntry) and addition.url in changed._code_systems:
+                changed._code_systems[addition.url] = list(changed._code_systems[addition.url])
+        changed._add(additions)
+        return changed
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A registry read back from the compiled-content cache gets a token of this process:

@@ -13,8 +13,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from ..render.errors import MethodNotAllowed
+from ..content.errors import LoadTooCostly
+from ..render.errors import MethodNotAllowed, RequestTooLarge
 from ..runtime.errors import Forbidden, Unauthorized
+from ..runtime.store import checked_name
 from ..terminology.errors import TerminologyError
 from .errors import register_error_handlers, terminology_error
 from .params import check_query_string, raw_body
@@ -59,15 +61,35 @@ def content() -> Response:
     _allow("GET", "POST")
     if request.method == "GET":
         return _json(state.runtime.summary())
-    limit = state.settings["FHIR_PLUGIN_MAX_PACKAGE_BYTES"]
-    request.max_content_length = limit  # a package may be larger than an operation's body
-    change = state.runtime.load(raw_body(request, limit), request.args.get("name") or None)
-    loaded = change.layer.files().get(change.name, [])
-    texts = [f"{change.name}: loaded {len(loaded)} resource(s); every worker serves them from the next request"]
-    texts += [f"{item.resource_type} {item.url or item.id}" + (f" version {item.version}" if item.version else "")
-              for item in loaded]
+    name = request.args.get("name") or None
+    change = state.runtime.load(_body(state, name), name)
+    layer = change.layer
+    file = layer.file(change.name)
+    held = [(item, layer.also_in(item)) for item in (file.resources if file else ())]
+    served = [item for item, also in held if not also]
+    texts = [f"{change.name}: loaded {len(served)} resource(s); every worker serves them from the next request"]
+    texts += [item.label for item in served]
+    texts += [f"{item.label}: also in {', '.join(also)} (served once)" for item, also in held if also]
     headers = {"Location": f"{request.base_url}/{change.name}"}
     return _json(_information(texts), 201 if change.created else 200, headers)
+
+
+def _body(state: PluginState, name: str | None) -> bytes:
+    """The body of a load: refused before it is read if it is larger than a load may be (too-costly),
+    or than a package (413)."""
+    bounds = state.runtime.require_store().bounds
+    origin = checked_name(name) if name else "the request body"  # a bad name is told first, as it is
+    if request.content_length is not None:
+        bounds.check_size(request.content_length, origin)
+    limit = state.settings["FHIR_PLUGIN_MAX_PACKAGE_BYTES"]
+    request.max_content_length = limit  # a package may be larger than an operation's body
+    if bounds.max_bytes >= limit:
+        return raw_body(request, limit)
+    try:
+        return raw_body(request, bounds.max_bytes)
+    except RequestTooLarge:  # a body without Content-Length, read until it was too long
+        raise LoadTooCostly("LOAD_TOO_LARGE", origin=origin, limit=bounds.max_bytes,
+                            setting="FHIR_PLUGIN_MAX_LOAD_BYTES") from None
 
 
 @admin.route("/content/<name>", methods=ALL_METHODS)
