@@ -2,7 +2,7 @@
 
 - every import in fhir_plugin/ (function-level and TYPE_CHECKING ones included) points down the
   layers or stays inside its own, and no two modules import each other, however indirectly;
-- the engine imports only itself, fhirversions and the standard library (and cachetools);
+- the engine imports only itself, fhirversions and the standard library;
 - no module imports another module's _private names;
 - no Flask (or Werkzeug) below the web layer, and none in the client;
 - only config.py reads the environment, and every FHIR_PLUGIN_* name in the code is a setting of
@@ -36,7 +36,7 @@ LAYER_OF: dict[str, str] = {
     "server": "server", "errors": "errors", "txtests": "txtests",
     "cli": "top", "cli_content": "top", "__main__": "top", "__init__": "top",
 }
-ENGINE_MAY_IMPORT = {"cachetools"}  # beside itself, fhirversions and the standard library
+ENGINE_MAY_IMPORT: set[str] = set()  # beside itself, fhirversions and the standard library
 FLASK = {"flask", "werkzeug"}
 
 
