@@ -344,3 +344,10 @@ def test_the_caches_figures_are_for_the_admin_only(small_budget_server):
         urllib.request.urlopen(request, timeout=10)
     with refused.value:
         assert refused.value.code == 405
+
+
+def test_without_an_admin_token_the_caches_figures_are_off(client):
+    response = client.get("/admin/caches")
+    issue = response.get_json()["issue"][0]
+    assert (response.status_code, issue["code"]) == (403, "forbidden")
+    assert issue["details"]["text"].startswith("Loading content into this server over HTTP is disabled")
