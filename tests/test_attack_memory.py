@@ -27,6 +27,7 @@ import pytest
 from helpers import ICD, ICD_TITLES
 from live_server import LiveServer, running_server
 
+from fhir_plugin import create_app
 from fhir_plugin.content.loader import load_resource
 from fhir_plugin.fhirversions import FhirVersion
 from fhir_plugin.runtime import Runtime
@@ -346,8 +347,8 @@ def test_the_caches_figures_are_for_the_admin_only(small_budget_server):
         assert refused.value.code == 405
 
 
-def test_without_an_admin_token_the_caches_figures_are_off(client):
-    response = client.get("/admin/caches")
+def test_without_an_admin_token_the_caches_figures_are_off(base):
+    response = create_app(service=base).test_client().get("/admin/caches")
     issue = response.get_json()["issue"][0]
     assert (response.status_code, issue["code"]) == (403, "forbidden")
     assert issue["details"]["text"].startswith("Loading content into this server over HTTP is disabled")
