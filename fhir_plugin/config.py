@@ -60,6 +60,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FHIR_PLUGIN_ANSWER_CACHE", 2048, int,
             "answers of $lookup, $translate, $validate-code and $subsumes kept per worker for identical requests "
             "(up to 16 KB each); 0 turns it off"),
+    Setting("FHIR_PLUGIN_TX_RESOURCE_MEMORY", 128, int,
+            "memory in MiB per worker for what requests bring (tx-resources, their overlays, what is computed "
+            "from them, inline value sets and maps), kept for the next request; beyond it the least recently "
+            "used go; 0 keeps none"),
     Setting("FHIR_PLUGIN_MAX_PACKAGE_BYTES", 256 * 1024 * 1024, int,
             "the largest uncompressed size of one FHIR package being loaded (decompression bombs)"),
     Setting("FHIR_PLUGIN_MAX_MEMBER_BYTES", 128 * 1024 * 1024, int,

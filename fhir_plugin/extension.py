@@ -51,7 +51,8 @@ class FhirTerminology:
             service = load_service(content_paths(settings), cache=compiled, limits=Limits.from_settings(settings))
         loaded = load_dir(settings)
         store = ContentStore(loaded, Limits.from_settings(settings), LoadBounds.from_settings(settings)) if loaded else None
-        runtime = Runtime(service, store, answer_cache=settings["FHIR_PLUGIN_ANSWER_CACHE"], compiled=compiled)
+        runtime = Runtime(service, store, answer_cache=settings["FHIR_PLUGIN_ANSWER_CACHE"], compiled=compiled,
+                          request_memory=settings["FHIR_PLUGIN_TX_RESOURCE_MEMORY"] * 1024 * 1024)
         app.extensions["fhir_plugin"] = PluginState(runtime, settings, __version__)
         app.register_blueprint(admin, url_prefix=f"{prefix}/admin")
         default = FhirVersion(settings["FHIR_PLUGIN_DEFAULT_VERSION"])
@@ -61,8 +62,9 @@ class FhirTerminology:
 
 
 def cache_stats(app: Flask) -> dict[str, CacheStats]:
-    """The figures of every cache behind `app`'s FHIR endpoints (size, hits, misses), by name:
-    answers, tx-resources, tx-overlays, inline-resources, evaluations, supplemented-code-systems
-    and, when content was read through it, compiled-content."""
+    """The figures of every cache behind `app`'s FHIR endpoints (size, hits, misses, evictions), by
+    name: answers, tx-resources, tx-overlays, inline-resources, tx-evaluations,
+    tx-supplemented-code-systems, evaluations, supplemented-code-systems and, when content was read
+    through it, compiled-content."""
     state: PluginState = app.extensions["fhir_plugin"]
     return state.runtime.cache_stats()

@@ -2,8 +2,8 @@
 
 - every import in fhir_plugin/ (function-level and TYPE_CHECKING ones included) points down the
   layers or stays inside its own, and no two modules import each other, however indirectly;
-- the engine imports only itself, fhirversions and the standard library (and cachetools, and re2
-  in terminology/patterns.py only);
+- the engine imports only itself, fhirversions and the standard library (and re2 in
+  terminology/patterns.py only);
 - no module imports another module's _private names;
 - no Flask (or Werkzeug) below the web layer, and none in the client;
 - only config.py reads the environment, and every FHIR_PLUGIN_* name in the code is a setting of
@@ -39,7 +39,7 @@ LAYER_OF: dict[str, str] = {
 }
 # Beside itself, fhirversions and the standard library: third-party modules, and the engine modules
 # that may import them (None: any). re2 is untyped: one module wraps it in types.
-ENGINE_MAY_IMPORT: dict[str, set[str] | None] = {"cachetools": None, "re2": {"terminology.patterns"}}
+ENGINE_MAY_IMPORT: dict[str, set[str] | None] = {"re2": {"terminology.patterns"}}
 FLASK = {"flask", "werkzeug"}
 
 

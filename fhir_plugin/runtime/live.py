@@ -21,7 +21,7 @@ from ..terminology.errors import TerminologyError
 from ..terminology.service import TerminologyService
 from .answers import AnswerCache
 from .compiled import CompiledContentCache
-from .overlay import RequestResources
+from .overlay import DEFAULT_MEMORY, RequestResources
 from .store import Change, ContentStore, Layer
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,16 @@ DEFAULT_ANSWER_CACHE = 2048
 
 class Runtime:
     def __init__(self, base: TerminologyService, store: ContentStore | None = None, *,
-                 answer_cache: int = DEFAULT_ANSWER_CACHE, compiled: CompiledContentCache | None = None):
+                 answer_cache: int = DEFAULT_ANSWER_CACHE, compiled: CompiledContentCache | None = None,
+                 request_memory: int = DEFAULT_MEMORY):
         """Raises InvalidContent if the store holds content that cannot be loaded: a start-up
         with broken content stops, as it does for FHIR_PLUGIN_CONTENT. `compiled` is the on-disk
-        cache `base` was read through, if any (for its figures)."""
+        cache `base` was read through, if any (for its figures). `request_memory`: the bytes kept
+        of what requests bring (tx-resources, inline resources) and of what is computed from it."""
         self.base = base
         self.store = store
         self.compiled = compiled
-        self.requests = RequestResources()
+        self.requests = RequestResources(request_memory)
         self.answers = AnswerCache(answer_cache)
         self.problems: dict[str, str] = {}  # file -> why it cannot be served (its version before, if any, is)
         self._lock = threading.Lock()

@@ -10,17 +10,20 @@ taken away, copying the rest (content loaded into a running server, a file at a 
 A registry takes its resources as given: refusing two different resources under one url|version
 or id is the loader's job (fhir_plugin.content.canonicals), which knows where each came from.
 What the engine keeps while it answers (evaluated value sets, supplemented code systems) is in the
-registry's `caches`, which an overlay shares with the registry below it.
+registry's `caches`, which an overlay shares with the registry below it unless given its own (the
+runtime gives the overlays of tx-resources caches bounded by bytes). What is computed from the
+resources of lower layers alone is kept there, under that layer's token (`home`): a thousand
+overlays over the same content share one evaluation of it.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Set
 from typing import Any
 
-from .caching import BoundedCache, CacheStats
+from .caching import BoundedCache, Budget, CacheStats
 from .compile import compile_code_system, compile_concept_map, compile_resource_entry
 from .errors import UnknownCodeSystem, UnknownConceptMap
 from .models import CodeSystemEntry, ConceptMapEntry, ResourceEntry
@@ -30,12 +33,21 @@ SEARCHABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 
 VersionKey = tuple[tuple[int, int, str], ...]
 Compiled = CodeSystemEntry | ConceptMapEntry | ResourceEntry
-# a code system with supplements applied: ((the base, *the supplements), the merged entry); the
-# objects are kept so that their ids, the cache key, cannot be reused while the entry lives
-Supplemented = tuple[tuple[CodeSystemEntry, ...], CodeSystemEntry]
-# About 30 MB per process at most: the whole ICD-10-CM three times over (a Member is about 100 bytes).
+# a code system with supplements applied: ((the base, *the supplements), the merged entry, the
+# bytes of request-made layers it keeps alive); the objects are kept so that their ids, the cache
+# key, cannot be reused while the entry lives
+Supplemented = tuple[tuple[CodeSystemEntry, ...], CodeSystemEntry, int]
+# About 120 MB per process at most: the whole ICD-10-CM three times over, at EVALUATED_MEMBER_BYTES.
 MAX_EVALUATED_MEMBERS = 300_000
 MAX_SUPPLEMENTED = 64
+# What an evaluation keeps per member, measured (tracemalloc) on the whole ICD-10-CM: the Member
+# (112 bytes with its place in the list), the text filter's index over the members (about 110)
+# and the index by code that $validate-code builds (about 127), rounded up. The words of each
+# concept, kept on the code system entry, are counted with the entry.
+EVALUATED_MEMBER_BYTES = 400
+# A code system with supplements applied: its own dictionary of every concept (about 40 bytes an
+# entry), the merged concepts, and the words the text filter keeps per concept (about 175).
+SUPPLEMENTED_CONCEPT_BYTES = 250
 
 
 def version_key(version: str | None) -> VersionKey:
@@ -49,14 +61,33 @@ def _members(evaluation: Any) -> int:
     return len(evaluation.members)
 
 
+def _evaluation_bytes(evaluation: Any) -> int:
+    return len(evaluation.members) * EVALUATED_MEMBER_BYTES + int(evaluation.held_bytes)
+
+
+def _supplemented_bytes(kept: Supplemented) -> int:
+    return len(kept[1].concepts) * SUPPLEMENTED_CONCEPT_BYTES + kept[2]
+
+
 class RegistryCaches:
     """What the engine keeps per loaded content: evaluated value sets (bounded by their members)
     and code systems with supplements applied. Keys start with the registry's `token`, so the
-    overlays of one base share the bound without sharing answers."""
+    overlays of one base share the bound without sharing answers.
 
-    def __init__(self, max_members: int = MAX_EVALUATED_MEMBERS, max_supplemented: int = MAX_SUPPLEMENTED):
-        self.evaluations: BoundedCache[Any] = BoundedCache("evaluations", max_members, _members)
-        self.supplemented: BoundedCache[Supplemented] = BoundedCache("supplemented-code-systems", max_supplemented)
+    With a `budget` both are bounded by estimated bytes instead, within that budget (shared with
+    other caches: the runtime's for tx-resources), and their names start with `tx-`. Their
+    entries count the bytes of the request-made layers they keep alive (`Registry.held_bytes`)."""
+
+    def __init__(self, max_members: int = MAX_EVALUATED_MEMBERS, max_supplemented: int = MAX_SUPPLEMENTED,
+                 budget: Budget | None = None):
+        self.evaluations: BoundedCache[Any]
+        self.supplemented: BoundedCache[Supplemented]
+        if budget is None:
+            self.evaluations = BoundedCache("evaluations", max_members, _members)
+            self.supplemented = BoundedCache("supplemented-code-systems", max_supplemented)
+        else:
+            self.evaluations = BoundedCache("tx-evaluations", 0, _evaluation_bytes, budget)
+            self.supplemented = BoundedCache("tx-supplemented-code-systems", 0, _supplemented_bytes, budget)
 
     def stats(self) -> list[CacheStats]:
         return [self.evaluations.stats, self.supplemented.stats]
@@ -67,12 +98,16 @@ _tokens = itertools.count()
 
 class Registry:
     def __init__(self, resources: Iterable[dict[str, Any]] = (), parent: Registry | None = None,
-                 compiled: Iterable[Compiled] | None = None, caches: RegistryCaches | None = None):
+                 compiled: Iterable[Compiled] | None = None, caches: RegistryCaches | None = None,
+                 size: int = 0):
         """`resources` are validated R5 dicts. `compiled` gives entries compiled earlier (the
         overlay cache) instead. An overlay keeps two versions of a map under one canonical, since a
-        client may send both. `caches`: the parent's for an overlay, else new ones."""
+        client may send both. `caches`: the parent's for an overlay, else new ones. `size`: the
+        bytes its own entries keep, as its maker estimates them, where they are counted against a
+        budget (0: content, not counted)."""
         self.parent = parent
         self.token = next(_tokens)
+        self.size = size
         self.caches: RegistryCaches = caches or (parent.caches if parent is not None else RegistryCaches())
         self._code_systems: dict[str, list[CodeSystemEntry]] = {}
         self._concept_maps: list[ConceptMapEntry] = []
@@ -97,6 +132,9 @@ class Registry:
                     self._by_id.setdefault((rtype, generic.id), generic)
         for url in touched:
             self._code_systems[url].sort(key=lambda e: version_key(e.version), reverse=True)
+        # the canonicals whose look-ups this layer answers itself (or changes): code systems,
+        # supplements and value sets, what value set evaluation looks up
+        self.urls = frozenset([*self._code_systems, *(e.url for e in self._entries["ValueSet"] if e.url)])
 
     def changed(self, added: Iterable[Compiled] = (), removed: Iterable[dict[str, Any]] = ()) -> Registry:
         """A registry like this one (same parent, same caches, a new token) without the entries of
@@ -106,6 +144,7 @@ class Registry:
         gone = {id(resource): resource for resource in removed}
         changed = Registry.__new__(Registry)
         changed.parent, changed.caches, changed.token = self.parent, self.caches, next(_tokens)
+        changed.size = self.size
         changed._code_systems = dict(self._code_systems)
         changed._concept_maps = [cm for cm in self._concept_maps if id(cm.resource) not in gone]
         changed._entries = {rtype: ([e for e in entries if id(e.resource) not in gone]
@@ -141,6 +180,29 @@ class Registry:
         # the one it was pickled with may belong to another registry here.
         self.__dict__.update(state)
         self.token = next(_tokens)
+
+    # --- layers ---
+
+    def layers(self) -> Iterator[Registry]:
+        """This registry, then the ones below it."""
+        layer: Registry | None = self
+        while layer is not None:
+            yield layer
+            layer = layer.parent
+
+    def home(self, urls: Set[str]) -> Registry:
+        """The lowest layer that answers every look-up of `urls` as this registry does: the topmost
+        that defines one of them, else the bottom one. What was computed from look-ups of `urls`
+        alone is the same for every registry over that layer that defines none of them itself."""
+        layer = self
+        while layer.parent is not None and layer.urls.isdisjoint(urls):
+            layer = layer.parent
+        return layer
+
+    def held_bytes(self) -> int:
+        """The bytes counted for this layer and those below it (see `size`): what an object made
+        from their entries may keep alive."""
+        return sum(layer.size for layer in self.layers())
 
     # --- code systems ---
 

@@ -44,12 +44,14 @@ def _merge(concept: Concept, extra: Concept, source: str) -> Concept:
 def apply_supplements(registry: Registry, cs: CodeSystemEntry, supplements: list[CodeSystemEntry]
                       ) -> CodeSystemEntry:
     """`cs` with `supplements` merged in (the same entry when there are none). Merged entries are
-    kept in the registry's cache, keyed by the identity of the base and its supplements; the
-    objects are kept with the entry so that their ids cannot be reused while it lives."""
+    kept in the cache of the lowest layer of the registry that holds the same versions of them
+    (`Registry.home`), keyed by the identity of the base and its supplements; the objects are
+    kept with the entry so that their ids cannot be reused while it lives."""
     if not supplements:
         return cs
     key = (id(cs), *map(id, supplements))
-    cached = registry.caches.supplemented.get(key)
+    home = registry.home({cs.url, *(s.url for s in supplements)})
+    cached = home.caches.supplemented.get(key)
     if cached is not None:
         return cached[1]
     concepts = dict(cs.concepts)
@@ -62,5 +64,5 @@ def apply_supplements(registry: Registry, cs: CodeSystemEntry, supplements: list
         definitions.extend(d for d in supplement.property_definitions if d.code not in known)
     # new designations: the words the text filter matches are those of the merged concepts
     merged = replace(cs, concepts=concepts, property_definitions=tuple(definitions), search_words={})
-    registry.caches.supplemented.put(key, ((cs, *supplements), merged))
+    home.caches.supplemented.put(key, ((cs, *supplements), merged, home.held_bytes()))
     return merged

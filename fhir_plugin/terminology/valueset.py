@@ -82,6 +82,11 @@ class Evaluation:
     multi_version_systems: set[str] = field(default_factory=set)  # systems compose names in two versions
     # what $expand's text filter builds over `members` once, shared by the copies of a kept evaluation
     search: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # every canonical url looked up in the registry (found or not): the evaluation is the same in
+    # any registry that answers these look-ups the same way (see Registry.home)
+    consulted: set[str] = field(default_factory=set, repr=False, compare=False)
+    # the bytes of request-made layers (tx-resources) its members may keep alive, once kept
+    held_bytes: int = field(default=0, repr=False, compare=False)
 
     def merge(self, other: Evaluation) -> None:
         for name in ("used_code_systems", "used_value_sets", "used_supplements", "used_fragments", "warnings",
@@ -89,6 +94,7 @@ class Evaluation:
             mine = getattr(self, name)
             mine.extend(x for x in getattr(other, name) if x not in mine)
         self.multi_version_systems |= other.multi_version_systems
+        self.consulted |= other.consulted
 
 
 def members_with_code(evaluation: Evaluation, code: str) -> list[Member]:
@@ -159,6 +165,7 @@ def _pick(versions: list[CodeSystemEntry], pattern: str) -> CodeSystemEntry | No
 def choose_code_system(registry: Registry, system: str, version: str | None, options: EvaluationOptions,
                        evaluation: Evaluation) -> CodeSystemEntry | None:
     """The code system version an include uses (None: not loaded, UnknownCodeSystem: no such version)."""
+    evaluation.consulted.add(system)
     versions = [cs for cs in registry.code_system_versions(system) if cs.content != "supplement"]
     if not versions:
         return None
@@ -186,6 +193,7 @@ def _supplements(registry: Registry, cs: CodeSystemEntry, wanted: list[str], eva
     """`cs` with those of the `wanted` supplements that supplement it applied."""
     applied = []
     for canonical in wanted:
+        evaluation.consulted.add(canonical.partition("|")[0])
         found = find_supplement(registry, canonical)
         if found is None:
             raise UnknownSupplement("VALUESET_SUPPLEMENT_MISSING", supplement=canonical)
@@ -197,7 +205,7 @@ def _supplements(registry: Registry, cs: CodeSystemEntry, wanted: list[str], eva
 
 
 def _imported_value_set(registry: Registry, canonical: str, options: EvaluationOptions,
-                        contained: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+                        contained: list[dict[str, Any]], evaluation: Evaluation) -> tuple[dict[str, Any], bool]:
     """(ValueSet, is it contained) for an include.valueSet entry; `#id` names a contained resource."""
     if canonical.startswith("#"):
         found = next((r for r in contained if r.get("resourceType") == "ValueSet" and r.get("id") == canonical[1:]),
@@ -205,6 +213,7 @@ def _imported_value_set(registry: Registry, canonical: str, options: EvaluationO
         if found is None:
             raise UnknownValueSet("Unable_to_resolve_value_Set_", value_set=canonical)
         return found, True
+    evaluation.consulted.add(canonical.partition("|")[0])
     return resolve_value_set(registry, canonical, options=options), False
 
 
@@ -219,7 +228,7 @@ def _include(registry: Registry, include: dict[str, Any], evaluation: Evaluation
     imported: list[set[tuple[str, str]]] = []
     imported_members: list[Member] = []
     for canonical in include.get("valueSet", []):
-        value_set, is_contained = _imported_value_set(registry, canonical, options, contained)
+        value_set, is_contained = _imported_value_set(registry, canonical, options, contained, evaluation)
         sub = _evaluate(registry, value_set, options, path)
         used = canonical_of(value_set)
         # a contained ValueSet is part of the one being expanded, not a separate resource used
@@ -397,7 +406,11 @@ def evaluate(registry: Registry, value_set: dict[str, Any], options: EvaluationO
     nearly all its time listing members (98,000 for the whole system). The list depends only on the
     registry (immutable once built), the ValueSet and the request's version rules, so it is kept in
     the registry's bounded cache: `members` of the result is shared and must not be changed in place;
-    the other lists are the caller's own."""
+    the other lists are the caller's own.
+
+    It is kept in the lowest layer of the registry that answers each of its look-ups the same way
+    (`Registry.home`), under that layer's token: an evaluation of the loaded content asked for in
+    requests that each bring other tx-resources is computed and kept once, not once per overlay."""
     chosen = options or EvaluationOptions()
     return _kept(registry, value_set, chosen, lambda: _evaluate(registry, value_set, chosen, ()))
 
@@ -408,9 +421,22 @@ def _kept(registry: Registry, value_set: dict[str, Any], options: EvaluationOpti
         text = json.dumps(value_set, sort_keys=True)
     except (TypeError, ValueError):
         return compute()
-    key = (registry.token, hashlib.sha256(text.encode()).digest(), repr(options))
-    kept: Evaluation = registry.caches.evaluations.get_or_compute(key, compute)
+    rest = (hashlib.sha256(text.encode()).digest(), repr(options))
+    kept: Evaluation | None = None
+    for layer in registry.layers():
+        # the evaluation kept there holds for this registry if no layer above it changes its look-ups
+        kept = layer.caches.evaluations.find((layer.token, *rest),
+                                             lambda found: registry.home(found.consulted) is layer)
+        if kept is not None:
+            break
+    if kept is None:
+        kept = compute()
+        home = registry.home(kept.consulted)
+        kept.held_bytes = home.held_bytes()
+        home.caches.evaluations.missed()
+        home.caches.evaluations.put((home.token, *rest), kept)
     changes: dict[str, Any] = {f.name: list(getattr(kept, f.name)) for f in dataclasses.fields(kept)
                                if isinstance(getattr(kept, f.name), list) and f.name != "members"}
     changes["multi_version_systems"] = set(kept.multi_version_systems)
+    changes["consulted"] = set(kept.consulted)
     return dataclasses.replace(kept, **changes)

@@ -1,4 +1,4 @@
-"""The admin endpoints: load content into the running server, list it, unload it.
+"""The admin endpoints: load content into the running server, list it, unload it; the caches' figures.
 
 Off unless FHIR_PLUGIN_ADMIN_TOKEN is set (403), and then only with that bearer token (401): no
 endpoint that changes what the server serves is open by default. They are not FHIR operations, so
@@ -99,6 +99,16 @@ def content_file(name: str) -> Response:
     _allow("DELETE")
     change = state.runtime.unload(name)
     return _json(_information([f"{change.name}: unloaded; every worker stops serving it from the next request"]))
+
+
+@admin.route("/caches", methods=ALL_METHODS)
+def caches() -> Response:
+    """GET: the figures of every cache of the worker that answers (each worker has its own)."""
+    state = _authorized()
+    _allow("GET")
+    return _json({name: {"entries": s.entries, "size": s.size, "maxsize": s.maxsize, "hits": s.hits,
+                         "misses": s.misses, "evictions": s.evictions}
+                  for name, s in state.runtime.cache_stats().items()})
 
 
 @admin.errorhandler(TerminologyError)
