@@ -74,14 +74,17 @@ def _wait_until_ready(process: subprocess.Popen, server: LiveServer) -> None:
 
 
 @contextmanager
-def running_server(workers: int = 1, make_serve: bool = False) -> Iterator[LiveServer]:
+def running_server(workers: int = 1, make_serve: bool = False,
+                   settings: dict[str, str] | None = None) -> Iterator[LiveServer]:
     """Start `python -m fhir_plugin serve` on a free port, wait for it, stop it afterwards.
 
     `make_serve`: start it the way `make serve` does instead, `.venv/bin/fhir-plugin serve`,
     with the port and the number of workers in FHIR_PLUGIN_PORT and FHIR_PLUGIN_WORKERS.
+    `settings`: FHIR_PLUGIN_* environment variables for the server.
     """
     port = free_port()
     environ = clean_environ()
+    environ.update(settings or {})
     if make_serve:
         command = [str(Path(sys.executable).with_name("fhir-plugin")), "serve"]
         environ.update(FHIR_PLUGIN_PORT=str(port), FHIR_PLUGIN_WORKERS=str(workers))

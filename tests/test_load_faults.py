@@ -180,18 +180,19 @@ def drive(base: str, seconds: float, clients: int = CLIENTS, during: Callable[[]
 
 
 def children(pid: int) -> set[int]:
-    """The live child processes of `pid`, from /proc (no psutil)."""
+    """The live worker processes of gunicorn's master `pid`, from /proc (no psutil): its children
+    but the nginx it starts in front."""
     found = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
+                name, fields = stat.read().split("(", 1)[1].rsplit(")", 1)
         except OSError:
             continue  # gone meanwhile
-        state, ppid = fields[0], int(fields[1])
-        if ppid == pid and state != "Z":
+        state, ppid = fields.split()[0], int(fields.split()[1])
+        if ppid == pid and state != "Z" and name != "nginx":
             found.add(int(entry))
     return found
 
