@@ -100,6 +100,9 @@ def choose_front(settings: Mapping[str, Any]) -> tuple[str | None, str | None]:
     front = str(settings["FHIR_PLUGIN_FRONT"]).lower()
     if front not in FRONTS:
         raise SystemExit(f"fhir-plugin: FHIR_PLUGIN_FRONT must be one of {', '.join(FRONTS)}, not {front!r}")
+    for name in ("FHIR_PLUGIN_CLIENT_TIMEOUT", "FHIR_PLUGIN_WORKER_TIMEOUT"):
+        if int(settings[name]) < 1:  # 0 would be no time at all to nginx, and no timeout to gunicorn
+            raise SystemExit(f"fhir-plugin: {name} must be at least 1 (seconds), not {settings[name]}")
     if front == "none":
         return None, None
     nginx = find_nginx()
@@ -244,19 +247,18 @@ class NginxFront:
         self._wait_listening()
 
     def _wait_listening(self, seconds: float = 10.0) -> None:
-        """Until nginx accepts connections; a start that fails (the port is taken) ends here."""
+        """Until nginx has its port; a start that fails (the port is taken) ends here. nginx
+        writes its pid file once it has bound its ports (a connection would not tell: whatever
+        holds a taken port accepts it)."""
         assert self.process is not None
         deadline = time.monotonic() + seconds
-        address = "127.0.0.1" if self.host in ("0.0.0.0", "") else "::1" if self.host == "::" else self.host
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"nginx could not start (exit status {self.process.returncode}; its message "
                                    f"is above)")
-            try:
-                socket.create_connection((address, self.port), timeout=1).close()
+            if (self.directory / "nginx.pid").exists():
                 return
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
 
     def check(self) -> None:
         from gunicorn.errors import HaltServer
@@ -316,8 +318,8 @@ def run_gunicorn(app: Any, host: str, port: int, workers: int, settings: Mapping
                 try:
                     front.start()
                 except RuntimeError as failed:
+                    self.stop()  # first: it removes the workers' socket from the front's directory
                     front.stop()
-                    self.stop()
                     raise SystemExit(f"fhir-plugin: {failed}") from None
 
         def manage_workers(self) -> None:

@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ import requests
 from fhir_plugin.config import load_settings
 from fhir_plugin.server import NGINX_INSTALL, choose_front, find_nginx, nginx_config, nginx_outcomes
 from helpers import CPT, DISPLAY_97116, FHIR_JSON, ICD
-from live_server import LiveServer, running_server
+from live_server import LiveServer, clean_environ, running_server
 
 BOUND = 10.0  # seconds: generous, on a shared machine; the timeouts below are 1 s
 CLIENT_TIMEOUT = 1
@@ -267,6 +268,31 @@ def test_without_nginx_auto_falls_back_with_the_install_command(monkeypatch):
         choose_front(load_settings({"FHIR_PLUGIN_FRONT": "nginx"}, environ={}))
     assert str(refused.value) == (
         "fhir-plugin: FHIR_PLUGIN_FRONT=nginx, but nginx is not installed (apt-get install nginx)")
+
+
+@pytest.mark.parametrize("name", ["FHIR_PLUGIN_CLIENT_TIMEOUT", "FHIR_PLUGIN_WORKER_TIMEOUT"])
+def test_timeouts_are_at_least_a_second(name):
+    with pytest.raises(SystemExit) as refused:
+        choose_front(load_settings({name: 0}, environ={}))
+    assert str(refused.value) == f"fhir-plugin: {name} must be at least 1 (seconds), not 0"
+
+
+@needs_nginx
+def test_a_port_nginx_cannot_take_stops_the_start_with_its_message():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        environ = clean_environ() | SETTINGS | {"FHIR_PLUGIN_PORT": str(port), "FHIR_PLUGIN_FRONT": "nginx"}
+        started = subprocess.run([str(Path(sys.executable).with_name("fhir-plugin")), "serve"], env=environ,
+                                 capture_output=True, text=True, timeout=120)
+    assert started.returncode == 1
+    assert f"bind() to 127.0.0.1:{port} failed (98: Address already in use)" in started.stderr
+    assert started.stderr.splitlines()[-1] == (
+        "fhir-plugin: nginx could not start (exit status 1; its message is above)")
+    [directory] = [line.split("Listening at: unix:", 1)[1].split(" ")[0] for line in started.stderr.splitlines()
+                   if "Listening at: unix:" in line]
+    assert not Path(directory).parent.exists()
 
 
 @needs_nginx
