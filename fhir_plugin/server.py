@@ -230,6 +230,9 @@ class NginxFront:
         self.directory = Path(tempfile.mkdtemp(prefix="fhir-plugin-nginx-"))
         self.socket_path = self.directory / "gunicorn.sock"
         self.process: subprocess.Popen[bytes] | None = None
+        # The workers fork from the master with this object and leave through the same frames
+        # (gunicorn ends a worker with SystemExit); only the master may stop what it started.
+        self.owner = os.getpid()
 
     def start(self) -> None:
         import json
@@ -267,6 +270,8 @@ class NginxFront:
             raise HaltServer("nginx in front stopped; stopping the workers", 1)
 
     def stop(self) -> None:
+        if os.getpid() != self.owner:
+            return
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:

@@ -337,6 +337,18 @@ def listening_directory(server: LiveServer) -> Path:
     return Path(socket_path).parent
 
 
+def test_a_worker_that_leaves_leaves_the_front_alone(server):
+    """gunicorn ends a worker (stopped, or past FHIR_PLUGIN_WORKER_TIMEOUT) with SystemExit, through
+    the frames it forked in: the front those frames started is the master's to stop, not its."""
+    nginx, directory = nginx_of(server), listening_directory(server)
+    worker = next(pid for pid in map(int, Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split())
+                  if pid != nginx)
+    os.kill(worker, signal.SIGTERM)
+    assert gone(worker, BOUND)
+    lookup_is_answered(server)
+    assert nginx_of(server) == nginx and (directory / "nginx.conf").is_file()
+
+
 @needs_nginx
 def test_the_server_stops_and_cleans_up_when_its_nginx_dies():
     """So that a supervisor (deploy/fhir-plugin.service) starts both again."""
