@@ -163,8 +163,9 @@ def nginx_config(directory: Path, host: str, port: int, upstream: str, settings:
     temp = " ".join(f"{kind}_temp_path {directory}/{kind};" for kind in ("client_body", "proxy", "fastcgi",
                                                                        "uwsgi", "scgi"))
     return f"""# Written by fhir-plugin serve for this run; deploy/nginx.conf is the one for a system nginx.
-{user}worker_processes 1;
-worker_rlimit_nofile 8192;
+{user}# One process, the server's child: a master's workers would outlive a master that is killed
+# (and keep the port), where this one is stopped by the kernel when the server dies (_child_setup).
+master_process off;
 pid {directory}/nginx.pid;
 error_log stderr error;
 events {{
@@ -209,16 +210,22 @@ http {{
 """
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: Linux sends it SIGTERM when the server's master dies, however it
-    dies, so that no nginx outlives the workers it fronts. Elsewhere, nothing."""
+def _child_setup() -> None:
+    """In nginx's process before exec: Linux sends it SIGTERM when the server's master dies, however
+    it dies, so that no nginx outlives the workers it fronts (elsewhere, nothing); and as many open
+    files as its 4096 connections need (two each), as far as the hard limit allows."""
     import ctypes
+    import resource
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 8192 if hard == resource.RLIM_INFINITY else min(8192, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 class NginxFront:
@@ -246,7 +253,7 @@ class NginxFront:
         config = self.directory / "nginx.conf"
         config.write_text(nginx_config(self.directory, self.host, self.port, str(self.socket_path), self.settings))
         self.process = subprocess.Popen([self.binary, "-p", str(self.directory), "-e", "stderr", "-c", str(config),
-                                         "-g", "daemon off;"], preexec_fn=_die_with_parent)
+                                         "-g", "daemon off;"], preexec_fn=_child_setup)
         self._wait_listening()
 
     def _wait_listening(self, seconds: float = 10.0) -> None:
