@@ -21,9 +21,12 @@ before it hands it to a worker, and takes a worker's answer at once (spooling a 
 so that the worker is free whatever the client does. Clients may keep their connections to nginx
 open; nginx opens one Unix-socket connection per request to the workers, as the sync workers
 want. Measured against the alternatives (the README's "Slow clients" section has the figures):
-gthread holds a thread per slow client (enough of them starve it); gevent workers hold slow
-clients but keep a whole answer in memory per client that never reads; granian (its own Rust
-I/O loop) was starved by two clients sending a body at a byte a second; nginx held every attack.
+gthread held the attacks we ran, but a thread stays with a client sending its headers slowly
+(enough of them starve it); gevent workers held them all, but (by design, not measured) a client
+that never reads keeps its whole answer in the worker's memory, and gevent patches the standard
+library after the content is loaded; granian (its own Rust I/O loop) was starved by two clients
+sending a body at a byte a second. nginx held every attack, spools large answers to disk, and is
+what deploy/ puts in front in production anyway.
 
 nginx is a Debian package, not a Python one. Without it (FHIR_PLUGIN_FRONT=auto), `fhir-plugin
 serve` says so, with the command that installs it, and serves with gunicorn alone, as before;
