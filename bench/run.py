@@ -30,7 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from fhir_plugin.server import WORKER_SETTINGS  # noqa: E402 - the settings both servers run with
+from fhir_plugin.config import load_settings  # noqa: E402
+from fhir_plugin.server import WORKER_SETTINGS, describe_front  # noqa: E402 - the settings both servers run with
 RESULTS = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
 CPT, ICD = "http://www.ama-assn.org/go/cpt", "http://hl7.org/fhir/sid/icd-10-cm"
@@ -196,7 +197,8 @@ def wrk(binary: str, url: str, connections: int, seconds: int, body: dict | str 
 
 def report(rows: list[dict], baseline: dict[int, dict], meta: dict) -> str:
     lines = [f"# Throughput and latency ({meta['date']})", "",
-             f"Server: `fhir-plugin serve`, {meta['workers']} {meta['worker_settings']}; baseline: a hello-world Flask "
+             f"Server: `fhir-plugin serve`, {meta['workers']} {meta['worker_settings']}, {meta['front']}; baseline: a "
+             "hello-world Flask "
              f"app under the same gunicorn settings. wrk, {meta['seconds']} s per cell, loopback, "
              f"{meta['cpus']} CPUs. Ratio = requests/s divided by the baseline's at the same connection count, "
              "measured right before that cell (the baseline rows are the average of those measurements). Every "
@@ -242,16 +244,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per cell (default 5)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, for both servers (default 2)")
+    parser.add_argument("--front", choices=("auto", "nginx", "none"), default="auto",
+                        help="FHIR_PLUGIN_FRONT, for both servers (default auto, as `make serve`)")
     args = parser.parse_args()
     binary = ensure_wrk()
     server_port, baseline_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_PLUGIN_")}
+    env["FHIR_PLUGIN_FRONT"] = args.front
     server = start([str(BIN / "fhir-plugin"), "serve", "--port", str(server_port), "--workers", str(args.workers)],
                    server_port, "/r4/metadata", env)
     baseline_cmd = [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); from baseline_app import app; "
                     f"from fhir_plugin.server import run_gunicorn; run_gunicorn(app, '127.0.0.1', {baseline_port}, "
                     f"{args.workers})"]
-    base = start(baseline_cmd, baseline_port, "/hello")
+    base = start(baseline_cmd, baseline_port, "/hello", env)
     rows: list[dict] = []
     samples: dict[int, list[dict]] = {1: [], 8: []}
     try:
@@ -276,7 +281,7 @@ def main() -> int:
     baseline = {c: {k: sum(s[k] for s in runs) / len(runs) for k in ("rps", "p50_ms", "p99_ms", "non_2xx")}
                 for c, runs in samples.items()}
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "workers": args.workers,
-            "worker_settings": WORKER_SETTINGS,
+            "worker_settings": WORKER_SETTINGS, "front": describe_front(load_settings(environ=env)),
             "seconds": args.seconds, "cpus": os.cpu_count()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "throughput.json").write_text(json.dumps({"meta": meta, "baseline": baseline, "rows": rows}, indent=2))

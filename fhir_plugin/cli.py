@@ -44,18 +44,20 @@ from .version import __version__
 
 def _serve(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     from .app import create_app
-    from .server import run_gunicorn
+    from .server import describe_front, run_gunicorn
 
     host = args.host or settings["FHIR_PLUGIN_HOST"]
     port = settings["FHIR_PLUGIN_PORT"] if args.port is None else args.port
     workers = settings["FHIR_PLUGIN_WORKERS"] if args.workers is None else args.workers
+    front = describe_front(settings)  # a bad FHIR_PLUGIN_FRONT stops the start before the content loads
     # Loaded here, before gunicorn forks, so that bad content stops the start with a one-line message.
     app = create_app(server=True)
     base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     default = settings["FHIR_PLUGIN_DEFAULT_VERSION"]
     print(f"fhir-plugin {__version__} serving on {base} with {workers} worker(s)")
-    print(f"  R4: {base}/r4\n  R5: {base}/r5\n  {default} (default): {base}/fhir", flush=True)
-    run_gunicorn(app, host, port, workers)
+    print(f"  R4: {base}/r4\n  R5: {base}/r5\n  {default} (default): {base}/fhir\n  front: {front}",
+          flush=True)
+    run_gunicorn(app, host, port, workers, settings)
     return 0
 
 

@@ -39,6 +39,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FHIR_PLUGIN_HOST", "127.0.0.1", str, "the address `fhir-plugin serve` listens on"),
     Setting("FHIR_PLUGIN_PORT", 8080, int, "the port `fhir-plugin serve` listens on"),
     Setting("FHIR_PLUGIN_WORKERS", 2, int, "gunicorn worker processes of `fhir-plugin serve`"),
+    Setting("FHIR_PLUGIN_FRONT", "auto", str,
+            "what `fhir-plugin serve` puts in front of its workers: auto (nginx if installed, else gunicorn alone, "
+            "with a warning), nginx (required), none (gunicorn alone, behind a proxy of your own)"),
+    Setting("FHIR_PLUGIN_CLIENT_TIMEOUT", 10, int,
+            "seconds nginx in front waits for a client: to send the request head, between two reads of its body, "
+            "between two writes of the answer, and on an idle kept-alive connection"),
+    Setting("FHIR_PLUGIN_WORKER_TIMEOUT", 30, int,
+            "seconds a gunicorn worker may spend on one request before it is killed and replaced (a 502 behind "
+            "nginx)"),
     Setting("FHIR_PLUGIN_MAX_REQUEST_BYTES", 1_048_576, int, "the largest request body accepted (413 beyond it)"),
     Setting("FHIR_PLUGIN_BASE_URL", "", str,
             "the public base URL for links and CapabilityStatement.implementation; empty: from the request"),

@@ -1,26 +1,71 @@
-"""The production WSGI server: gunicorn, run in-process with the settings `make serve` uses.
+"""The production server: gunicorn's sync workers, behind an nginx that `fhir-plugin serve` starts.
 
-One function so that the benchmark's hello-world baseline runs under exactly the same server
-and worker settings as fhir_plugin itself.
+One function, `run_gunicorn`, so that the benchmark's hello-world baseline runs under exactly the
+same front, server and worker settings as fhir_plugin itself.
 
-Workers are gunicorn's sync workers, which close the connection after every response. Threaded
-workers (gthread) with keep-alive were measured against them (`make bench` conditions, 2 CPUs, 8
-connections, $lookup): more requests per second at the peak, but a p99 of 3-5 ms instead of 2 ms,
-because a worker's threads wait for one another (one runs Python at a time), and now and then a
-third of the throughput, when the long-lived connections landed mostly on one worker. Sync
-workers spread every request over the workers and keep the tail short. Clients that want to keep
-their connections open (and anything facing the internet) belong behind a reverse proxy such as
-nginx, which keeps them open and buffers slow clients; gunicorn's documentation recommends the
-same for sync workers.
+Workers are gunicorn's sync workers: one request at a time each, and the connection closed after
+every response. Threaded workers (gthread) with keep-alive were measured against them (`make
+bench` conditions, 2 CPUs, 8 connections, $lookup): more requests per second at the peak, but a
+p99 of 3-5 ms instead of 2 ms, because a worker's threads wait for one another (one runs Python at
+a time), and now and then a third of the throughput, when the long-lived connections landed mostly
+on one worker. Sync workers spread every request over the workers and keep the tail short.
+
+A sync worker reads its client with no timeout of its own, so on its own two idle sockets stop a
+two-worker server until gunicorn's worker timeout (30 s) kills the workers, and clients that
+reconnect, send their headers a byte a second or never read a large answer keep it stopped. So
+by default (FHIR_PLUGIN_FRONT=auto) nginx listens on the address and port, and gunicorn on a
+Unix socket in a private temporary directory: nginx holds any number of slow or idle clients in
+its event loop, times them out (FHIR_PLUGIN_CLIENT_TIMEOUT: the request head, each pause in the
+body, each pause while the client reads, an idle kept-alive connection), reads a request whole
+before it hands it to a worker, and takes a worker's answer at once (spooling a large one to disk)
+so that the worker is free whatever the client does. Clients may keep their connections to nginx
+open; nginx opens one Unix-socket connection per request to the workers, as the sync workers
+want. Measured against the alternatives (the README's "Slow clients" section has the figures):
+gthread held the attacks we ran, but a thread stays with a client sending its headers slowly
+(enough of them starve it); gevent workers held them all, but (by design, not measured) a client
+that never reads keeps its whole answer in the worker's memory, and gevent patches the standard
+library after the content is loaded; granian (its own Rust I/O loop) was starved by two clients
+sending a body at a byte a second. nginx held every attack, spools large answers to disk, and is
+what deploy/ puts in front in production anyway.
+
+nginx is a Debian package, not a Python one. Without it (FHIR_PLUGIN_FRONT=auto), `fhir-plugin
+serve` says so, with the command that installs it, and serves with gunicorn alone, as before;
+FHIR_PLUGIN_FRONT=nginx refuses to start without it; FHIR_PLUGIN_FRONT=none is gunicorn alone on
+purpose, for a server behind a reverse proxy of its own (deploy/nginx.conf, deploy/README).
+
+FHIR_PLUGIN_WORKER_TIMEOUT (gunicorn's `timeout`, 30 s): a worker that has not reported back for
+that long (one request running that long) is killed and replaced; nginx answers that request with
+a 502 OperationOutcome.
+
+Whatever refuses a request before the app sees it answers with an OperationOutcome: gunicorn's
+refusals through `write_outcome_error`, nginx's through the error pages written with its
+configuration (`nginx_outcomes`).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-
 WORKER_SETTINGS = "gunicorn sync workers (one connection per request)"  # for the benchmark report
+NGINX_INSTALL = "apt-get install nginx"  # Debian and Ubuntu; root's, or with sudo
+FRONTS = ("auto", "nginx", "none")
+# nginx is often in an sbin directory that is not on a user's PATH.
+_NGINX_PLACES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
+# Larger than gunicorn's limits (a request line of 4094 bytes, a header of 8190), so that gunicorn
+# refuses first, with its own words; nginx refuses only what is beyond even these.
+_HEADER_BUFFER = 16384
+_HEADER_BUFFERS = 4
+_OUTCOME_PATH = "/.fhir-plugin-outcome/"  # nginx's error pages; `internal`: no client can ask for them
 
 
 def write_outcome_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
@@ -40,12 +85,233 @@ def write_outcome_error(sock: socket.socket, status_int: int, reason: str, mesg:
     util.write_nonblock(sock, head + body)
 
 
-def run_gunicorn(app: Any, host: str, port: int, workers: int) -> None:
-    """Serve `app` until interrupted. The app is built before the fork (preload), so every worker
-    shares the one loaded index copy-on-write."""
+# --- the front: which, and its configuration ------------------------------------------------------
+
+
+def find_nginx() -> str | None:
+    """The nginx executable: on PATH, or in the sbin directories packages put it in."""
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return next((place for place in _NGINX_PLACES if os.access(place, os.X_OK)), None)
+
+
+def choose_front(settings: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(the nginx to start, or None for gunicorn alone; a warning to print, or None).
+    Raises SystemExit with a one-line message for a bad FHIR_PLUGIN_FRONT, or for `nginx` without
+    nginx installed."""
+    front = str(settings["FHIR_PLUGIN_FRONT"]).lower()
+    if front not in FRONTS:
+        raise SystemExit(f"fhir-plugin: FHIR_PLUGIN_FRONT must be one of {', '.join(FRONTS)}, not {front!r}")
+    for name in ("FHIR_PLUGIN_CLIENT_TIMEOUT", "FHIR_PLUGIN_WORKER_TIMEOUT"):
+        if int(settings[name]) < 1:  # 0 would be no time at all to nginx, and no timeout to gunicorn
+            raise SystemExit(f"fhir-plugin: {name} must be at least 1 (seconds), not {settings[name]}")
+    if front == "none":
+        return None, None
+    nginx = find_nginx()
+    if nginx:
+        return nginx, None
+    if front == "nginx":
+        raise SystemExit(f"fhir-plugin: FHIR_PLUGIN_FRONT=nginx, but nginx is not installed ({NGINX_INSTALL})")
+    return None, (f"nginx not found: serving with gunicorn alone, where slow or idle clients can hold every "
+                  f"worker; install nginx ({NGINX_INSTALL}) and start again, or set FHIR_PLUGIN_FRONT=none "
+                  f"behind a proxy of your own")
+
+
+def describe_front(settings: Mapping[str, Any]) -> str:
+    """What listens in front of the workers, in words (for the start-up banner and the benchmark)."""
+    nginx, _ = choose_front(settings)
+    if nginx is None:
+        return "gunicorn alone"
+    return f"nginx in front (client timeout {settings['FHIR_PLUGIN_CLIENT_TIMEOUT']} s)"
+
+
+# Status -> the text of nginx's own refusal. The status line's reason phrase comes first, as in
+# gunicorn's (write_outcome_error), then what was wrong.
+def nginx_outcomes(settings: Mapping[str, Any]) -> dict[int, str]:
+    client, worker = settings["FHIR_PLUGIN_CLIENT_TIMEOUT"], settings["FHIR_PLUGIN_WORKER_TIMEOUT"]
+    largest = _HEADER_BUFFER * _HEADER_BUFFERS
+    return {
+        400: "Bad Request: the request could not be read as HTTP/1.1",
+        404: "Not Found",
+        408: f"Request Timeout: the request was not received within {client} s",
+        413: f"Payload Too Large: the request body is longer than {settings['FHIR_PLUGIN_MAX_REQUEST_BYTES']} bytes",
+        414: f"URI Too Long: the request line is longer than {_HEADER_BUFFER} bytes",
+        431: f"Request Header Fields Too Large: a header is longer than {_HEADER_BUFFER} bytes, or all of them "
+             f"than {largest}",
+        500: "Internal Server Error",
+        502: f"Bad Gateway: no answer from the workers (a request that runs longer than {worker} s is "
+             f"stopped)",
+        503: "Service Unavailable: the workers are not reachable",
+        504: f"Gateway Timeout: no answer from the workers within {worker} s",
+    }
+
+
+def nginx_config(directory: Path, host: str, port: int, upstream: str, settings: Mapping[str, Any]) -> str:
+    """nginx.conf for an unprivileged nginx run with `-p directory`: listening on host:port,
+    passing requests to the gunicorn socket `upstream`, everything it writes inside `directory`."""
+    client = int(settings["FHIR_PLUGIN_CLIENT_TIMEOUT"])
+    worker = int(settings["FHIR_PLUGIN_WORKER_TIMEOUT"])
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    # nginx started by root would run its workers as `nobody`, who cannot reach the socket in this
+    # root-only directory: they run as the user who started the server instead.
+    user = ""
+    if os.geteuid() == 0:
+        import grp
+        import pwd
+
+        user = f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};\n"
+    errors = "\n".join(f"        error_page {494 if status == 431 else status} {'=431 ' if status == 431 else ''}"
+                       f"{_OUTCOME_PATH}{status}.json;" for status in nginx_outcomes(settings))
+    temp = " ".join(f"{kind}_temp_path {directory}/{kind};" for kind in ("client_body", "proxy", "fastcgi",
+                                                                       "uwsgi", "scgi"))
+    return f"""# Written by fhir-plugin serve for this run; deploy/nginx.conf is the one for a system nginx.
+{user}# One process, the server's child: a master's workers would outlive a master that is killed
+# (and keep the port), where this one is stopped by the kernel when the server dies (_child_setup).
+master_process off;
+pid {directory}/nginx.pid;
+error_log stderr error;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+    server_tokens off;
+    {temp}
+    upstream fhir_plugin_workers {{
+        server unix:{upstream};
+    }}
+    server {{
+        listen {listen} backlog=4096;
+        client_header_timeout {client}s;
+        client_body_timeout {client}s;
+        send_timeout {client}s;
+        keepalive_timeout {client}s;
+        reset_timedout_connection on;
+        large_client_header_buffers {_HEADER_BUFFERS} {_HEADER_BUFFER};
+        client_max_body_size {int(settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]) + 1};
+        client_body_buffer_size 128k;
+{errors}
+        location {_OUTCOME_PATH} {{
+            internal;
+            root {directory};
+            default_type application/fhir+json;
+            etag off;
+        }}
+        location / {{
+            proxy_pass http://fhir_plugin_workers;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_connect_timeout 5s;
+            proxy_send_timeout {worker + 5}s;
+            proxy_read_timeout {worker + 5}s;
+            proxy_buffer_size 16k;
+            proxy_buffers 32 16k;
+        }}
+    }}
+}}
+"""
+
+
+def _child_setup() -> None:
+    """In nginx's process before exec: Linux sends it SIGTERM when the server's master dies, however
+    it dies, so that no nginx outlives the workers it fronts (elsewhere, nothing); and as many open
+    files as its 4096 connections need (two each), as far as the hard limit allows."""
+    import ctypes
+    import resource
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 8192 if hard == resource.RLIM_INFINITY else min(8192, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+class NginxFront:
+    """nginx as a child of gunicorn's master: started once the workers' socket exists, checked on
+    every turn of the master's loop, stopped when the master stops."""
+
+    def __init__(self, binary: str, host: str, port: int, settings: Mapping[str, Any]) -> None:
+        self.binary, self.host, self.port, self.settings = binary, host, port, settings
+        self.directory = Path(tempfile.mkdtemp(prefix="fhir-plugin-nginx-"))
+        self.socket_path = self.directory / "gunicorn.sock"
+        self.process: subprocess.Popen[bytes] | None = None
+        # The workers fork from the master with this object and leave through the same frames
+        # (gunicorn ends a worker with SystemExit); only the master may stop what it started.
+        self.owner = os.getpid()
+
+    def start(self) -> None:
+        import json
+
+        from .terminology.outcome import http_outcome
+
+        pages = self.directory / _OUTCOME_PATH.strip("/")
+        pages.mkdir()
+        for status, text in nginx_outcomes(self.settings).items():
+            (pages / f"{status}.json").write_text(json.dumps(http_outcome(status, text)))
+        config = self.directory / "nginx.conf"
+        config.write_text(nginx_config(self.directory, self.host, self.port, str(self.socket_path), self.settings))
+        self.process = subprocess.Popen([self.binary, "-p", str(self.directory), "-e", "stderr", "-c", str(config),
+                                         "-g", "daemon off;"], preexec_fn=_child_setup)
+        self._wait_listening()
+
+    def _wait_listening(self, seconds: float = 10.0) -> None:
+        """Until nginx has its port; a start that fails (the port is taken) ends here. nginx
+        writes its pid file once it has bound its ports (a connection would not tell: whatever
+        holds a taken port accepts it)."""
+        assert self.process is not None
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx could not start (exit status {self.process.returncode}; its message "
+                                   f"is above)")
+            if (self.directory / "nginx.pid").exists():
+                return
+            time.sleep(0.05)
+
+    def check(self) -> None:
+        from gunicorn.errors import HaltServer
+
+        if self.process is not None and self.process.poll() is not None:
+            raise HaltServer("nginx in front stopped; stopping the workers", 1)
+
+    def stop(self) -> None:
+        if os.getpid() != self.owner:
+            return
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# --- gunicorn -------------------------------------------------------------------------------------
+
+
+def run_gunicorn(app: Any, host: str, port: int, workers: int, settings: Mapping[str, Any] | None = None) -> None:
+    """Serve `app` until interrupted, behind nginx unless FHIR_PLUGIN_FRONT says otherwise. The
+    app is built before the fork (preload), so every worker shares the one loaded index
+    copy-on-write. `settings`: FHIR_PLUGIN_FRONT, _CLIENT_TIMEOUT, _WORKER_TIMEOUT and
+    _MAX_REQUEST_BYTES (the environment's, or the defaults, when not given)."""
     import gc
 
     from gunicorn import util
+    from gunicorn.arbiter import Arbiter
+
+    from .config import load_settings
+
+    given: Mapping[str, Any] = load_settings() if settings is None else settings
+    nginx, warning = choose_front(given)
+    if warning:
+        print(f"fhir-plugin: {warning}", file=sys.stderr, flush=True)
+    front = NginxFront(nginx, host, port, given) if nginx else None
 
     # The content lives as long as the process: moving its objects (about a million with the
     # complete ICD-10-CM) out of the collector's generations keeps every later collection from
@@ -58,12 +324,34 @@ def run_gunicorn(app: Any, host: str, port: int, workers: int) -> None:
     # writer here changes nothing else (the workers fork from this process and inherit it).
     util.write_error = write_outcome_error
 
+    class FrontArbiter(Arbiter):
+        """gunicorn's master, which also starts, watches and stops the nginx in front."""
+
+        def start(self) -> None:
+            super().start()
+            if front is not None:
+                try:
+                    front.start()
+                except RuntimeError as failed:
+                    self.stop()  # first: it removes the workers' socket from the front's directory
+                    front.stop()
+                    raise SystemExit(f"fhir-plugin: {failed}") from None
+
+        def manage_workers(self) -> None:
+            if front is not None:
+                front.check()
+            super().manage_workers()
+
     class Server(BaseApplication):
         def load_config(self) -> None:
-            options = {"bind": f"{host}:{port}", "workers": workers, "preload_app": True,
+            bind = f"unix:{front.socket_path}" if front is not None else f"{host}:{port}"
+            options = {"bind": bind, "workers": workers, "preload_app": True,
+                       "timeout": int(given["FHIR_PLUGIN_WORKER_TIMEOUT"]),
                        # gunicorn >= 25.1 opens a control socket at one fixed path per user, so two
                        # servers on one machine would take it from each other; we do not use it.
                        "control_socket_disable": True}
+            if front is not None:
+                options["on_exit"] = lambda arbiter: front.stop()
             for key, value in options.items():
                 if key in self.cfg.settings:  # control_socket_disable is unknown before 25.1
                     self.cfg.set(key, value)
@@ -71,4 +359,11 @@ def run_gunicorn(app: Any, host: str, port: int, workers: int) -> None:
         def load(self) -> Any:
             return app
 
-    Server().run()
+        def run(self) -> None:
+            FrontArbiter(self).run()
+
+    try:
+        Server().run()
+    finally:
+        if front is not None:
+            front.stop()

@@ -81,7 +81,6 @@ def running_server(workers: int = 1, make_serve: bool = False,
 
     `make_serve`: start it the way `make serve` does instead, `.venv/bin/fhir-plugin serve`,
     with the port and the number of workers in FHIR_PLUGIN_PORT and FHIR_PLUGIN_WORKERS.
-    `settings`: FHIR_PLUGIN_* environment variables to start it with (small budgets, say).
     """
     port = free_port()
     environ = {**clean_environ(), **(settings or {})}

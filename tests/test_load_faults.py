@@ -180,18 +180,19 @@ def drive(base: str, seconds: float, clients: int = CLIENTS, during: Callable[[]
 
 
 def children(pid: int) -> set[int]:
-    """The live child processes of `pid`, from /proc (no psutil)."""
+    """The live worker processes of gunicorn's master `pid`, from /proc (no psutil): its children
+    but the nginx it starts in front."""
     found = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
+                name, fields = stat.read().split("(", 1)[1].rsplit(")", 1)
         except OSError:
             continue  # gone meanwhile
-        state, ppid = fields[0], int(fields[1])
-        if ppid == pid and state != "Z":
+        state, ppid = fields.split()[0], int(fields.split()[1])
+        if ppid == pid and state != "Z" and name != "nginx":
             found.add(int(entry))
     return found
 
@@ -250,10 +251,12 @@ def test_killing_a_worker_loses_at_most_the_requests_in_flight(server):
     print("\n" + summary("kill", run, time.monotonic() - started) + f"; killed worker {killed['pid']}")
     failures = run.failures()
     print("failures: " + "; ".join(f"{o.name}: {o.error[:120]}" for o in failures))
-    # at most one request in flight per client, and each lost one is a lost connection, never an answer
+    # at most one request in flight per client, and each lost one is a lost connection or, from the
+    # nginx in front, a 502 OperationOutcome that says so; never a wrong answer or another 5xx
     assert len(failures) <= CLIENTS
-    assert [o for o in failures if not o.connection_error] == []
-    assert all(o.status is None or o.status < 500 for o in run.outcomes)
+    bad_gateway = "Bad Gateway: no answer from the workers (a request that runs longer than 30 s is stopped)"
+    assert [o for o in failures if not o.connection_error and not (o.status == 502 and bad_gateway in o.error)] == []
+    assert all(o.status is None or o.status < 500 or o in failures for o in run.outcomes)
     # lost requests were in flight when the worker died
     assert all(o.started <= killed["at"] + 1.0 for o in failures), [(o.started - killed["at"]) for o in failures]
     # the server kept answering: requests sent after the kill got right answers
