@@ -198,15 +198,21 @@ http {{
             default_type application/fhir+json;
             etag off;
         }}
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_connect_timeout 5s;
+        proxy_send_timeout {worker + 5}s;
+        proxy_read_timeout {worker + 5}s;
+        proxy_buffer_size 16k;
+        proxy_buffers 32 16k;
         location / {{
             proxy_pass http://fhir_plugin_workers;
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_connect_timeout 5s;
-            proxy_send_timeout {worker + 5}s;
-            proxy_read_timeout {worker + 5}s;
-            proxy_buffer_size 16k;
-            proxy_buffers 32 16k;
+        }}
+        # a run-time load (admin token) may be larger than a request: the app bounds it by
+        # FHIR_PLUGIN_MAX_LOAD_BYTES and answers beyond it with its own too-costly
+        location /admin/ {{
+            client_max_body_size {max(int(settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]), int(settings["FHIR_PLUGIN_MAX_LOAD_BYTES"])) + 1};
+            proxy_pass http://fhir_plugin_workers;
         }}
     }}
 }}
