@@ -11,7 +11,6 @@ collects every problem.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -76,12 +75,6 @@ def _without_language_keys(node: Any) -> Any:
     if isinstance(node, list):
         return [_without_language_keys(item) for item in node]
     return node
-
-
-def content_hash(resource: dict[str, Any]) -> str:
-    """A stable digest of a resource's content (key order does not matter)."""
-    canonical = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _only_missing_elements(error: ValidationError) -> bool:

@@ -188,7 +188,6 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
         raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_EXP", system=evaluation.unknown_systems[0], expression="system")
     # every filter below is a condition on each member alone, so the text filter, the one an
     # index speeds up, goes first
-    budget.check()
     members = text_filtered(evaluation, wanted) if request.filter else evaluation.members
     budget.check()
     compose = value_set.get("compose") or {}
