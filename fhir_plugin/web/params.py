@@ -261,7 +261,7 @@ def lookup_request(params: list[Param], instance: CodeSystemEntry | None = None)
         system, version = instance_canonical(instance, ("system", "version"), (system, version))
     coding = resolve_coding(system, v.get("code"), version, v.get("coding"))
     return LookupRequest(
-        system=coding.system, code=coding.code, version=coding.version, date=v.get("date"),
+        system=coding.system, code=coding.code, version=coding.version, coding=v.get("coding"), date=v.get("date"),
         display_language=v.get("displayLanguage"), properties=tuple(v.get("property", ())),
         use_supplements=tuple(v.get("useSupplement", ())),
     )
@@ -338,7 +338,12 @@ def translate_request(params: list[Param], instance: ConceptMapEntry | None = No
         source_system=v.get("sourceSystem") if source_kind is None else None,
         source_scope=v.get("sourceScope"), target_scope=v.get("targetScope"), url=url,
         concept_map_version=version, concept_map=concept_map, reverse=v.get("reverse", False),
-        dialect=translate_dialect(p.name for p in params))
+        dialect=translate_dialect(p.name for p in params), source_form=_FORMS.get(source_kind or ""),
+        target_form=_FORMS.get(target_kind or ""))
+
+
+_FORMS = {"sourceCode": "code", "sourceCoding": "coding", "sourceCodeableConcept": "codeableConcept",
+          "targetCode": "code", "targetCoding": "coding", "targetCodeableConcept": "codeableConcept"}
 
 
 SEARCH_PARAMS = ("_id", "url", "version", "name", "title", "status")
