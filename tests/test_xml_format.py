@@ -310,3 +310,30 @@ def test_fhir_resources_reads_our_xml():
                                 "property": [{"code": "w", "valueDecimal": 1.25}]}]}
     read = CodeSystem.model_validate_xml(dumps_xml(code_system, R5)).model_dump(mode="json")
     assert read == CodeSystem.model_validate(code_system).model_dump(mode="json")
+
+
+def test_json_requests_never_load_the_xml_code():
+    """Off the JSON hot path: answers, errors and bodies in JSON import none of the XML modules; the
+    first XML request does. (lxml itself is imported by fhir.resources at start-up, with the content.)"""
+    import subprocess
+
+    from fhir_plugin.config import bundled_dir
+
+    script = f"""
+import sys
+from fhir_plugin import create_app, load_service
+client = create_app(service=load_service([{str(bundled_dir("resources") / "CodeSystem-cpt-97116-fragment.json")!r}])).test_client()
+cpt = "http://www.ama-assn.org/go/cpt"
+assert client.get(f"/r4/CodeSystem/$lookup?system={{cpt}}&code=97116").status_code == 200
+assert client.post("/r5/CodeSystem/$lookup", json={{"resourceType": "Parameters", "parameter": [
+    {{"name": "system", "valueUri": cpt}}, {{"name": "code", "valueCode": "97116"}}]}}).status_code == 200
+assert client.get("/r4/CodeSystem/$lookup?code=1").status_code == 400
+assert client.get("/r4/metadata", headers={{"Accept": "text/turtle"}}).status_code == 406
+xml = [m for m in sys.modules if m.startswith("fhir_plugin.render.xml_")]
+assert xml == [], xml
+assert client.get(f"/r4/CodeSystem/$lookup?system={{cpt}}&code=97116&_format=xml").status_code == 200
+print(sorted(m for m in sys.modules if m.startswith("fhir_plugin.render.xml_")))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == ("['fhir_plugin.render.xml_schema', 'fhir_plugin.render.xml_writer']")

@@ -178,9 +178,6 @@ def _set(element: etree._Element, name: str, text: str) -> None:
         element.set(name, _NOT_XML.sub("\ufffd", text))
 
 
-_DIV_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-
-
 def _div(value: Any) -> etree._Element:
     """The narrative's XHTML as an element. Content was validated at load, but a div that is not
     well-formed XHTML (an HTML entity such as &nbsp;, no namespace) is still written: without a
@@ -188,7 +185,9 @@ def _div(value: Any) -> etree._Element:
     text of a div, so that nothing of it is lost."""
     text = value if isinstance(value, str) else str(value)
     try:
-        div = etree.fromstring(text.encode("utf-8"), _DIV_PARSER)
+        # a parser per narrative: an lxml parser is not to be shared between threads
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        div = etree.fromstring(text.encode("utf-8"), parser)
     except (etree.XMLSyntaxError, ValueError):
         div = None
     if div is not None and not isinstance(div.tag, str):
