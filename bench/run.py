@@ -88,6 +88,7 @@ def scenarios() -> list[tuple[str, str, str, dict | str | None]]:
     found = [
         ("$lookup CPT 97116", "GET", f"/r4/CodeSystem/$lookup?system={CPT}&code=97116", None),
         ("$lookup ICD-10-CM M62.81", "GET", f"/r4/CodeSystem/$lookup?system={ICD}&code=M62.81", None),
+        ("$lookup CPT 97116 in XML", "GET", f"/r4/CodeSystem/$lookup?system={CPT}&code=97116&_format=xml", None),
         ("$lookup ICD-10-CM, 1000 codes, uncached", "GET", "/r4/CodeSystem/$lookup",
          distinct_lookups(icd10cm_codes())),
         ("$translate forward", "GET", f"/r4/ConceptMap/$translate?system={CPT}&code=97116&targetsystem={ICD}", None),

@@ -84,7 +84,7 @@ def _operation(version: FhirVersion) -> tuple[list[params.Param], TerminologySer
     state = _state()
     settings = state.settings
     given = params.read_params(request, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(_BODY),
-                               settings["FHIR_PLUGIN_MAX_JSON_DEPTH"])
+                               settings["FHIR_PLUGIN_MAX_JSON_DEPTH"], version)
     tx_resources = params.tx_resources(given, settings["FHIR_PLUGIN_MAX_TX_RESOURCES"])
     return given, state.runtime.for_request(_service(), tx_resources, version)
 
