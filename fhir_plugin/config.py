@@ -53,6 +53,9 @@ SETTINGS: tuple[Setting, ...] = (
             "the public base URL for links and CapabilityStatement.implementation; empty: from the request"),
     Setting("FHIR_PLUGIN_MAX_EXPANSION", 10_000, int,
             "the largest $expand answered without paging (count); beyond it, too-costly"),
+    Setting("FHIR_PLUGIN_SEARCH_PAGE_SIZE", 100, int,
+            "the most resources in one page of a search: the page without _count, and a larger _count is lowered "
+            "to it"),
     Setting("FHIR_PLUGIN_MAX_FILTER_WORDS", 40, int,
             "the most words in the text filter of $expand (each is searched for in every member); beyond it, "
             "too-costly"),

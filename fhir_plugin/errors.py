@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from .client import ServerUnreachable
 from .content.errors import InvalidContent, LoadTooCostly
-from .render.errors import (BodyTooDeep, InvalidBody, MethodNotAllowed, NoSuchEndpoint, NotAcceptable,
+from .render.errors import (BodyTooDeep, InvalidBody, InvalidSearch, MethodNotAllowed, NoSuchEndpoint, NotAcceptable,
                             RequestTooLarge, UnsupportedMediaType)
 from .runtime.errors import Forbidden, InvalidLoadName, Unauthorized, UnknownLoad
 from .terminology.errors import (ANSWER_MESSAGES, CircularValueSet, InvalidDisplayLanguage, InvalidRequest,
@@ -59,7 +59,7 @@ MESSAGES: dict[str, str] = catalogue()
 ANSWER_IDS: frozenset[str] = frozenset(ANSWER_MESSAGES)
 
 __all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "BodyTooDeep", "CircularValueSet", "Forbidden", "InvalidBody",
-           "InvalidContent", "InvalidDisplayLanguage", "InvalidLoadName", "InvalidRequest", "InvalidValidateRequest",
+           "InvalidContent", "InvalidSearch", "InvalidDisplayLanguage", "InvalidLoadName", "InvalidRequest", "InvalidValidateRequest",
            "InvalidValueSet", "LoadTooCostly", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound",
            "NotSupported", "OverBudget", "RequestTooLarge", "ServerUnreachable", "TerminologyError", "TooCostly",
            "Unauthorized", "UnknownCode", "UnknownCodeSystem", "UnknownConceptMap", "UnknownLoad", "UnknownSupplement",

@@ -55,3 +55,15 @@ class UnsupportedMediaType(TerminologyError):
     issue_code = "not-supported"
     messages = {"UNSUPPORTED_MEDIA_TYPE": "Content-Type '{content_type}' is not supported; send application/fhir+json, "
                                           "application/json or application/x-www-form-urlencoded"}
+
+
+class InvalidSearch(InvalidRequest):
+    """The parameters that shape the answer of a read or a search (_summary, _elements, _count,
+    _offset) when they cannot be applied."""
+
+    messages = {
+        "SUMMARY_BAD_VALUE": "Parameter '_summary' must be one of true, text, data, count or false, not '{value}'",
+        "SUMMARY_COUNT_ON_READ": "_summary=count asks for the number of matches of a search; a read has none",
+        "ELEMENT_UNKNOWN": "Unknown element '{element}' in _elements for {resource_type} (Prefer: handling=strict)",
+        "PAGE_BAD_VALUE": "Parameter '{parameter}' must be a whole number, 0 or more, not '{value}'",
+    }

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from flask import Request
-from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..fhirversions import TRANSLATE_ALIASES, translate_dialect
@@ -339,22 +338,3 @@ def translate_request(params: list[Param], instance: ConceptMapEntry | None = No
         source_scope=v.get("sourceScope"), target_scope=v.get("targetScope"), url=url,
         concept_map_version=version, concept_map=concept_map, reverse=v.get("reverse", False),
         dialect=translate_dialect(p.name for p in params))
-
-
-SEARCH_PARAMS = ("_id", "url", "version", "name", "title", "status")
-
-
-def search_criteria(args: MultiDict[str, str], strict: bool, resource_type: str) -> dict[str, str]:
-    """Supported search parameters; unknown ones are ignored unless `Prefer: handling=strict`."""
-    criteria = {}
-    for key, value in args.items(multi=True):
-        if key in CONTROL:
-            continue
-        if key not in SEARCH_PARAMS:
-            if strict:
-                raise InvalidRequest("SEARCH_PARAM_UNKNOWN", parameter=key, resource_type=resource_type, expression=key)
-            continue
-        if key in criteria:
-            raise InvalidRequest("PARAM_REPEATED", parameter=key, expression=key)
-        criteria[key] = value
-    return criteria

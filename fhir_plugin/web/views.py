@@ -25,13 +25,13 @@ from flask import Blueprint, Request, Response, current_app, request, url_for
 from ..fhirversions import FhirVersion
 from ..render.capabilities import capability_statement, terminology_capabilities
 from ..render.errors import MethodNotAllowed, NoSuchEndpoint
-from ..render.resources import searchset, versions_parameters
+from ..render.resources import ResourceView, searchset, versions_parameters
 from ..runtime.answers import Answer
 from ..runtime.live import Runtime
 from ..terminology.budget import time_budget
 from ..terminology.errors import TerminologyError
 from ..terminology.service import TerminologyService
-from . import params, params_expand, params_validate
+from . import params, params_expand, params_search, params_validate
 from .errors import register_error_handlers, terminology_error
 from .responses import respond
 
@@ -266,14 +266,17 @@ def expand(version: FhirVersion, resource_id: str | None = None) -> Response:
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>")
 def search(version: FhirVersion, resource_type: str) -> Response:
-    strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
-    entries = _service().search(resource_type, params.search_criteria(request.args, strict, resource_type))
-    return respond(version, searchset(_base_url(), resource_type, entries, request.url))
+    strict = params_search.strict_handling(request.headers.get("Prefer"))
+    criteria, page = params_search.search_request(request.args, resource_type, version, strict,
+                                                  _state().settings["FHIR_PLUGIN_SEARCH_PAGE_SIZE"])
+    entries = _service().search(resource_type, criteria)
+    return respond(version, searchset(_base_url(), resource_type, entries, page, version))
 
 
-@route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>")
+@route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>", cached=True)
 def read(version: FhirVersion, resource_type: str, resource_id: str) -> Response:
-    return respond(version, _service().read(resource_type, resource_id))
+    subset = params_search.read_subset(request.args, resource_type, version)
+    return respond(version, ResourceView(_service().read(resource_type, resource_id).resource, subset))
 
 
 @route("/<path:path>", tuple(ALL_METHODS))
