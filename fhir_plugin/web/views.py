@@ -145,15 +145,16 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
 
 def _answer_key(req: Request, state: PluginState, version: FhirVersion) -> Hashable:
     """Everything an answer's bytes depend on: the content (its registry's token), the version,
-    method, path, raw query, the headers that are read, and the body (read here, once, and parsed
-    by the view on a miss). Read from the WSGI environ: the same values as request.path and
+    method, path, raw query, the headers that are read (Accept-Encoding too: an answer is kept as
+    sent, compressed or not), and the body (read here, once, inflated if it came compressed, and
+    parsed by the view on a miss). Read from the WSGI environ: the same values as request.path and
     request.headers, for less."""
     environ = req.environ
     body = environ[_BODY] = params.read_body(req, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
     service = environ.get(_SERVICE) or environ.setdefault(_SERVICE, state.service)  # as _service() takes it
     return (service.registry.token, version.value, environ["REQUEST_METHOD"], environ.get("SCRIPT_NAME"),
             environ.get("PATH_INFO"), environ.get("QUERY_STRING"), environ.get("HTTP_ACCEPT"),
-            environ.get("HTTP_ACCEPT_LANGUAGE"), environ.get("CONTENT_TYPE"),
+            environ.get("HTTP_ACCEPT_LANGUAGE"), environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT_ENCODING"),
             hashlib.sha256(body).digest() if body else None)
 
 
