@@ -451,3 +451,20 @@ def test_a_read_ignores_unknown_parameters_even_when_strict(many):
     body = fhir_json(requests.get(f"{many.r4}/ValueSet/vs-02?foo=bar&_elements=title,bogus", headers=STRICT,
                                   timeout=TIMEOUT))
     assert body == tagged({"resourceType": "ValueSet", "id": "vs-02", "title": "Value set 02", "status": "active"})
+
+
+# --- the client: the same search, every page -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("base", ["r4", "r5"])
+def test_the_client_searches_with_modifiers_and_follows_the_pages(many, base):
+    from fhir_plugin.client import TerminologyClient
+    from fhir_plugin.terminology.models import Criterion
+
+    with TerminologyClient(f"{many.url}/{base}") as client:
+        found = client.search("ValueSet", [Criterion("title", ("value",)), Criterion("status", ("active",))])
+        assert [e.id for e in found] == [vs for i, vs in enumerate(ALL_VS, 1) if i % 5 and i not in TITLES]
+        assert len(found) > 10  # more than one page of FHIR_PLUGIN_SEARCH_PAGE_SIZE
+        assert [e.id for e in client.search("ValueSet", [Criterion("title", ("meniere",), "contains")])] == [
+            "vs-03", "vs-07", "vs-19"]
+        assert [e.id for e in client.search("ValueSet", {"title": "Ménière, comma, and more"})] == ["vs-19"]
