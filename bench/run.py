@@ -82,7 +82,8 @@ end
 
 
 def scenarios() -> list[tuple[str, str, str, dict | str | None]]:
-    """(name, method, path, Parameters body for POST, or a wrk Lua script that makes the requests)."""
+    """(name, method, path, Parameters body for POST, or a wrk Lua script that makes the requests or
+    sets their headers)."""
     expand_isa = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [
         {"system": ICD, "filter": [{"property": "concept", "op": "is-a", "value": "M62"}]}]}}
     found = [
@@ -99,6 +100,13 @@ def scenarios() -> list[tuple[str, str, str, dict | str | None]]:
         ("$expand ICD-10-CM is-a, filter, page", "POST", "/r4/ValueSet/$expand",
          _parameters({"name": "valueSet", "resource": expand_isa}, {"name": "filter", "valueString": "weakness"},
                      {"name": "count", "valueInteger": 10}, {"name": "offset", "valueInteger": 0})),
+    ]
+    # Reads of ICD-10-CM by a client that takes gzip: the summary (2.6 KB, 1 KB sent) and the
+    # whole (20 MB of JSON, 1.2 MB sent). Both are kept in the answer cache as sent.
+    gzip_reads = 'wrk.headers["Accept-Encoding"] = "gzip"\n'
+    found += [
+        ("read ICD-10-CM _summary=true, gzip", "GET", "/r4/CodeSystem/icd-10-cm?_summary=true", gzip_reads),
+        ("read ICD-10-CM whole, gzip", "GET", "/r4/CodeSystem/icd-10-cm", gzip_reads),
     ]
     setup = _tx_setup()
     if setup:

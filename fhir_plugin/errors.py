@@ -28,9 +28,12 @@ Status table (decided once; tests/test_http_errors.py pins it):
     NotFound              404   not-found      an unknown code system, version, code, map, value set,
                                                supplement, resource id or path
     MethodNotAllowed      405   not-supported  e.g. DELETE on an operation
-    NotAcceptable         406   not-supported  the client accepts only a format we cannot produce (Turtle, HTML)
-    RequestTooLarge       413   too-long       body beyond FHIR_PLUGIN_MAX_REQUEST_BYTES
-    UnsupportedMediaType  415   not-supported  the body is in a format we cannot read (plain text, multipart)
+    NotAcceptable         406   not-supported  the client accepts only a format we cannot produce (Turtle, HTML),
+                                               or only content codings we cannot (EncodingNotAcceptable)
+    RequestTooLarge       413   too-long       body beyond FHIR_PLUGIN_MAX_REQUEST_BYTES, compressed or
+                                               once inflated
+    UnsupportedMediaType  415   not-supported  the body is in a format we cannot read (plain text, multipart), or
+                                               in a content coding we cannot inflate (UnsupportedContentEncoding)
     ServerUnreachable     503   transient      (client only) the remote server did not answer
 
 Where each is defined: the engine's in fhir_plugin.terminology.errors, loading content in
@@ -43,8 +46,9 @@ from __future__ import annotations
 
 from .client import ServerUnreachable
 from .content.errors import InvalidContent, LoadTooCostly
-from .render.errors import (BodyTooDeep, InvalidBody, MethodNotAllowed, NoSuchEndpoint, NotAcceptable,
-                            RequestTooLarge, UnsupportedMediaType)
+from .render.errors import (BodyTooDeep, EncodingNotAcceptable, InvalidBody, InvalidSearch, MethodNotAllowed,
+                            NoSuchEndpoint, NotAcceptable, RequestTooLarge, UnsupportedContentEncoding,
+                            UnsupportedMediaType)
 from .runtime.errors import Forbidden, InvalidLoadName, Unauthorized, UnknownLoad
 from .terminology.errors import (ANSWER_MESSAGES, CircularValueSet, InvalidDisplayLanguage, InvalidRequest,
                                  InvalidValidateRequest, InvalidValueSet, NotFound, NotSupported, OverBudget,
@@ -58,10 +62,11 @@ MESSAGES: dict[str, str] = catalogue()
 # Message ids that only ever appear in answers (issues and messages of result=false answers).
 ANSWER_IDS: frozenset[str] = frozenset(ANSWER_MESSAGES)
 
-__all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "BodyTooDeep", "CircularValueSet", "Forbidden", "InvalidBody",
-           "InvalidContent", "InvalidDisplayLanguage", "InvalidLoadName", "InvalidRequest", "InvalidValidateRequest",
+__all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "BodyTooDeep", "CircularValueSet", "EncodingNotAcceptable",
+           "Forbidden", "InvalidBody", "InvalidContent", "InvalidSearch", "InvalidDisplayLanguage", "InvalidLoadName", "InvalidRequest", "InvalidValidateRequest",
            "InvalidValueSet", "LoadTooCostly", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound",
            "NotSupported", "OverBudget", "RequestTooLarge", "ServerUnreachable", "TerminologyError", "TooCostly",
            "Unauthorized", "UnknownCode", "UnknownCodeSystem", "UnknownConceptMap", "UnknownLoad", "UnknownSupplement",
            "UnknownValueSet",
-           "UnsupportedMediaType", "VersionCheckFailed", "error_class_for", "error_outcome"]
+           "UnsupportedContentEncoding", "UnsupportedMediaType", "VersionCheckFailed", "error_class_for",
+           "error_outcome"]

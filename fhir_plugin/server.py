@@ -191,6 +191,8 @@ http {{
         large_client_header_buffers {_HEADER_BUFFERS} {_HEADER_BUFFER};
         client_max_body_size {int(settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]) + 1};
         client_body_buffer_size 128k;
+        # The app compresses its answers itself (web/compression.py): never twice
+        gzip off;
 {errors}
         location {_OUTCOME_PATH} {{
             internal;

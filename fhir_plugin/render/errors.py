@@ -11,6 +11,7 @@ class InvalidBody(InvalidRequest):
 
     messages = {
         "BODY_NOT_JSON": "The request body is not valid JSON: {reason}",
+        "BODY_BAD_CODING": "The request body is not valid {coding} data (Content-Encoding): {reason}",
         "BODY_NOT_PARAMETERS": "The request body must be a FHIR Parameters resource, not {found}",
         "BODY_BAD_PARAMETERS": "The Parameters resource is malformed: {reason}",
         "BAD_FORMAT": "Unsupported _format '{format}': use json, application/json, application/fhir+json, xml, "
@@ -54,7 +55,9 @@ class NotAcceptable(TerminologyError):
 class RequestTooLarge(TerminologyError):
     status = 413
     issue_code = "too-long"
-    messages = {"BODY_TOO_LARGE": "The request body is larger than the {limit} bytes this server accepts"}
+    messages = {"BODY_TOO_LARGE": "The request body is larger than the {limit} bytes this server accepts",
+                "BODY_INFLATES_TOO_LARGE": "The request body inflates ({coding}) to more than the {limit} bytes this "
+                                           "server accepts"}
 
 
 class UnsupportedMediaType(TerminologyError):
@@ -63,3 +66,31 @@ class UnsupportedMediaType(TerminologyError):
     messages = {"UNSUPPORTED_MEDIA_TYPE": "Content-Type '{content_type}' is not supported; send application/fhir+json, "
                                           "application/json, application/fhir+xml, application/xml, text/xml or "
                                           "application/x-www-form-urlencoded"}
+
+
+class UnsupportedContentEncoding(UnsupportedMediaType):
+    """A request body in a content coding we cannot read. RFC 9110 section 15.5.16: the answer names
+    the codings that would have been accepted, in an Accept-Encoding header."""
+
+    headers = (("Accept-Encoding", "gzip, deflate"),)
+    messages = {"UNSUPPORTED_CONTENT_ENCODING": "Content-Encoding '{encoding}' is not supported; send the body "
+                                                "uncompressed, or compressed with gzip or deflate"}
+
+
+class EncodingNotAcceptable(NotAcceptable):
+    """Accept-Encoding rules out every coding we can answer in, identity (no compression) included."""
+
+    messages = {"ENCODING_NOT_ACCEPTABLE": "Accept-Encoding '{accept_encoding}' accepts none of identity (no "
+                                           "compression), gzip and deflate"}
+
+
+class InvalidSearch(InvalidRequest):
+    """The parameters that shape the answer of a read or a search (_summary, _elements, _count,
+    _offset) when they cannot be applied."""
+
+    messages = {
+        "SUMMARY_BAD_VALUE": "Parameter '_summary' must be one of true, text, data, count or false, not '{value}'",
+        "SUMMARY_COUNT_ON_READ": "_summary=count asks for the number of matches of a search; a read has none",
+        "ELEMENT_UNKNOWN": "Unknown element '{element}' in _elements for {resource_type} (Prefer: handling=strict)",
+        "PAGE_BAD_VALUE": "Parameter '{parameter}' must be a whole number, 0 or more, not '{value}'",
+    }

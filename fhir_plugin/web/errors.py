@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 
 def terminology_error(error: TerminologyError) -> Response:
-    return outcome_response(request, error_outcome(error), error.status)
+    response = outcome_response(request, error_outcome(error), error.status)
+    response.headers.extend(getattr(error, "headers", ()))  # e.g. the codings a 415 would have taken
+    return response
 
 
 def http_error(error: HTTPException) -> Response:

@@ -25,13 +25,13 @@ from flask import Blueprint, Request, Response, current_app, request, url_for
 from ..fhirversions import FhirVersion
 from ..render.capabilities import capability_statement, terminology_capabilities
 from ..render.errors import MethodNotAllowed, NoSuchEndpoint
-from ..render.resources import searchset, versions_parameters
+from ..render.resources import ResourceView, searchset, versions_parameters
 from ..runtime.answers import Answer
 from ..runtime.live import Runtime
 from ..terminology.budget import time_budget
 from ..terminology.errors import TerminologyError
 from ..terminology.service import TerminologyService
-from . import params, params_expand, params_validate
+from . import params, params_expand, params_search, params_validate
 from .errors import register_error_handlers, terminology_error
 from .responses import respond
 
@@ -145,15 +145,16 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
 
 def _answer_key(req: Request, state: PluginState, version: FhirVersion) -> Hashable:
     """Everything an answer's bytes depend on: the content (its registry's token), the version,
-    method, path, raw query, the headers that are read, and the body (read here, once, and parsed
-    by the view on a miss). Read from the WSGI environ: the same values as request.path and
+    method, path, raw query, the headers that are read (Accept-Encoding too: an answer is kept as
+    sent, compressed or not), and the body (read here, once, inflated if it came compressed, and
+    parsed by the view on a miss). Read from the WSGI environ: the same values as request.path and
     request.headers, for less."""
     environ = req.environ
     body = environ[_BODY] = params.read_body(req, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
     service = environ.get(_SERVICE) or environ.setdefault(_SERVICE, state.service)  # as _service() takes it
     return (service.registry.token, version.value, environ["REQUEST_METHOD"], environ.get("SCRIPT_NAME"),
             environ.get("PATH_INFO"), environ.get("QUERY_STRING"), environ.get("HTTP_ACCEPT"),
-            environ.get("HTTP_ACCEPT_LANGUAGE"), environ.get("CONTENT_TYPE"),
+            environ.get("HTTP_ACCEPT_LANGUAGE"), environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT_ENCODING"),
             hashlib.sha256(body).digest() if body else None)
 
 
@@ -266,14 +267,17 @@ def expand(version: FhirVersion, resource_id: str | None = None) -> Response:
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>")
 def search(version: FhirVersion, resource_type: str) -> Response:
-    strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
-    entries = _service().search(resource_type, params.search_criteria(request.args, strict, resource_type))
-    return respond(version, searchset(_base_url(), resource_type, entries, request.url))
+    strict = params_search.strict_handling(request.headers.get("Prefer"))
+    criteria, page = params_search.search_request(request.args, resource_type, version, strict,
+                                                  _state().settings["FHIR_PLUGIN_SEARCH_PAGE_SIZE"])
+    entries = _service().search(resource_type, criteria)
+    return respond(version, searchset(_base_url(), resource_type, entries, page, version))
 
 
-@route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>")
+@route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>", cached=True)
 def read(version: FhirVersion, resource_type: str, resource_id: str) -> Response:
-    return respond(version, _service().read(resource_type, resource_id))
+    subset = params_search.read_subset(request.args, resource_type, version)
+    return respond(version, ResourceView(_service().read(resource_type, resource_id).resource, subset))
 
 
 @route("/<path:path>", tuple(ALL_METHODS))
