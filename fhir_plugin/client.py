@@ -29,6 +29,7 @@ from .render import expansion as expansion_codec
 from .render import parameters as codec
 from .terminology.compile import compile_resource_entry
 from .terminology.errors import TerminologyError
+from .terminology.identifiers import renamed_in
 from .terminology.models import (DEFAULT_MAX_EXPANSION, CodeSystemVersions, ExpandRequest, ExpandResult, LookupRequest,
                                  LookupResult, ResourceEntry, SubsumesRequest, SubsumesResult, TerminologyMetadata,
                                  TranslateRequest, TranslateResult, ValidateCodeRequest, ValidateCodeResult)
@@ -221,7 +222,9 @@ class TerminologyClient:
         if version is None:
             code_a = (coding_a.code if coding_a else None) or request.code_a
             version = self.lookup(LookupRequest(system=system, code=code_a)).version
-        return codec.subsumes_result(parameters, system, version)
+        result = codec.subsumes_result(parameters, system, version)
+        # a system named by an alias: the server compared in the code system the alias names
+        return dataclasses.replace(result, system=renamed_in(result.issues).get(system, system))
 
     def expand(self, request: ExpandRequest) -> ExpandResult:
         """ValueSet/$expand. `accept_language` is sent as the Accept-Language header, a

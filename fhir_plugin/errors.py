@@ -35,9 +35,9 @@ Status table (decided once; tests/test_http_errors.py pins it):
     NotFound              404   not-found      an unknown code system, version, code, map, value set,
                                                supplement, resource id or path
     MethodNotAllowed      405   not-supported  e.g. DELETE on an operation
-    NotAcceptable         406   not-supported  the client accepts only a format we cannot produce (XML)
+    NotAcceptable         406   not-supported  the client accepts only a format we cannot produce (Turtle, HTML)
     RequestTooLarge       413   too-long       body beyond FHIR_PLUGIN_MAX_REQUEST_BYTES
-    UnsupportedMediaType  415   not-supported  the body is in a format we cannot read (XML, text)
+    UnsupportedMediaType  415   not-supported  the body is in a format we cannot read (plain text, multipart)
     ServerUnreachable     503   transient      (client only) the remote server did not answer
 
 Where each is defined: the engine's in fhir_plugin.terminology.errors, loading content in

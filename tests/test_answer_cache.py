@@ -43,9 +43,18 @@ REQUESTS = [
     (200, "GET", LOOKUP, {}),
     (200, "GET", LOOKUP + "&_pretty=true", {}),
     (200, "GET", LOOKUP + "&_format=json", {}),
-    (406, "GET", LOOKUP + "&_format=xml", {}),
+    (200, "GET", LOOKUP + "&_format=xml", {}),
+    (406, "GET", LOOKUP + "&_format=ttl", {}),
     (200, "GET", LOOKUP, {"headers": {"Accept": "application/json"}}),
-    (406, "GET", LOOKUP, {"headers": {"Accept": "application/fhir+xml"}}),
+    (200, "GET", LOOKUP, {"headers": {"Accept": "application/fhir+xml"}}),
+    (200, "GET", LOOKUP, {"headers": {"Accept": "text/xml"}}),
+    (406, "GET", LOOKUP, {"headers": {"Accept": "text/html"}}),
+    (200, "POST", "/CodeSystem/$lookup", {"data": f'<Parameters xmlns="http://hl7.org/fhir"><parameter><name value='
+                                                  f'"system"/><valueUri value="{CPT}"/></parameter><parameter><name '
+                                                  'value="code"/><valueCode value="97116"/></parameter></Parameters>',
+                                          "content_type": "application/fhir+xml"}),
+    (400, "POST", "/CodeSystem/$lookup", {"data": "<Parameters", "content_type": "application/fhir+xml",
+                                          "headers": {"Accept": "application/fhir+xml"}}),
     (200, "GET", f"/CodeSystem/$lookup?system={ICD}&code=M62.81&property=parent", {}),
     (404, "GET", f"/CodeSystem/$lookup?system={CPT}&code=97110", {}),  # unknown code in a fragment
     (400, "GET", "/CodeSystem/$lookup?code=97116", {}),  # no system
@@ -153,6 +162,8 @@ def test_a_hit_does_not_run_the_operation(cached, service, monkeypatch):
     {"path": f"/r4{LOOKUP}&_pretty=true"},
     {"path": f"/r4{LOOKUP}&_format=application/json"},
     {"path": f"/r4{LOOKUP}", "headers": {"Accept": "application/json"}},
+    {"path": f"/r4{LOOKUP}", "headers": {"Accept": "application/fhir+xml"}},
+    {"path": f"/r4{LOOKUP}&_format=xml"},
     {"path": f"/r4{LOOKUP}", "headers": {"Accept-Language": "de"}},
     {"path": f"/r4{LOOKUP}&property=display"},
 ])

@@ -282,6 +282,49 @@ def test_batch_validate(backend, service):
     assert results[4] == local[4] == VALIDATIONS["code-system-wrong-display"][1]
 
 
+# --- code systems named by an OID --------------------------------------------------------------------
+
+ICD_OID, CPT_OID = "urn:oid:2.16.840.1.113883.6.90", "urn:oid:2.16.840.1.113883.6.12"
+
+
+def _named_by(given: str, canonical: str, expression: str | None) -> Issue:
+    return Issue("warning", "invalid", "invalid-data",
+                 f"It is not valid to refer to a CodeSystem by an identifier like this '{given}' - use '{canonical}'",
+                 "VALUESET_INCLUDE_WRONG_CS_OID", expression)
+
+
+@pytest.mark.parametrize("request_, expected", [
+    (LookupRequest(system=ICD_OID, code="R26.2", properties=("parent",)), (ICD, (_named_by(ICD_OID, ICD, "system"),))),
+    (LookupRequest(coding=Coding(CPT_OID, "97116"), properties=("kind",)),
+     (CPT, (_named_by(CPT_OID, CPT, "coding.system"),))),
+], ids=["lookup-icd", "lookup-cpt"])
+def test_lookup_by_oid(backend, service, request_, expected):
+    result = backend.lookup(request_)
+    assert result == service.lookup(request_)
+    assert (result.system, result.issues) == expected
+
+
+def test_translate_subsumes_validate_and_expand_by_oid(backend, service):
+    translated = backend.translate(TranslateRequest(source=(Coding(CPT_OID, "97116"),), target_system=ICD_OID))
+    assert translated == service.translate(TranslateRequest(source=(Coding(CPT_OID, "97116"),), target_system=ICD_OID))
+    assert translated.issues == (_named_by(CPT_OID, CPT, "sourceCoding.system"), _named_by(ICD_OID, ICD, "targetSystem"))
+    assert [m.concept.system for m in translated.matches] == [ICD, ICD, ICD]
+    subsumed = backend.subsumes(SubsumesRequest(code_a="M62", code_b="M62.81", system=ICD_OID))
+    assert subsumed == service.subsumes(SubsumesRequest(code_a="M62", code_b="M62.81", system=ICD_OID)) == \
+        SubsumesResult("subsumes", ICD, ICD_VERSION, (_named_by(ICD_OID, ICD, "system"),))
+    request = ValidateCodeRequest(codings=(Coding(ICD_OID, "R26.2"),), form="coding", url=ICD_VS)
+    validated = backend.validate_code(request)
+    assert validated == service.validate_code(request)
+    assert (validated.result, validated.system, validated.issues) == (
+        True, ICD, (_named_by(ICD_OID, ICD, "Coding.system"),))
+    expand = ExpandRequest(value_set={"resourceType": "ValueSet", "status": "active", "compose": {"include": [
+        {"system": ICD_OID, "concept": [{"code": "R26.2"}]}]}})
+    expanded = comparable(backend.expand(expand))
+    assert expanded == comparable(service.expand(expand))
+    assert expanded.parameters == (USED_ICD, ExpansionParameter("warning-identifier", "String",
+                                                                _named_by(ICD_OID, ICD, None).text))
+
+
 # --- read, search, metadata ---------------------------------------------------------------------------
 
 MAP_ENTRY = ResourceEntry("ConceptMap", CM_URL, "1.0.0", "cpt-97116-to-icd-10-cm", "Cpt97116ToIcd10cm",

@@ -28,9 +28,14 @@ from helpers import (
     parameters,
     validate,
 )
+from fhir_xml import from_json, from_xml
 from live_server import LiveServer, running_server, serving_app
 
 from fhir_plugin import FhirTerminology
+from fhir_plugin.fhirversions import FhirVersion
+from fhir_plugin.render.xml_writer import dumps_xml
+
+FHIR_XML = "application/fhir+xml"
 
 TOKEN = "batch-token"
 
@@ -42,17 +47,22 @@ def server() -> Iterator[LiveServer]:
         yield live
 
 
-def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
-    """(status, headers, JSON body or None) of one request; a dict or list body is sent as FHIR JSON."""
+def call_bytes(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
+    """(status, headers, body) of one request; a dict or list body is sent as FHIR JSON."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     sent = {"Content-Type": FHIR_JSON, **(headers or {})} if data is not None else dict(headers or {})
     request = urllib.request.Request(url, data=data, method=method, headers=sent)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            status, got, raw = response.status, response.headers, response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         with error:
-            status, got, raw = error.code, error.headers, error.read()
+            return error.code, error.headers, error.read()
+
+
+def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+    """(status, headers, JSON body or None) of one request."""
+    status, got, raw = call_bytes(method, url, body, headers)
     return status, got, json.loads(raw) if raw else None
 
 
@@ -132,6 +142,25 @@ def test_a_batch_of_validate_code_as_the_hl7_validator_sends_it(server, endpoint
         status, body = alone(base, sent_entry)
         assert got["resource"] == body
         assert got["response"]["status"].split()[0] == str(status)
+
+
+@pytest.mark.parametrize("endpoint, version", [("r4", FhirVersion.R4), ("r5", FhirVersion.R5)])
+def test_a_batch_in_xml_and_its_answer_in_xml(server, endpoint, version):
+    base = f"{server.url}/{endpoint}"
+    sent = validator_batch()
+    by_json = call("POST", base, sent)[2]
+    xml = dumps_xml(sent, version)  # our writer; the independent reader checks that it holds the Bundle
+    assert from_xml(xml) == from_json(sent)
+    status, headers, answer = call("POST", base, xml, {"Content-Type": FHIR_XML, "Accept": FHIR_JSON})
+    assert (status, headers.get_content_type(), answer) == (200, FHIR_JSON, by_json)
+    for body, content_type in ((sent, FHIR_JSON), (xml, FHIR_XML)):
+        status, headers, raw = call_bytes("POST", base, body, {"Content-Type": content_type, "Accept": FHIR_XML})
+        assert (status, headers.get_content_type()) == (200, FHIR_XML)
+        assert from_xml(raw) == from_json(by_json)
+    # a failed transaction's OperationOutcome is negotiated too
+    refused = call("POST", base, {**sent, "type": "transaction"})[2]
+    status, headers, raw = call_bytes("POST", f"{base}?_format=xml", {**sent, "type": "transaction"})
+    assert (status, headers.get_content_type(), from_xml(raw)) == (400, FHIR_XML, from_json(refused))
 
 
 def test_the_trailing_slash_and_the_default_endpoint_answer_the_same(server):
@@ -300,7 +329,7 @@ def test_bundle_level_errors(server, body, status, message_id, text):
 
 def test_an_empty_batch_and_a_bundle_the_client_cannot_take(server):
     assert call("POST", server.r4, batch())[:3:2] == (200, {"resourceType": "Bundle", "type": "batch-response"})
-    status, _, answer = call("POST", server.r4, validator_batch(), {"Accept": "application/fhir+xml"})
+    status, _, answer = call("POST", server.r4, validator_batch(), {"Accept": "text/turtle"})
     assert (status, answer["issue"][0]["extension"][0]["valueString"]) == (406, "NOT_ACCEPTABLE")
 
 

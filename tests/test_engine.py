@@ -774,11 +774,12 @@ def test_loader_names_the_bundle_entry_that_is_invalid(tmp_path):
 def test_loader_refuses_other_resource_types(tmp_path):
     path = write_json(tmp_path / "patient.json", {"resourceType": "Patient", "id": "p"})
     raises(InvalidContent, "CONTENT_UNSUPPORTED_TYPE",
-           f"{path}: cannot load a Patient; expected CodeSystem, ValueSet, ConceptMap or Bundle", load_paths, [path])
+           f"{path}: cannot load a Patient; expected CodeSystem, ValueSet, ConceptMap, NamingSystem or "
+           "Bundle", load_paths, [path])
     path = write_json(tmp_path / "list.json", [1, 2])
     raises(InvalidContent, "CONTENT_UNSUPPORTED_TYPE",
-           f"{path}: cannot load a JSON value without resourceType; expected CodeSystem, ValueSet, ConceptMap or "
-           "Bundle", read_paths, [path])
+           f"{path}: cannot load a JSON value without resourceType; expected CodeSystem, ValueSet, ConceptMap, "
+           "NamingSystem or Bundle", read_paths, [path])
 
 
 def test_loader_refuses_a_missing_path(tmp_path):

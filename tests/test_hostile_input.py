@@ -160,8 +160,8 @@ LOOKUP_CPT = [param("system", valueUri=CPT), param("code", valueCode="97116")]
 
 @pytest.mark.parametrize("url, body, status, issue_code, message_id, text", [
     ("/r4/CodeSystem/$lookup", parameters(*LOOKUP_CPT, param("tx-resource", resource=PATIENT)), 422, "invalid",
-     "CONTENT_UNSUPPORTED_TYPE", "tx-resource[0]: cannot load a Patient; expected CodeSystem, ValueSet, ConceptMap or "
-     "Bundle"),
+     "CONTENT_UNSUPPORTED_TYPE", "tx-resource[0]: cannot load a Patient; expected CodeSystem, ValueSet, ConceptMap, "
+     "NamingSystem or Bundle"),
     ("/r4/CodeSystem/$lookup", parameters(*LOOKUP_CPT, param("tx-resource", valueString="x")), 400, "invalid",
      "PARAM_BAD_TYPE", "Parameter 'tx-resource' must be given as a resource"),
     ("/r4/ValueSet/$expand", parameters(param("valueSet", resource=PATIENT)), 400, "invalid", "PARAM_BAD_TYPE",

@@ -253,7 +253,8 @@ def test_capability_statement(client, base, version, release):
     assert body["version"] == body["software"]["version"] == __version__
     assert body["software"]["name"] == "fhir_plugin"
     assert body["implementation"]["url"] == f"http://localhost{base}"
-    assert body["format"] == ["application/fhir+json", "application/json"]
+    assert body["format"] == ["application/fhir+json", "application/json", "application/fhir+xml", "application/xml",
+                              "text/xml"]
     [rest] = body["rest"]
     assert rest["mode"] == "server"
     assert [r["type"] for r in rest["resource"]] == ["CodeSystem", "ValueSet", "ConceptMap"]

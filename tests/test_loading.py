@@ -327,7 +327,7 @@ def test_fhir_plugin_validate_lists_problems_and_counts(capsys, tmp_path):
                                                  "ConceptMap-map.json": r4_map()})
     code, out, err = run(capsys, "validate", good, bad, package)
     assert (code, out) == (1, [f"{bad}: {BAD_CS_PROBLEM}",
-                               "passed over (not CodeSystem, ValueSet or ConceptMap): 1 StructureDefinition",
+                               "passed over (not CodeSystem, ValueSet, ConceptMap or NamingSystem): 1 StructureDefinition",
                                "3 resources valid, 1 invalid"])
     assert err == [f"[1/3] {good} ({good.stat().st_size} B): 2 resources",
                    f"[2/3] {bad} ({bad.stat().st_size} B): 0 resources",
@@ -351,7 +351,7 @@ def test_fhir_plugin_load_says_what_it_loaded(capsys, tmp_path):
         f"  CodeSystem {EX}/CodeSystem/test version 1: 1 concept",
         f"  ValueSet {EX}/ValueSet/vs version (none)",
         f"  ConceptMap {EX}/ConceptMap/map version 1",
-        "passed over (not CodeSystem, ValueSet or ConceptMap): 1 ImplementationGuide, 1 StructureDefinition",
+        "passed over (not CodeSystem, ValueSet, ConceptMap or NamingSystem): 1 ImplementationGuide, 1 StructureDefinition",
     ])
     assert err[-1] == "compiling 4 resources"
 

@@ -16,6 +16,10 @@ STATUS = {"draft", "active", "retired", "unknown"}
 _CODE_SYSTEM = {"content": {"not-present", "example", "fragment", "complete", "supplement"},
                 "hierarchyMeaning": {"grouped-by", "is-a", "part-of", "classified-with"}}
 _PROPERTY_TYPES = {"code", "Coding", "string", "integer", "boolean", "dateTime", "decimal"}
+_NAMING_SYSTEM_KINDS = {"codesystem", "identifier", "root"}
+# the kinds of NamingSystem.uniqueId: R5 added iri-stem and v2csmnemonic
+_UNIQUE_ID_TYPES = {FhirVersion.R4: {"oid", "uuid", "uri", "other"},
+                    FhirVersion.R5: {"oid", "uuid", "uri", "iri-stem", "v2csmnemonic", "other"}}
 
 
 def _bad(path: str, value: object, allowed: Collection[str]) -> str:
@@ -47,3 +51,9 @@ def binding_errors(resource: dict[str, Any], version: FhirVersion = FhirVersion.
                 yield _bad(f"property.{p}.type", prop["type"], _PROPERTY_TYPES)
     elif resource.get("resourceType") == "ConceptMap":
         yield from _concept_map(resource, version)
+    elif resource.get("resourceType") == "NamingSystem":
+        if "kind" in resource and resource["kind"] not in _NAMING_SYSTEM_KINDS:
+            yield _bad("kind", resource["kind"], _NAMING_SYSTEM_KINDS)
+        for u, unique_id in enumerate(resource.get("uniqueId", [])):
+            if unique_id.get("type") is not None and unique_id["type"] not in _UNIQUE_ID_TYPES[version]:
+                yield _bad(f"uniqueId.{u}.type", unique_id["type"], _UNIQUE_ID_TYPES[version])

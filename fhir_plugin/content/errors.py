@@ -17,12 +17,16 @@ class InvalidContent(TerminologyError):
         "CONTENT_INVALID": "{origin}: {resource} is not valid FHIR {version}: {problem}",
         "CONTENT_NOT_FOUND": "{path}: no such file or directory",
         "CONTENT_NO_URL": "{origin}: {resource} has no url, so no request could ever name it",
-        "CONTENT_UNSUPPORTED_TYPE": "{origin}: cannot load a {resource_type}; expected CodeSystem, ValueSet, ConceptMap "
-                                    "or Bundle",
+        "CONTENT_UNSUPPORTED_TYPE": "{origin}: cannot load a {resource_type}; expected CodeSystem, ValueSet, ConceptMap, "
+                                    "NamingSystem or Bundle",
         "CONTENT_DUPLICATE_CANONICAL": "{resource_type} '{url}' version '{version}' is loaded twice with different "
                                        "content: in {first} and in {second}",
         "CONTENT_DUPLICATE_ID": "{resource_type}/{id} is loaded twice, as two different resources: in {first} and in "
                                 "{second}",
+        "CONTENT_DUPLICATE_IDENTIFIER": "The identifier '{identifier}' names two code systems: '{canonical}' in {second} "
+                                        "and '{other}' in {first}",
+        "CONTENT_NAMINGSYSTEM_AMBIGUOUS": "{origin}: {resource} names a code system by several uri identifiers ({uris}) "
+                                          "and marks none preferred, so its URL cannot be told",
         "CONTENT_NOT_FHIR": "{origin}: not a FHIR resource: {problem}",
         "CONTENT_TOO_LARGE": "{origin}: refused: it expands to more than {limit} bytes (the limit set by {setting})",
         "CONTENT_TOO_DEEP": "{origin}: refused: its JSON nests arrays and objects more than {limit} levels deep (the "

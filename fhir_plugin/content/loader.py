@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..fhirversions import FhirVersion, model_class, read_as, validation_order
+from ..terminology.aliases import AmbiguousNamingSystem, naming_system_canonical
 from ..terminology.registry import Registry
 from .errors import InvalidContent
 from .bundles import bundle_resources, is_bundle
@@ -33,7 +34,7 @@ from .progress import LoadProgress, ProgressCallback, skipped_text
 
 log = logging.getLogger(__name__)
 
-LOADABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
+LOADABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap", "NamingSystem")
 
 
 def _first_error(error: ValidationError) -> str:
@@ -60,6 +61,13 @@ def load_resource(resource: object, origin: str = "(inline)", prefer: FhirVersio
     if resource["resourceType"] == "CodeSystem" and not resource.get("url"):
         # FHIR allows it (url is 0..1), but codes are looked up by system url: it could never be used.
         raise InvalidContent("CONTENT_NO_URL", origin=origin, resource=f"CodeSystem/{resource.get('id') or '?'}")
+    if resource["resourceType"] == "NamingSystem":
+        try:
+            naming_system_canonical(resource)
+        except AmbiguousNamingSystem as error:
+            label = f"NamingSystem/{resource.get('id') or resource.get('name') or '?'}"
+            raise InvalidContent("CONTENT_NAMINGSYSTEM_AMBIGUOUS", origin=origin, resource=label,
+                                 uris=", ".join(error.uris)) from None
     return resource
 
 
@@ -297,7 +305,8 @@ def scan_paths(paths: Iterable[Path], *, strict: bool = True, limits: Limits | N
         done += size
         skipped = tuple(sorted((report.skipped - skipped_before).items()))
         if skipped:
-            log.info("%s: passed over %s (not CodeSystem, ValueSet or ConceptMap)", file, skipped_text(skipped))
+            log.info("%s: passed over %s (not CodeSystem, ValueSet, ConceptMap or NamingSystem)", file,
+                     skipped_text(skipped))
         if progress:
             progress(LoadProgress("read", str(file), size, len(report.resources) - loaded, skipped, number,
                                   len(files), done, sum(sizes)))

@@ -16,7 +16,12 @@ class InvalidBody(InvalidRequest):
         "BODY_NOT_JSON": "The request body is not valid JSON: {reason}",
         "BODY_NOT_PARAMETERS": "The request body must be a FHIR Parameters resource, not {found}",
         "BODY_BAD_PARAMETERS": "The Parameters resource is malformed: {reason}",
-        "BAD_FORMAT": "Unsupported _format '{format}': use json, application/json or application/fhir+json",
+        "BAD_FORMAT": "Unsupported _format '{format}': use json, application/json, application/fhir+json, xml, "
+                      "application/xml, text/xml or application/fhir+xml",
+        "BODY_NOT_XML": "The request body is not well-formed XML: {reason}",
+        "BODY_XML_DOCTYPE": "The request body has a DOCTYPE: FHIR XML has none, and this server reads no DTD or "
+                            "entity declarations",
+        "BODY_NOT_FHIR_XML": "The request body is not FHIR XML: {reason}",
     }
 
 
@@ -24,7 +29,9 @@ class BodyTooDeep(TooCostly):
     """A body nested deeper than FHIR_PLUGIN_MAX_JSON_DEPTH: refused before anything walks it."""
 
     messages = {"BODY_TOO_DEEP": "The request body nests JSON arrays and objects deeper than the {limit} levels this "
-                                 "server accepts"}
+                                 "server accepts",
+                "BODY_XML_TOO_DEEP": "The request body nests its XML elements too deep: as FHIR JSON it would nest "
+                                     "arrays and objects deeper than the {limit} levels this server accepts"}
 
 
 class NoSuchEndpoint(NotFound):
@@ -105,8 +112,8 @@ class TransactionFailed(InvalidRequest):
 class NotAcceptable(TerminologyError):
     status = 406
     issue_code = "not-supported"
-    messages = {"NOT_ACCEPTABLE": "Cannot produce '{accept}': this server produces application/fhir+json and "
-                                  "application/json only (XML is not supported yet)"}
+    messages = {"NOT_ACCEPTABLE": "Cannot produce '{accept}': this server produces FHIR JSON (application/fhir+json, "
+                                  "application/json) and FHIR XML (application/fhir+xml, application/xml, text/xml)"}
 
 
 class RequestTooLarge(TerminologyError):
@@ -119,4 +126,5 @@ class UnsupportedMediaType(TerminologyError):
     status = 415
     issue_code = "not-supported"
     messages = {"UNSUPPORTED_MEDIA_TYPE": "Content-Type '{content_type}' is not supported; send application/fhir+json, "
-                                          "application/json or application/x-www-form-urlencoded"}
+                                          "application/json, application/fhir+xml, application/xml, text/xml or "
+                                          "application/x-www-form-urlencoded"}

@@ -78,7 +78,21 @@ def lookup_parameters(result: LookupResult, version: FhirVersion) -> JSON:
         params.append({"name": "property", "part": parts})
     for supplement in result.used_supplements:
         params.append({"name": "used-supplement", "valueCanonical": supplement})
+    _issues(params, result.issues)
     return {"resourceType": "Parameters", "parameter": params}
+
+
+def _issues(params: list[JSON], issues: tuple[Issue, ...]) -> None:
+    """The warnings of an answer (a code system named by an alias) as $validate-code carries its
+    issues: an `issues` OperationOutcome. $lookup, $translate and $subsumes define no such output;
+    it is there only when there is something to say."""
+    if issues:
+        params.append({"name": "issues", "resource": issues_outcome(issues)})
+
+
+def _issues_of(parameters: JSON) -> tuple[Issue, ...]:
+    found = next((p.get("resource") for p in _list(parameters.get("parameter")) if p.get("name") == "issues"), None)
+    return outcome_issues(found) if isinstance(found, dict) else ()
 
 
 def _parts(parameter: JSON) -> dict[str, JSON]:
@@ -98,6 +112,8 @@ def lookup_result(parameters: JSON) -> LookupResult:
     designations, properties, supplements = [], [], []
     for parameter in parameters.get("parameter", []):
         name = parameter.get("name")
+        if name == "issues":
+            continue
         if name == "designation":
             parts = _parts(parameter)
             designations.append(Designation(
@@ -120,7 +136,7 @@ def lookup_result(parameters: JSON) -> LookupResult:
         name=str(single.get("name", "")), system=str(single.get("system", "")), version=single.get("version"),
         code=str(single.get("code", "")), display=single.get("display"), definition=single.get("definition"),
         abstract=bool(single.get("abstract", False)), designations=tuple(designations),
-        properties=tuple(properties), used_supplements=tuple(supplements),
+        properties=tuple(properties), used_supplements=tuple(supplements), issues=_issues_of(parameters),
     )
 
 
@@ -146,6 +162,7 @@ def translate_parameters(result: TranslateResult, version: FhirVersion) -> JSON:
         if match.source is not None and not (r4_dialect and version is FhirVersion.R4):
             parts.append({"name": "source", "valueCoding": coding_dict(match.source)})
         params.append({"name": "match", "part": parts})
+    _issues(params, result.issues)
     return {"resourceType": "Parameters", "parameter": params}
 
 
@@ -172,20 +189,23 @@ def translate_result(parameters: JSON) -> TranslateResult:
                 elif part.get("name") == "source" and origin is None:
                     origin = value
             matches.append(TranslateMatch(relationship, concept or Coding(), origin, source))
-    return TranslateResult(result=result, matches=tuple(matches), message=message)
+    return TranslateResult(result=result, matches=tuple(matches), message=message, issues=_issues_of(parameters))
 
 
 # --- $subsumes ---------------------------------------------------------------------------------
 
 
 def subsumes_parameters(result: SubsumesResult) -> JSON:
-    return {"resourceType": "Parameters", "parameter": [{"name": "outcome", "valueCode": result.outcome}]}
+    params: list[JSON] = [{"name": "outcome", "valueCode": result.outcome}]
+    _issues(params, result.issues)
+    return {"resourceType": "Parameters", "parameter": params}
 
 
 def subsumes_result(parameters: JSON, system: str, version: str | None) -> SubsumesResult:
-    """The answer carries only the outcome: the caller knows the code system and its version."""
+    """The answer carries only the outcome (and warnings): the caller knows the code system and
+    its version."""
     outcome = next((_value(p)[1] for p in _list(parameters.get("parameter")) if p.get("name") == "outcome"), None)
-    return SubsumesResult(str(outcome), system, version)
+    return SubsumesResult(str(outcome), system, version, _issues_of(parameters))
 
 
 # --- $validate-code ----------------------------------------------------------------------------

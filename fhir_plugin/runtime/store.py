@@ -93,7 +93,7 @@ class Loaded:
         """`CodeSystem <url> version <version>`, as the admin endpoint's answers name it."""
         resource = self.resource
         version = resource.get("version")
-        return f"{resource['resourceType']} {resource.get('url') or resource.get('id')}" + (
+        return f"{resource['resourceType']} {resource.get('url') or resource.get('id') or resource.get('name')}" + (
             f" version {version}" if version else "")
 
 
@@ -136,7 +136,7 @@ class Layer:
 
     def state(self, file: LoadedFile) -> str:
         """`loaded`; `duplicate` when every resource of it is held elsewhere too (unloading it changes
-        nothing served); `empty` when it holds no CodeSystem, ValueSet or ConceptMap."""
+        nothing served); `empty` when it holds no CodeSystem, ValueSet, ConceptMap or NamingSystem."""
         if not file.resources:
             return "empty"
         return "duplicate" if all(self.also_in(item) for item in file.resources) else "loaded"

@@ -295,6 +295,8 @@ ANSWER_MESSAGES: Mapping[str, str] = {
         "The System URI could not be determined for the code '{0}' in the ValueSet '{1}': value set expansion has "
         "multiple matches: {2}"),
     "Terminology_TX_System_ValueSet2": "The Coding references a value set, not a code system ('{0}')",
+    # a code system named by an alias (an OID, ...): answered as its canonical URL, with this warning
+    "VALUESET_INCLUDE_WRONG_CS_OID": "It is not valid to refer to a CodeSystem by an identifier like this '{0}' - use '{1}'",
     "Terminology_TX_System_Relative": "Coding.system must be an absolute reference, not a local reference",
     "Coding_has_no_system__cannot_validate": (
         "Coding has no system. A code with no system has no defined meaning, and it cannot be validated. A system "

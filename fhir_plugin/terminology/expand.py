@@ -36,6 +36,7 @@ from typing import Any
 from . import budget
 from .errors import InvalidRequest, TooCostly, UnknownCodeSystem
 from .expansion import contains_tree
+from .identifiers import Renamer
 from .models import ExpandRequest, ExpandResult, ExpansionParameter, versions_by_system
 from .registry import Registry
 from .valueset import (Evaluation, EvaluationOptions, Member, canonical_of, compose_parameters, evaluate,
@@ -178,7 +179,18 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
     else:
         raise InvalidRequest("EXPAND_NO_VALUESET", expression="url")
     wanted = filter_words(request) if request.filter else []
+    renamer = Renamer(registry)
+    if any(value.partition("|")[0] in renamer.aliases for value in (
+            *request.exclude_systems, *request.system_versions, *request.check_system_versions,
+            *request.force_system_versions)):
+        request = replace(
+            request, exclude_systems=renamer.canonicals(request.exclude_systems, "exclude-system"),
+            system_versions=renamer.canonicals(request.system_versions, "system-version"),
+            check_system_versions=renamer.canonicals(request.check_system_versions, "check-system-version"),
+            force_system_versions=renamer.canonicals(request.force_system_versions, "force-system-version"))
     evaluation = evaluate(registry, value_set, options=_options(request))
+    if renamer.found:
+        evaluation.renamed[:0] = [r for r in renamer.found if r not in evaluation.renamed]
     for warning in status_warnings(value_set):
         # draft / experimental describe the request's own ValueSet and are not warned about (the
         # HL7 tests expect none); deprecated and withdrawn are
@@ -274,4 +286,7 @@ def _echo(request: ExpandRequest, evaluation: Evaluation, language: str | None) 
         add("used-fragment", "Uri", canonical)
     for name, canonical in evaluation.warnings:
         add(name, "Uri", canonical)
+    for renamed in evaluation.renamed:
+        parameter = renamed.expansion_parameter()
+        add(parameter.name, parameter.type, parameter.value)
     return tuple(params)

@@ -13,6 +13,7 @@ as tx.fhir.org reports it.
 from __future__ import annotations
 
 from .errors import InvalidRequest, UnknownCode, UnknownSupplement
+from .identifiers import Renamer
 from .languages import preferred, same_language
 from .models import CodeSystemEntry, Coding, Concept, Designation, LookupRequest, LookupResult, PropertyValue
 from .registry import Registry
@@ -73,6 +74,11 @@ def _designations(concept: Concept, cs: CodeSystemEntry) -> tuple[Designation, .
 def lookup_code(registry: Registry, request: LookupRequest) -> LookupResult:
     """Find one concept and report what the request asks for."""
     coding = resolve_coding(request.system, request.code, request.version, request.coding)
+    renamer = None
+    if coding.system in registry.aliases:  # named by an alias: the one look-up a canonical URL costs
+        renamer = Renamer(registry)
+        coding = renamer.coding(coding, "coding.system" if request.coding is not None and request.coding.system
+                                else "system")
     if not coding.code or not coding.system:
         missing = "system" if coding.code else "code"
         raise InvalidRequest("LOOKUP_NO_CODE", expression=missing)
@@ -113,4 +119,5 @@ def lookup_code(registry: Registry, request: LookupRequest) -> LookupResult:
         designations=_designations(concept, cs) if _wants(wanted, "designation") else (),
         properties=tuple(properties),
         used_supplements=tuple(s.canonical for s in supplements),
+        issues=renamer.issues() if renamer else (),
     )

@@ -196,6 +196,7 @@ class LookupResult:
     designations: tuple[Designation, ...] = ()
     properties: tuple[PropertyValue, ...] = ()
     used_supplements: tuple[str, ...] = ()  # url|version of the supplements applied (useSupplement)
+    issues: tuple[Issue, ...] = ()  # warnings: a code system named by an alias (identifiers.py)
 
 
 # --- $translate ------------------------------------------------------------------------------
@@ -228,6 +229,10 @@ class TranslateRequest:
     concept_map: dict[str, Any] | None = None
     reverse: bool = False
     dialect: str | None = None
+    # how `source` and `target` were given: "code" (+ system), "coding" or "codeableConcept"; None
+    # (a library caller): a Coding when there is one concept, else a CodeableConcept
+    source_form: str | None = None
+    target_form: str | None = None
 
     @property
     def mode(self) -> str:
@@ -254,6 +259,7 @@ class TranslateResult:
     message: str | None = None
     mode: str = "forward"
     dialect: str | None = None  # the request's (TranslateRequest.dialect): it decides R4's match.source
+    issues: tuple[Issue, ...] = ()  # warnings: a code system named by an alias (identifiers.py)
 
 
 # --- $subsumes -------------------------------------------------------------------------------
@@ -282,6 +288,7 @@ class SubsumesResult:
     outcome: str
     system: str
     version: str | None
+    issues: tuple[Issue, ...] = ()  # warnings: a code system named by an alias (identifiers.py)
 
 
 # --- $validate-code --------------------------------------------------------------------------

@@ -23,12 +23,15 @@ import re
 from collections.abc import Iterable, Iterator, Set
 from typing import Any
 
+from .aliases import alias_index
 from .caching import BoundedCache, Budget, CacheStats
 from .compile import compile_code_system, compile_concept_map, compile_resource_entry
 from .errors import UnknownCodeSystem, UnknownConceptMap
 from .models import CodeSystemEntry, ConceptMapEntry, ResourceEntry
 
 SEARCHABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
+# What a registry keeps: the searchable types, and the NamingSystems that name code systems.
+KEPT_TYPES = (*SEARCHABLE_TYPES, "NamingSystem")
 
 
 VersionKey = tuple[tuple[int, int, str], ...]
@@ -111,7 +114,7 @@ class Registry:
         self.caches: RegistryCaches = caches or (parent.caches if parent is not None else RegistryCaches())
         self._code_systems: dict[str, list[CodeSystemEntry]] = {}
         self._concept_maps: list[ConceptMapEntry] = []
-        self._entries: dict[str, list[ResourceEntry]] = {t: [] for t in SEARCHABLE_TYPES}
+        self._entries: dict[str, list[ResourceEntry]] = {t: [] for t in KEPT_TYPES}
         self._by_id: dict[tuple[str, str], ResourceEntry] = {}
         self._add(compiled if compiled is not None else (compile_entry(r) for r in resources))
 
@@ -132,9 +135,31 @@ class Registry:
                     self._by_id.setdefault((rtype, generic.id), generic)
         for url in touched:
             self._code_systems[url].sort(key=lambda e: version_key(e.version), reverse=True)
+        self._index_aliases()
         # the canonicals whose look-ups this layer answers itself (or changes): code systems,
-        # supplements and value sets, what value set evaluation looks up
-        self.urls = frozenset([*self._code_systems, *(e.url for e in self._entries["ValueSet"] if e.url)])
+        # supplements and value sets, what value set evaluation looks up, and the identifiers it
+        # gives code systems (or makes ambiguous)
+        self.urls = frozenset([*self._code_systems, *(e.url for e in self._entries["ValueSet"] if e.url),
+                               *self._own_aliases])
+
+    def _index_aliases(self) -> None:
+        """`aliases`: identifier -> canonical URL of every code system this registry serves, the
+        layers below included (aliases.py says which identifiers count). Built with the content,
+        so that naming a code system by its URL costs nothing more and by an alias one dict look-up.
+        A canonical URL is never an alias: a code system served under a URL hides an alias of that
+        URL. This layer's own aliases hide those below; one it declares for two code systems (the
+        content layer refuses that in loaded content, but a request's tx-resources may) is no alias."""
+        resources = [cs.resource for versions in self._code_systems.values() for cs in versions]
+        own, ambiguous = alias_index([*resources, *(e.resource for e in self._entries["NamingSystem"])])
+        below = self.parent.aliases if self.parent is not None else {}
+        for alias in [a for a in own if a in self._code_systems
+                      or (self.parent is not None and self.parent.code_system_versions(a))]:
+            del own[alias]
+        merged = {alias: canonical for alias, canonical in below.items()
+                  if alias not in self._code_systems and alias not in ambiguous}
+        merged.update(own)
+        self._own_aliases = frozenset([*own, *ambiguous])
+        self.aliases: dict[str, str] = merged
 
     def changed(self, added: Iterable[Compiled] = (), removed: Iterable[dict[str, Any]] = ()) -> Registry:
         """A registry like this one (same parent, same caches, a new token) without the entries of

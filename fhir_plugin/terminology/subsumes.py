@@ -8,6 +8,7 @@ both codings must be in the one code system named.
 from __future__ import annotations
 
 from .errors import InvalidRequest, UnknownCode
+from .identifiers import Renamer
 from .lookup import resolve_coding
 from .models import Concept, SubsumesRequest, SubsumesResult
 from .registry import Registry
@@ -32,6 +33,11 @@ def subsumes(registry: Registry, request: SubsumesRequest) -> SubsumesResult:
     for name, coding in (("A", a), ("B", b)):
         if not coding.code:
             raise InvalidRequest("SUBSUMES_MISSING", which=name, expression=f"code{name}")
+    renamer = None
+    if a.system in registry.aliases or b.system in registry.aliases:
+        renamer = Renamer(registry)
+        a, b = (renamer.coding(coding, f"coding{name}.system" if given is not None and given.system else "system")
+                for name, coding, given in (("A", a, request.coding_a), ("B", b, request.coding_b)))
     if not a.system or not b.system:
         raise InvalidRequest("PARAM_REQUIRES", parameter="codeA" if not a.system else "codeB", required="system", expression="system")
     if a.system != b.system:
@@ -53,4 +59,4 @@ def subsumes(registry: Registry, request: SubsumesRequest) -> SubsumesResult:
         outcome = "subsumed-by"
     else:
         outcome = "not-subsumed"
-    return SubsumesResult(outcome, cs.url, cs.version)
+    return SubsumesResult(outcome, cs.url, cs.version, renamer.issues() if renamer else ())

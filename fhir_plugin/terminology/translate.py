@@ -17,9 +17,12 @@ in the code system: the map states what it maps, as tx.fhir.org answers (HL7 tra
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import budget
 from .compile import compile_concept_map
 from .errors import InvalidRequest, answer_message
+from .identifiers import Renamer
 from .models import Coding, ConceptMapEntry, MapGroup, TranslateMatch, TranslateRequest, TranslateResult
 from .registry import Registry
 
@@ -57,27 +60,41 @@ def _version_ok(wanted: str | None, stored: str | None) -> bool:
     return wanted is None or stored is None or wanted == stored
 
 
-def _forward(request: TranslateRequest, maps: list[ConceptMapEntry],
-             seen_groups: list[MapGroup]) -> list[TranslateMatch]:
+def _renamed_groups(renamer: Renamer, groups: list[tuple[ConceptMapEntry, MapGroup]]) -> None:
+    """A map may name a code system by an alias too: warned about when its group takes part."""
+    for cm, group in groups:
+        index = next(i for i, g in enumerate(cm.groups) if g is group)
+        renamer.system(group.source, f"ConceptMap.group[{index}].source")
+        renamer.system(group.target, f"ConceptMap.group[{index}].target")
+
+
+def _forward(request: TranslateRequest, maps: list[ConceptMapEntry], aliases: dict[str, str],
+             seen_groups: list[MapGroup], renamed: list[tuple[ConceptMapEntry, MapGroup]]) -> list[TranslateMatch]:
     matches = []
     for coding in request.source:
         budget.check()
         for cm in maps:
             for group in cm.groups:
-                if group.source != coding.system or not _version_ok(coding.version, group.source_version):
+                source, target_system = group.source, group.target
+                if source in aliases or target_system in aliases:
+                    source, target_system = (aliases.get(source or "", source), aliases.get(target_system or "",
+                                                                                              target_system))
+                if source != coding.system or not _version_ok(coding.version, group.source_version):
                     continue
-                if request.target_system and group.target != request.target_system:
+                if request.target_system and target_system != request.target_system:
                     continue
                 seen_groups.append(group)
+                if source is not group.source or target_system is not group.target:
+                    renamed.append((cm, group))
                 element = group.elements.get(coding.code) if coding.code is not None else None
                 for target in element.targets if element else ():
-                    concept = Coding(group.target, target.code, group.target_version, target.display)
+                    concept = Coding(target_system, target.code, group.target_version, target.display)
                     matches.append(TranslateMatch(target.relationship, concept, cm.canonical))
     return matches
 
 
-def _backward(request: TranslateRequest, maps: list[ConceptMapEntry],
-              seen_groups: list[MapGroup]) -> list[TranslateMatch]:
+def _backward(request: TranslateRequest, maps: list[ConceptMapEntry], aliases: dict[str, str],
+              seen_groups: list[MapGroup], renamed: list[tuple[ConceptMapEntry, MapGroup]]) -> list[TranslateMatch]:
     """Matches whose target is the given concept; R4 `reverse` reports the source side as `concept`."""
     given = request.source if request.reverse else request.target
     source_system = request.target_system if request.reverse else request.source_system
@@ -87,14 +104,20 @@ def _backward(request: TranslateRequest, maps: list[ConceptMapEntry],
         system = coding.system or target_system
         for cm in maps:
             for group in cm.groups:
-                if system and group.target != system:
+                group_source, group_target = group.source, group.target
+                if group_source in aliases or group_target in aliases:
+                    group_source, group_target = (aliases.get(group_source or "", group_source),
+                                                  aliases.get(group_target or "", group_target))
+                if system and group_target != system:
                     continue
-                if source_system and group.source != source_system:
+                if source_system and group_source != source_system:
                     continue
                 seen_groups.append(group)
+                if group_source is not group.source or group_target is not group.target:
+                    renamed.append((cm, group))
                 for element, target in group.by_target.get(coding.code, ()) if coding.code is not None else ():
-                    target_coding = Coding(group.target, target.code, group.target_version, target.display)
-                    source_coding = Coding(group.source, element.code, group.source_version, element.display)
+                    target_coding = Coding(group_target, target.code, group.target_version, target.display)
+                    source_coding = Coding(group_source, element.code, group.source_version, element.display)
                     if request.reverse:
                         matches.append(TranslateMatch(target.relationship, source_coding, cm.canonical))
                     else:
@@ -102,19 +125,56 @@ def _backward(request: TranslateRequest, maps: list[ConceptMapEntry],
     return matches
 
 
+def _names_an_alias(request: TranslateRequest, aliases: dict[str, str]) -> bool:
+    for coding in request.source:
+        if coding.system in aliases:
+            return True
+    for coding in request.target:
+        if coding.system in aliases:
+            return True
+    return False
+
+
+def _given_in(request: TranslateRequest, renamer: Renamer) -> TranslateRequest:
+    """The request with the code systems it names by an alias named by their URLs. The warnings
+    name the parameters in the release the request spoke (R4's names for an R4 dialect)."""
+    r4 = request.dialect == "R4"
+
+    def where(codings: tuple[Coding, ...], form: str | None, code: str, coding: str, concept: str) -> str:
+        chosen = form or ("coding" if len(codings) == 1 else "codeableConcept")
+        return {"code": code, "coding": f"{coding}.system"}.get(chosen, f"{concept}.coding[{{index}}].system")
+
+    source = where(request.source, request.source_form, *(("system", "coding", "codeableConcept") if r4 else
+                                                          ("sourceSystem", "sourceCoding", "sourceCodeableConcept")))
+    target = where(request.target, request.target_form, "targetSystem", "targetCoding", "targetCodeableConcept")
+    return replace(
+        request, source=renamer.codings(request.source, source), target=renamer.codings(request.target, target),
+        source_system=renamer.system(request.source_system, "system" if r4 else "sourceSystem"),
+        target_system=renamer.system(request.target_system, "targetsystem" if r4 else "targetSystem"))
+
+
 def translate_concept(registry: Registry, request: TranslateRequest) -> TranslateResult:
     """Translate a concept with the loaded (or given) ConceptMaps."""
     _check(request)
+    aliases = registry.aliases
+    renamer = None
+    if request.source_system in aliases or request.target_system in aliases or _names_an_alias(request, aliases):
+        renamer = Renamer(registry)
+        request = _given_in(request, renamer)
     mode = request.mode
     maps = _maps(registry, request)
     seen_groups: list[MapGroup] = []
+    renamed: list[tuple[ConceptMapEntry, MapGroup]] = []
     if mode in ("forward", "pair"):
-        matches = _forward(request, maps, seen_groups)
+        matches = _forward(request, maps, aliases, seen_groups, renamed)
         if mode == "pair":
             matches = [m for m in matches if any(
                 m.concept.code == t.code and (not t.system or m.concept.system == t.system) for t in request.target)]
     else:
-        matches = _backward(request, maps, seen_groups)
+        matches = _backward(request, maps, aliases, seen_groups, renamed)
+    if renamed:
+        renamer = renamer or Renamer(registry)
+        _renamed_groups(renamer, renamed)
     matches = list(dict.fromkeys(matches))
     result = any(m.relationship != "not-related-to" for m in matches)
     text = None
@@ -136,4 +196,8 @@ def translate_concept(registry: Registry, request: TranslateRequest) -> Translat
         else:
             text = answer_message("TRANSLATE_NOT_FOUND", first.code, first.system or "any code system",
                            f" (to '{wanted}')" if wanted else "")
-    return TranslateResult(result=result, matches=tuple(matches), message=text, mode=mode, dialect=request.dialect)
+    if renamer is None:
+        return TranslateResult(result=result, matches=tuple(matches), message=text, mode=mode, dialect=request.dialect)
+    text = "; ".join(([text] if text else []) + [found.text for found in renamer.found])
+    return TranslateResult(result=result, matches=tuple(matches), message=text, mode=mode, dialect=request.dialect,
+                           issues=renamer.issues())

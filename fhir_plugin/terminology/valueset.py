@@ -23,6 +23,7 @@ from typing import Any
 from . import budget
 from .errors import CircularValueSet, TooCostly, UnknownCodeSystem, UnknownSupplement, UnknownValueSet, VersionCheckFailed
 from .filters import filter_codes
+from .identifiers import Renamed, compose_renamed
 from .models import CodeSystemEntry, Concept, versions_by_system
 from .registry import Registry, version_key
 from .supplements import apply_supplements, find_supplement, supplements_base
@@ -80,6 +81,7 @@ class Evaluation:
     applied: list[tuple[str, str]] = field(default_factory=list)  # version parameters that changed a choice
     unknown_systems: list[str] = field(default_factory=list)  # enumerated includes of unloaded systems
     multi_version_systems: set[str] = field(default_factory=set)  # systems compose names in two versions
+    renamed: list[Renamed] = field(default_factory=list)  # includes that name a code system by an alias
     # what $expand's text filter builds over `members` once, shared by the copies of a kept evaluation
     search: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     # every canonical url looked up in the registry (found or not): the evaluation is the same in
@@ -90,7 +92,7 @@ class Evaluation:
 
     def merge(self, other: Evaluation) -> None:
         for name in ("used_code_systems", "used_value_sets", "used_supplements", "used_fragments", "warnings",
-                     "applied", "unknown_systems"):
+                     "applied", "unknown_systems", "renamed"):
             mine = getattr(self, name)
             mine.extend(x for x in getattr(other, name) if x not in mine)
         self.multi_version_systems |= other.multi_version_systems
@@ -356,6 +358,9 @@ def _evaluate(registry: Registry, value_set: dict[str, Any], options: Evaluation
         raise TooCostly("VALUESET_IMPORTS_TOO_DEEP", value_set=path[0], limit=MAX_IMPORT_DEPTH)
     path = path + ((me,) if me else ())
     evaluation = Evaluation()
+    value_set, evaluation.renamed = compose_renamed(registry, value_set)
+    # the evaluation depends on what the aliases name: a layer that declares one is its home
+    evaluation.consulted.update(renamed.given for renamed in evaluation.renamed)
     compose = value_set.get("compose") or {}
     supplements = _value_set_supplements(value_set, options)
     contained = value_set.get("contained", [])

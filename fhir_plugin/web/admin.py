@@ -20,6 +20,7 @@ from ..runtime.store import checked_name
 from ..terminology.errors import TerminologyError
 from .errors import register_error_handlers, terminology_error
 from .params import check_query_string, raw_body
+from .responses import outcome_response
 from .routing import allow, refuse_method
 from .views import ALL_METHODS, PluginState
 
@@ -48,13 +49,16 @@ def _allow(*methods: str) -> Response | None:
     return refuse_method(allow(methods))
 
 
-def _json(document: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(document, indent=2), status, headers, mimetype="application/json")
+def _json(document: dict[str, Any]) -> Response:
+    """What is not FHIR (the list of loaded files, the caches' figures) is plain JSON, whatever Accept says."""
+    return Response(json.dumps(document, indent=2), 200, mimetype="application/json")
 
 
-def _information(texts: list[str]) -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": "information", "code": "informational", "details": {"text": t}} for t in texts]}
+def _information(texts: list[str], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """An OperationOutcome of information: FHIR, so in the negotiated format (JSON or XML)."""
+    outcome = {"resourceType": "OperationOutcome",
+               "issue": [{"severity": "information", "code": "informational", "details": {"text": t}} for t in texts]}
+    return outcome_response(request, outcome, status, headers)
 
 
 @admin.route("/content", methods=[*ALL_METHODS, "OPTIONS"], strict_slashes=False, merge_slashes=False)
@@ -76,7 +80,7 @@ def content() -> Response:
     texts += [item.label for item in served]
     texts += [f"{item.label}: also in {', '.join(also)} (served once)" for item, also in held if also]
     headers = {"Location": f"{request.base_url}/{change.name}"}
-    return _json(_information(texts), 201 if change.created else 200, headers)
+    return _information(texts, 201 if change.created else 200, headers)
 
 
 def _body(state: PluginState, name: str | None) -> bytes:
@@ -104,7 +108,7 @@ def content_file(name: str) -> Response:
     if (refused := _allow("DELETE")) is not None:
         return refused
     change = state.runtime.unload(name)
-    return _json(_information([f"{change.name}: unloaded; every worker stops serving it from the next request"]))
+    return _information([f"{change.name}: unloaded; every worker stops serving it from the next request"])
 
 
 @admin.route("/caches", methods=[*ALL_METHODS, "OPTIONS"], strict_slashes=False, merge_slashes=False)

@@ -9,7 +9,8 @@ by the Bundle's URL adapter, made the current request of the Bundle's own reques
 time of its view, which is called directly (no context to push, no before/after-request hooks, no
 response to iterate): measured, an entry of a cached $validate-code costs about 60 us, a WSGI call
 of the same request about 100. The answers' JSON bytes are spliced into the response Bundle
-(render/bundles.py) without being parsed again.
+(render/bundles.py) without being parsed again; an answer in XML is written from that JSON. The
+Bundle itself may come in JSON or XML, read as any body is (params.body_document).
 
 The Bundle is bounded as a whole: its body by FHIR_PLUGIN_MAX_REQUEST_BYTES and the JSON depth
 limit, its entries by FHIR_PLUGIN_MAX_BUNDLE_ENTRIES, its answers by MAX_ANSWER_BYTES, and its
@@ -36,16 +37,15 @@ from flask import Flask, Request, Response, current_app, request
 from flask.globals import request_ctx
 from werkzeug.exceptions import HTTPException
 
-from ..content.limits import DepthError, parse_json
+from ..fhirversions import FhirVersion
 from ..render import bundles
-from ..render.errors import (BodyTooDeep, BundleTooCostly, InvalidBody, InvalidBundle, TransactionFailed,
-                             WriteRefused)
-from ..render.formats import FHIR_JSON, JSON, dumps, response_mimetype
+from ..render.errors import BundleTooCostly, InvalidBundle, TransactionFailed, WriteRefused
+from ..render.formats import FHIR_JSON, JSON, XML_TYPES, check_body_type, dumps, response_mimetype, write
 from ..terminology.budget import check
 from ..terminology.errors import OverBudget, TerminologyError
 from ..terminology.outcome import error_outcome, transaction_outcome
 from .errors import http_error, terminology_error, unexpected_error
-from .params import read_body
+from .params import body_document, read_body
 from .responses import outcome_response
 
 # The answers of one Bundle's entries together: one read of the complete ICD-10-CM (20 MB) fits,
@@ -76,15 +76,18 @@ class EntryRequest:
 Entry = EntryRequest | TerminologyError  # a request, or why the entry cannot be one
 
 
-def answer(settings: Mapping[str, Any], public_base: str, shared: Mapping[str, Any]) -> Response:
-    """The answer to the Bundle POSTed in the current request. `public_base`: this endpoint's base
-    URL as links name it (FHIR_PLUGIN_BASE_URL); `shared`: environ entries every entry's request
-    takes from the Bundle's (the service it is answered with)."""
+def answer(version: FhirVersion, settings: Mapping[str, Any], public_base: str,
+           shared: Mapping[str, Any]) -> Response:
+    """The answer to the Bundle (JSON or XML) POSTed in the current request to the `version` base.
+    `public_base`: this endpoint's base URL as links name it (FHIR_PLUGIN_BASE_URL); `shared`:
+    environ entries every entry's request takes from the Bundle's (the service it is answered with)."""
     if request.environ.get(IN_BUNDLE):  # only a POST to the base gets here, and read_entry refuses it
         raise InvalidBundle("BUNDLE_NESTED", index="?")
     mimetype = response_mimetype(request.args.get("_format"), request.headers.get("Accept"))  # 406 before any work
     data = read_body(request, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]) or b""
-    kind, raw = read_bundle(data, settings["FHIR_PLUGIN_MAX_JSON_DEPTH"], settings["FHIR_PLUGIN_MAX_BUNDLE_ENTRIES"])
+    document = body_document(data, check_body_type(request.content_type), settings["FHIR_PLUGIN_MAX_JSON_DEPTH"],
+                             version)
+    kind, raw = read_bundle(document, settings["FHIR_PLUGIN_MAX_BUNDLE_ENTRIES"])
     base = _base(request)
     entries = [read_entry(index, item, (base, public_base)) for index, item in enumerate(raw)]
     transaction = kind == "transaction"
@@ -109,24 +112,20 @@ def answer(settings: Mapping[str, Any], public_base: str, shared: Mapping[str, A
         if total > MAX_ANSWER_BYTES:
             raise BundleTooCostly("BUNDLE_ANSWER_TOO_LARGE", limit=MAX_ANSWER_BYTES)
         parts.append(bundles.entry(status, body))
-    document = bundles.bundle(bundles.TRANSACTION_RESPONSE if transaction else bundles.BATCH_RESPONSE, parts)
-    if request.args.get("_pretty") == "true":
-        document = dumps(orjson.loads(document), True)
-    return Response(document, status=200, mimetype=mimetype)
+    written = bundles.bundle(bundles.TRANSACTION_RESPONSE if transaction else bundles.BATCH_RESPONSE, parts)
+    pretty = request.args.get("_pretty") == "true"
+    if pretty or mimetype in XML_TYPES:  # the entries' answers are JSON, spliced: read back only for these
+        written = write(orjson.loads(written), mimetype, version, pretty)
+    return Response(written, status=200, mimetype=mimetype)
 
 
 # --- reading the Bundle ------------------------------------------------------------------------
 
 
-def read_bundle(data: bytes, max_depth: int, max_entries: int) -> tuple[str, list[Any]]:
-    """The Bundle's type (batch or transaction) and its entries, as JSON; refused as a whole if it is
-    not such a Bundle or has too many entries."""
-    try:
-        document = parse_json(data.decode("utf-8-sig"), max_depth)
-    except DepthError as error:
-        raise BodyTooDeep("BODY_TOO_DEEP", limit=error.limit) from None
-    except (UnicodeError, ValueError) as error:
-        raise InvalidBody("BODY_NOT_JSON", reason=str(error) or type(error).__name__) from None
+def read_bundle(document: Any, max_entries: int) -> tuple[str, list[Any]]:
+    """The type (batch or transaction) and the entries of the body's document (parsed from JSON or
+    XML, within the depth limit); refused as a whole if it is not such a Bundle or has too many
+    entries."""
     if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
         found = document.get("resourceType") if isinstance(document, dict) else type(document).__name__
         raise InvalidBundle("BUNDLE_NOT_BUNDLE", found=found or "a JSON object without resourceType")

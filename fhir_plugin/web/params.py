@@ -18,10 +18,10 @@ from flask import Request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..fhirversions import TRANSLATE_ALIASES, translate_dialect
-from ..content.limits import DEFAULT_MAX_JSON_DEPTH, DepthError, parse_json
+from ..fhirversions import TRANSLATE_ALIASES, FhirVersion, translate_dialect
+from ..content.limits import DEFAULT_MAX_JSON_DEPTH, DepthError, deeper_than, parse_json
 from ..render.errors import BodyTooDeep, InvalidBody, RequestTooLarge
-from ..render.formats import check_body_type
+from ..render.formats import FHIR_XML, check_body_type, read_xml
 from ..terminology.errors import InvalidRequest, TooCostly
 from ..terminology.lookup import resolve_coding
 from ..terminology.models import (CodeSystemEntry, Coding, ConceptMapEntry, LookupRequest, SubsumesRequest,
@@ -70,7 +70,15 @@ def raw_body(request: Request, max_bytes: int) -> bytes:
     return bytes(data)
 
 
-def _parameters(data: bytes, max_depth: int) -> list[Param]:
+def body_document(data: bytes, mime: str, max_depth: int, version: FhirVersion = FhirVersion.R5) -> Any:
+    """The FHIR document of a JSON or XML body (`mime` as check_body_type gives it), refused if it
+    nests deeper than `max_depth`. An XML body is read with the models of the endpoint's `version`
+    and measured as the JSON it stands for."""
+    if mime == FHIR_XML:
+        read = read_xml(data, version, max_depth)
+        if deeper_than(read, max_depth):
+            raise BodyTooDeep("BODY_XML_TOO_DEEP", limit=max_depth)
+        return read
     try:
         text = data.decode("utf-8-sig")
         document = parse_json(text, max_depth)
@@ -83,6 +91,11 @@ def _parameters(data: bytes, max_depth: int) -> list[Param]:
         raise BodyTooDeep("BODY_TOO_DEEP", limit=error.limit) from None
     except (UnicodeError, ValueError) as error:
         raise InvalidBody("BODY_NOT_JSON", reason=str(error) or type(error).__name__) from None
+    return document
+
+
+def _parameters(data: bytes, mime: str, max_depth: int, version: FhirVersion) -> list[Param]:
+    document = body_document(data, mime, max_depth, version)
     if not isinstance(document, dict) or document.get("resourceType") != "Parameters":
         found = document.get("resourceType") if isinstance(document, dict) else type(document).__name__
         raise InvalidBody("BODY_NOT_PARAMETERS", found=found or "a JSON object without resourceType")
@@ -129,12 +142,13 @@ def read_body(request: Request, max_bytes: int) -> bytes | None:
 
 
 def read_params(request: Request, max_bytes: int, body: bytes | None = None,
-                max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> list[Param]:
+                max_depth: int = DEFAULT_MAX_JSON_DEPTH, version: FhirVersion = FhirVersion.R5) -> list[Param]:
     """Every operation parameter of the request: query string, then the body (POST). `body` is the
     body if read_body() has read it already (the stream can be read only once). A JSON body nested
     deeper than `max_depth` (FHIR_PLUGIN_MAX_JSON_DEPTH) is refused here, where a client's JSON
     enters: everything that reads it later (tx-resources, inline resources, validation, conversion,
-    rendering) may then walk it recursively. A form body is flat: names and strings."""
+    rendering) may then walk it recursively. A form body is flat: names and strings. An XML body
+    is read as the FHIR JSON it stands for, with the models of `version` (the endpoint's)."""
     check_query_string(request)
     params = [Param(k, "query", v) for k, v in request.args.items(multi=True) if k not in CONTROL]
     if request.method == "POST":
@@ -147,7 +161,7 @@ def read_params(request: Request, max_bytes: int, body: bytes | None = None,
                 raise InvalidBody("BODY_BAD_PARAMETERS", reason="the form body is not valid UTF-8 form data") from None
             params.extend(Param(k, "query", v) for k, v in form if k not in CONTROL)
         elif data.strip():
-            params.extend(_parameters(data, max_depth))
+            params.extend(_parameters(data, mime, max_depth, version))
     return params
 
 
@@ -261,7 +275,7 @@ def lookup_request(params: list[Param], instance: CodeSystemEntry | None = None)
         system, version = instance_canonical(instance, ("system", "version"), (system, version))
     coding = resolve_coding(system, v.get("code"), version, v.get("coding"))
     return LookupRequest(
-        system=coding.system, code=coding.code, version=coding.version, date=v.get("date"),
+        system=coding.system, code=coding.code, version=coding.version, coding=v.get("coding"), date=v.get("date"),
         display_language=v.get("displayLanguage"), properties=tuple(v.get("property", ())),
         use_supplements=tuple(v.get("useSupplement", ())),
     )
@@ -338,7 +352,12 @@ def translate_request(params: list[Param], instance: ConceptMapEntry | None = No
         source_system=v.get("sourceSystem") if source_kind is None else None,
         source_scope=v.get("sourceScope"), target_scope=v.get("targetScope"), url=url,
         concept_map_version=version, concept_map=concept_map, reverse=v.get("reverse", False),
-        dialect=translate_dialect(p.name for p in params))
+        dialect=translate_dialect(p.name for p in params), source_form=_FORMS.get(source_kind or ""),
+        target_form=_FORMS.get(target_kind or ""))
+
+
+_FORMS = {"sourceCode": "code", "sourceCoding": "coding", "sourceCodeableConcept": "codeableConcept",
+          "targetCode": "code", "targetCoding": "coding", "targetCodeableConcept": "codeableConcept"}
 
 
 SEARCH_PARAMS = ("_id", "url", "version", "name", "title", "status")

@@ -84,7 +84,7 @@ def _operation(version: FhirVersion) -> tuple[list[params.Param], TerminologySer
     state = _state()
     settings = state.settings
     given = params.read_params(request, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(_BODY),
-                               settings["FHIR_PLUGIN_MAX_JSON_DEPTH"])
+                               settings["FHIR_PLUGIN_MAX_JSON_DEPTH"], version)
     tx_resources = params.tx_resources(given, settings["FHIR_PLUGIN_MAX_TX_RESOURCES"])
     return given, state.runtime.for_request(_service(), tx_resources, version)
 
@@ -294,6 +294,6 @@ def base(version: FhirVersion) -> Response:
     """POST: a batch or transaction Bundle (web/batch.py). GET: there is nothing to read at a base
     (as HAPI and tx.fhir.org answer, an OperationOutcome), which says where the CapabilityStatement is."""
     if request.method == "POST":
-        return batch.answer(_state().settings, _base_url(), {_SERVICE: _service()})
+        return batch.answer(version, _state().settings, _base_url(), {_SERVICE: _service()})
     here = request.path.rstrip("/")
     raise NoSuchEndpoint("BASE_NOT_READABLE", path=here, version=version.value, metadata=f"{here}/metadata")

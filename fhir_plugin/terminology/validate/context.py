@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidValidateRequest, UnknownCodeSystem, UnknownSupplement, UnknownValueSet
+from ..identifiers import Renamed, compose_renamed
 from ..models import CodeSystemEntry, Coding, Concept, Issue, ValidateCodeRequest, VersionRules
 from ..registry import Registry
 from ..supplements import apply_supplements, find_supplement, supplements_base
@@ -75,6 +76,7 @@ class ValidationContext:
         self.evaluation: Evaluation | None = None
         self.vs_problem: Issue | None = None
         self.vs_unknown_system: str | None = None
+        self.renamed: list[Renamed] = []  # aliases read as canonical URLs (the request's; the value set's: evaluation)
         self.languages = request.display_language or request.accept_language
         if request.code_system_url is None:
             self._load_value_set()
@@ -99,6 +101,14 @@ class ValidationContext:
         """`cs` with the supplements of this request that supplement it applied."""
         return apply_supplements(self.registry, cs, [s for s in self.supplements if supplements_base(s) == cs.url])
 
+    def renamed_issues(self) -> list[Issue]:
+        """The warnings about code systems named by an alias: in the request, in the value set
+        and in the value sets it imports."""
+        below = self.evaluation.renamed if self.evaluation is not None else []
+        if not self.renamed and not below:
+            return []
+        return [renamed.issue() for renamed in self.renamed + [r for r in below if r not in self.renamed]]
+
     @property
     def vs_label(self) -> str:
         vs = self.value_set or {}
@@ -120,8 +130,12 @@ class ValidationContext:
         if self.value_set.get("contained"):  # its imports are rewritten below: never touch the caller's dict
             self.value_set = copy.deepcopy(self.value_set)
         self.registry = _with_contained(self.registry, self.value_set)
+        given = self.value_set
+        # what this module reads of the compose itself (which systems, which versions) it reads
+        # with aliases as canonical URLs; the evaluation warns about them
+        self.value_set = compose_renamed(self.registry, given)[0]
         try:
-            self.evaluation = evaluate(self.registry, self.value_set, options=options)
+            self.evaluation = evaluate(self.registry, given, options=options)
         except UnknownValueSet as error:  # a broken import: an answer about this value set, not a 404
             error = _as_unresolved(error)
             self.vs_problem = Issue("error", "not-found", "not-found", error.text, error.message_id)

@@ -16,12 +16,16 @@ of its codings is; every coding is checked and reported.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+
 from .. import budget
 from ..errors import InvalidValidateRequest, OverBudget, TerminologyError
-from ..models import Issue, ValidateCodeRequest, ValidateCodeResult
+from ..identifiers import Renamed, Renamer
+from ..models import Issue, ValidateCodeRequest, ValidateCodeResult, VersionRules
 from ..registry import Registry
 from .codings import check_coding
-from .context import CheckedCoding, ValidationContext, concept_status
+from .context import CheckedCoding, ValidationContext, concept_status, issue_paths
 from .display import check_language_list
 from .issues import issue
 from .membership import check_membership
@@ -37,7 +41,13 @@ def validate_code(registry: Registry, request: ValidateCodeRequest) -> ValidateC
     check_language_list(request.display_language)
     if not request.codings:
         raise InvalidValidateRequest("VALIDATE_NO_CODE", expression="code")
+    renamed: list[Renamed] = []
+    if _names_an_alias(request, registry.aliases):
+        renamer = Renamer(registry)
+        request = _given_in(request, renamer)
+        renamed = renamer.found
     ctx = ValidationContext(registry, request)
+    ctx.renamed.extend(renamed)
     if ctx.vs_problem is not None and ctx.vs_unknown_system is None:
         return _broken_value_set(ctx)
     cc = request.form == "codeableConcept"
@@ -57,6 +67,29 @@ def validate_code(registry: Registry, request: ValidateCodeRequest) -> ValidateC
     return _result(ctx, results)
 
 
+def _names_an_alias(request: ValidateCodeRequest, aliases: Mapping[str, str]) -> bool:
+    """Whether the request names a code system by an alias: a look-up per system it names."""
+    for coding in request.codings:
+        if coding.system in aliases:
+            return True
+    rules = request.versions
+    return request.code_system_url in aliases or bool(rules.default or rules.check or rules.force) and any(
+        url in aliases for urls in (rules.default, rules.check, rules.force) for url in urls)
+
+
+def _given_in(request: ValidateCodeRequest, renamer: Renamer) -> ValidateCodeRequest:
+    """The request with the code systems it names by an alias named by their URLs."""
+    codings = tuple(renamer.coding(coding, issue_paths(request.form, index)["system"])
+                    for index, coding in enumerate(request.codings))
+    rules = request.versions
+    versions = VersionRules(default=renamer.versions(rules.default, "system-version"),
+                            check=renamer.versions(rules.check, "check-system-version"),
+                            force=renamer.versions(rules.force, "force-system-version"))
+    # the url of CodeSystem/$validate-code is the codings' system too: they are warned about
+    code_system_url = renamer.aliases.get(request.code_system_url or "", request.code_system_url)
+    return replace(request, codings=codings, versions=versions, code_system_url=code_system_url)
+
+
 def _broken_value_set(ctx: ValidationContext) -> ValidateCodeResult:
     assert ctx.vs_problem is not None
     coding = ctx.request.codings[0]
@@ -66,7 +99,8 @@ def _broken_value_set(ctx: ValidationContext) -> ValidateCodeResult:
     return ValidateCodeResult(
         result=False, code=None if cc else coding.code, system=None if cc else coding.system,
         version=cs.version if cs and not cc else None, display=concept.display if concept and not cc else None,
-        message=ctx.vs_problem.text, issues=(ctx.vs_problem,), codeable_concept=ctx.request.codeable_concept)
+        message=ctx.vs_problem.text, issues=(ctx.vs_problem, *ctx.renamed_issues()),
+        codeable_concept=ctx.request.codeable_concept)
 
 
 def _result(ctx: ValidationContext, results: list[CheckedCoding]) -> ValidateCodeResult:
@@ -75,6 +109,7 @@ def _result(ctx: ValidationContext, results: list[CheckedCoding]) -> ValidateCod
     issues: list[Issue] = []
     for checked in results:
         issues.extend(checked.issues)
+    issues.extend(ctx.renamed_issues())
     ok = any(c.valid and c.in_vs for c in results)
     if cc and request.code_system_url is None and not any(c.in_vs for c in results) and not any(
             c.caused_by for c in results):
