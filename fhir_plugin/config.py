@@ -70,6 +70,8 @@ SETTINGS: tuple[Setting, ...] = (
             "hierarchy levels"),
     Setting("FHIR_PLUGIN_MAX_TX_RESOURCES", 100, int,
             "the most tx-resource parameters in one request (each is validated and compiled); beyond it, too-costly"),
+    Setting("FHIR_PLUGIN_MAX_BUNDLE_ENTRIES", 1000, int,
+            "the most entries in one batch or transaction Bundle posted to a FHIR base; beyond it, too-costly"),
     Setting("FHIR_PLUGIN_TIME_BUDGET_MS", 5000, int,
             "the time one request may spend computing, in milliseconds; beyond it, too-costly (0: no budget)"),
     Setting("FHIR_PLUGIN_ANSWER_CACHE", 2048, int,

@@ -210,6 +210,12 @@ http {{
         location / {{
             proxy_pass http://fhir_plugin_workers;
         }}
+        # nginx refuses TRACE and CONNECT itself, with a 405 page of its own: the workers answer them
+        # instead, as any method a route does not take (a 405 OperationOutcome with the route's Allow)
+        error_page 405 = @workers;
+        location @workers {{
+            proxy_pass http://fhir_plugin_workers;
+        }}
         # a run-time load (admin token) may be larger than a request: the app bounds it by
         # FHIR_PLUGIN_MAX_LOAD_BYTES and answers beyond it with its own too-costly
         location /admin/ {{

@@ -3,7 +3,10 @@ and the body of a request."""
 
 from __future__ import annotations
 
-from ..terminology.errors import InvalidRequest, NotFound, TerminologyError, TooCostly
+from collections.abc import Sequence
+from typing import Any
+
+from ..terminology.errors import InvalidRequest, NotFound, NotSupported, TerminologyError, TooCostly
 
 
 class InvalidBody(InvalidRequest):
@@ -33,16 +36,78 @@ class BodyTooDeep(TooCostly):
 
 
 class NoSuchEndpoint(NotFound):
+    """A path that names nothing. Where the path differs from one that exists only by case, the
+    message names that one (FHIR paths are case-sensitive)."""
+
     messages = {
         "NO_SUCH_PATH": "There is no FHIR endpoint at {path}",
+        "NO_SUCH_PATH_CASE": "There is no FHIR endpoint at {path}; paths are case-sensitive: did you mean "
+                             "{suggestion}?",
+        "NO_SUCH_PATH_BASES": "There is no FHIR endpoint at {path}; the FHIR bases here are {bases}",
         "NO_SUCH_OPERATION": "This server has no operation {operation} on {resource_type}",
+        "NO_SUCH_OPERATION_CASE": "This server has no operation {operation} on {resource_type}; paths are "
+                                  "case-sensitive: did you mean {suggestion}?",
+        "BASE_NOT_READABLE": "{path} is the base of a FHIR {version} endpoint, not something to read: its "
+                             "CapabilityStatement is GET {metadata}, and a batch or transaction Bundle is POSTed here",
     }
 
 
 class MethodNotAllowed(TerminologyError):
+    """A method the path does not take; `allow` lists those it takes (the answer's Allow header)."""
+
     status = 405
     issue_code = "not-supported"
     messages = {"METHOD_NOT_ALLOWED": "Method {method} is not allowed on {path}"}
+
+    def __init__(self, message_id: str, /, *, allow: Sequence[str] = (), **kwargs: Any):
+        super().__init__(message_id, **kwargs)
+        self.allow = tuple(allow)
+
+
+class InvalidBundle(InvalidBody):
+    """A Bundle POSTed to a FHIR base that is not a batch or transaction this server can read, or one
+    of its entries that is not (which spoils only that entry of a batch)."""
+
+    messages = {
+        "BUNDLE_NOT_BUNDLE": "The body POSTed to a FHIR base must be a Bundle of type batch or transaction, not "
+                             "{found}",
+        "BUNDLE_BAD_TYPE": "A Bundle POSTed to a FHIR base must be of type batch or transaction, not {found}",
+        "BUNDLE_BAD_ENTRY": "Bundle.entry[{index}] is not a request this server can read: {reason}",
+        "BUNDLE_NESTED": "Bundle.entry[{index}] posts a Bundle; a Bundle inside a Bundle is not processed",
+    }
+
+
+class BundleTooCostly(TooCostly):
+    """A Bundle with more entries than FHIR_PLUGIN_MAX_BUNDLE_ENTRIES, or whose answers together
+    grow beyond what one answer may hold."""
+
+    messages = {
+        "BUNDLE_TOO_MANY_ENTRIES": "The Bundle has {count} entries; this server answers at most {limit} in one Bundle",
+        "BUNDLE_ANSWER_TOO_LARGE": "The answers to the Bundle's entries come to more than {limit} bytes; send fewer "
+                                   "or smaller requests in one Bundle",
+    }
+
+
+class WriteRefused(NotSupported):
+    """An entry of a batch or transaction that would change content: this server serves its content
+    read-only through FHIR (content is loaded with /admin/content or at start-up)."""
+
+    messages = {
+        "BUNDLE_WRITE_REFUSED": "Bundle.entry[{index}] ({method} {url}) would {action} content, which this server "
+                                "does not do through FHIR: a batch or transaction may hold reads, searches and "
+                                "operations only",
+    }
+
+
+class TransactionFailed(InvalidRequest):
+    """A transaction with an entry that failed: nothing of it is answered (FHIR http.html#transaction).
+    Its status is the failing entry's; the failing entry's own issues follow this one."""
+
+    issue_code = "processing"
+    messages = {
+        "TRANSACTION_FAILED": "The transaction failed at Bundle.entry[{index}] ({method} {url}), which answered "
+                              "{answered}; a transaction is answered whole or not at all",
+    }
 
 
 class NotAcceptable(TerminologyError):

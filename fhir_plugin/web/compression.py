@@ -29,6 +29,7 @@ before it is read); a corrupt stream is a 400, any other coding a 415.
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 
 from flask import Request, Response
 
@@ -86,6 +87,24 @@ def choose_coding(accept_encoding: str | None, large: bool, refuse: bool = True)
     if identity > 0 or not refuse:
         return None
     raise EncodingNotAcceptable("ENCODING_NOT_ACCEPTABLE", accept_encoding=accept_encoding)
+
+
+@lru_cache(maxsize=256)  # bounded: a client may send a new header every time
+def coding_key(accept_encoding: str | None) -> tuple[str | None, str | None, bool] | None:
+    """What an answer's bytes depend on in `accept_encoding`, for the answer cache's key: the coding
+    of a large answer, of a small one, and whether the header refuses every coding we have. Headers
+    that differ only in their wording (`identity`, none, `gzip;q=0`) share their answers, as a batch
+    entry (which has none) and the same request sent alone by a client that says `identity` do."""
+    if not accept_encoding:
+        return None
+    try:
+        choose_coding(accept_encoding, True)
+        refused = False
+    except EncodingNotAcceptable:
+        refused = True
+    key = (choose_coding(accept_encoding, True, refuse=False), choose_coding(accept_encoding, False, refuse=False),
+           refused)
+    return None if key == (None, None, False) else key
 
 
 def compress(data: bytes, coding: str) -> bytes:

@@ -26,8 +26,12 @@ def respond(version: FhirVersion, result: object, status: int = 200) -> Response
     pretty = request.args.get("_pretty") == "true"
     rendered = document(result, version)
     body = dumps(rendered, pretty) if mimetype not in XML_TYPES else write(rendered, mimetype, version, pretty)
-    return encode(Response(body, status=status, mimetype=mimetype), request.headers.get("Accept-Encoding"),
-                  _min_bytes())
+    return encoded(Response(body, status=status, mimetype=mimetype))
+
+
+def encoded(response: Response) -> Response:
+    """`response` compressed as the current request's Accept-Encoding allows (web.compression)."""
+    return encode(response, request.headers.get("Accept-Encoding"), _min_bytes())
 
 
 def _outcome_mimetype(req: Request) -> str:
