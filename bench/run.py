@@ -302,6 +302,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, for both servers (default 2)")
     parser.add_argument("--front", choices=("auto", "nginx", "none"), default="auto",
                         help="FHIR_PLUGIN_FRONT, for both servers (default auto, as `make serve`)")
+    parser.add_argument("--only", metavar="REGEX", help="run only the scenarios whose name matches (for A/B runs)")
     args = parser.parse_args()
     binary = ensure_wrk()
     server_port, baseline_port = free_port(), free_port()
@@ -319,6 +320,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as work:
             workdir = Path(work)
             for name, method, path, body in scenarios():
+                if args.only and not re.search(args.only, name):
+                    continue
                 # untimed: the first request of a scenario fills the answer cache
                 wrk(binary, f"http://127.0.0.1:{server_port}{path}", 1, 1, body, workdir)
                 for connections in (1, 8):
