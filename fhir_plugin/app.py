@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, redirect, request, url_for
 
 from .extension import FhirTerminology
 from .terminology.service import TerminologyService
@@ -25,6 +25,8 @@ def create_app(config: Mapping[str, Any] | None = None, service: TerminologyServ
 
     @app.get("/")
     def index() -> Response:
+        if "text/html" in request.environ.get("HTTP_ACCEPT", ""):  # a browser: the web UI
+            return redirect(url_for("fhir_plugin_ui.home"), 303)  # type: ignore[return-value]
         endpoints = {"r4": "/r4", "r5": "/r5", "default": "/fhir"}
         return Response(json.dumps({"service": "fhir_plugin", "endpoints": endpoints}), mimetype="application/json")
 

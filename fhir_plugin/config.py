@@ -49,6 +49,8 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds a gunicorn worker may spend on one request before it is killed and replaced (a 502 behind "
             "nginx)"),
     Setting("FHIR_PLUGIN_MAX_REQUEST_BYTES", 1_048_576, int, "the largest request body accepted (413 beyond it)"),
+    Setting("FHIR_PLUGIN_UI_MAX_UPLOAD_BYTES", 524_288, int,
+            "the largest file of pairs the web page checks (413 beyond it)"),
     Setting("FHIR_PLUGIN_BASE_URL", "", str,
             "the public base URL for links and CapabilityStatement.implementation; empty: from the request"),
     Setting("FHIR_PLUGIN_MAX_EXPANSION", 10_000, int,

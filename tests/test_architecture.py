@@ -33,7 +33,7 @@ LAYERS: dict[str, int] = {"foundation": 0, "engine": 1, "settings": 2, "content"
 LAYER_OF: dict[str, str] = {
     "version": "foundation", "fhirversions": "foundation", "terminology": "engine", "config": "settings",
     "content": "content", "render": "render", "runtime": "runtime",
-    "web": "web", "extension": "web", "app": "web", "client": "client",
+    "web": "web", "ui": "web", "extension": "web", "app": "web", "client": "client",
     "server": "server", "errors": "errors", "txtests": "txtests",
     "cli": "top", "cli_content": "top", "__main__": "top", "__init__": "top",
 }

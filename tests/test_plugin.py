@@ -213,7 +213,7 @@ def test_settings_layering():
         "FHIR_PLUGIN_MAX_JSON_DEPTH": 100,
         "FHIR_PLUGIN_MAX_LOAD_BYTES": 16_777_216, "FHIR_PLUGIN_MAX_LOAD_RESOURCES": 10_000,
         "FHIR_PLUGIN_MAX_LOAD_CONCEPTS": 50_000,
-        "FHIR_PLUGIN_TX_RESOURCE_MEMORY": 128}
+        "FHIR_PLUGIN_TX_RESOURCE_MEMORY": 128, "FHIR_PLUGIN_UI_MAX_UPLOAD_BYTES": 524_288}
 
 
 def test_standalone_app_loads_the_bundled_content_by_itself():

@@ -31,6 +31,7 @@ from ..runtime.live import Runtime
 from ..terminology.budget import time_budget
 from ..terminology.errors import TerminologyError
 from ..terminology.service import TerminologyService
+from ..ui import resource_page, wants_html
 from . import params, params_expand, params_validate
 from .errors import register_error_handlers, terminology_error
 from .responses import respond
@@ -266,6 +267,8 @@ def expand(version: FhirVersion, resource_id: str | None = None) -> Response:
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>")
 def search(version: FhirVersion, resource_type: str) -> Response:
+    if wants_html(request.environ):  # a browser: the UI's page (ui/), every other client FHIR JSON
+        return resource_page(resource_type, None)
     strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
     entries = _service().search(resource_type, params.search_criteria(request.args, strict, resource_type))
     return respond(version, searchset(_base_url(), resource_type, entries, request.url))
@@ -273,6 +276,8 @@ def search(version: FhirVersion, resource_type: str) -> Response:
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>")
 def read(version: FhirVersion, resource_type: str, resource_id: str) -> Response:
+    if wants_html(request.environ):
+        return resource_page(resource_type, resource_id)
     return respond(version, _service().read(resource_type, resource_id))
 
 
