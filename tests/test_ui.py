@@ -90,6 +90,20 @@ def test_a_browser_gets_the_page_on_the_resource_url(http, server, path, title):
     assert f"<h1>{title}</h1>" in response.text
 
 
+@pytest.mark.parametrize("accept", ["text/html;q=0, application/fhir+json", "application/fhir+json, text/html;q=0.5",
+                                    "text/html;q=0.8, application/json"])
+def test_html_that_is_not_preferred_gets_fhir_json(http, server, accept):
+    response = http.get(f"{server.url}/r4/CodeSystem/cpt-97116-fragment", headers={"Accept": accept}, timeout=10)
+    assert response.headers["Content-Type"].startswith("application/")
+    assert response.json()["id"] == "cpt-97116-fragment"
+
+
+def test_a_browser_naming_a_format_gets_fhir_json(http, server):
+    response = http.get(f"{server.url}/r4/CodeSystem/cpt-97116-fragment?_format=json", headers=BROWSER, timeout=10)
+    assert response.headers["Content-Type"] == "application/fhir+json"
+    assert response.json()["id"] == "cpt-97116-fragment"
+
+
 def test_an_unknown_resource_is_a_404_page_for_a_browser_and_an_outcome_for_programs(http, server):
     text = page(http, server, "/r4/CodeSystem/nope", 404)
     assert '<p role="alert">CodeSystem/nope not found</p>' in text

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, make_response, render_template, request, url_for
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
 
 from ..terminology.errors import TerminologyError
 from ..terminology.models import ExpandRequest
@@ -16,12 +18,18 @@ from .safety import secure_headers
 ui = Blueprint("fhir_plugin_ui", __name__, template_folder="templates", static_folder="static")
 ui.after_request(secure_headers)
 _HTML = "text/html"
+_OFFERED = ("application/fhir+json", "application/json", _HTML)  # on a tie, FHIR JSON
 _MAX_QUERY = 200  # longer search text finds nothing a person typed
 
 
 def wants_html(environ: dict[str, Any]) -> bool:
-    """The one check the FHIR views make: a browser asks for text/html; every other client gets FHIR."""
-    return _HTML in environ.get("HTTP_ACCEPT", "")
+    """The one check the FHIR views make: a browser asks for text/html; every other client gets FHIR,
+    and so does a browser that names a format (`_format=json`)."""
+    accept = environ.get("HTTP_ACCEPT", "")
+    if _HTML not in accept or "_format" in environ.get("QUERY_STRING", ""):
+        return False  # the cheap test every FHIR client passes through
+    weighed = parse_accept_header(accept, MIMEAccept)  # HTML named: is it preferred to JSON?
+    return weighed.best_match(_OFFERED) == _HTML
 
 
 def service() -> TerminologyService:
