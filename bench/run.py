@@ -137,6 +137,9 @@ def scenarios() -> list[tuple[str, str, str, dict | str | None]]:
         ("$expand ICD-10-CM is-a, filter, page", "POST", "/r4/ValueSet/$expand",
          _parameters({"name": "valueSet", "resource": expand_isa}, {"name": "filter", "valueString": "weakness"},
                      {"name": "count", "valueInteger": 10}, {"name": "offset", "valueInteger": 0})),
+        # the web UI (issue 13): a page and a type-ahead answer, at least half of $lookup's throughput
+        ("UI concept page M62.81", "GET", "/ui/CodeSystem/icd-10-cm/concept/M62.81", None),
+        ("UI type-ahead 'gait'", "GET", "/ui/CodeSystem/icd-10-cm/suggest?q=gait", None),
     ]
     # Reads of ICD-10-CM by a client that takes gzip: the summary (2.6 KB, 1 KB sent) and the
     # whole (20 MB of JSON, 1.2 MB sent). Both are kept in the answer cache as sent.

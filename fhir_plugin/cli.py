@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from . import cli_content
+from . import cli_content, cli_pairs
 from .fhirversions import FhirVersion, translate_dialect
 from .terminology.backend import TerminologyBackend
 from .terminology.errors import InvalidRequest, TerminologyError
@@ -410,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="update this expected-failures list (e.g. conformance/tx-expected-failures.json) from the run")
     conformance.add_argument("-v", "--verbose", action="store_true", help="list every failed test with its first difference")
     cli_content.add_parsers(commands)
+    cli_pairs.add_parser(commands)
     return parser
 
 
@@ -427,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     handlers = {"serve": _serve, "lookup": _lookup, "translate": _translate, "validate-code": _validate_code,
-                "expand": _expand, "subsumes": _subsumes, "conformance": _conformance, **cli_content.HANDLERS}
+                "expand": _expand, "subsumes": _subsumes, "conformance": _conformance, **cli_content.HANDLERS, **cli_pairs.HANDLERS}
     handler = handlers[args.command]
     try:
         return handler(args, settings)

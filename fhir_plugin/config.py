@@ -52,6 +52,8 @@ SETTINGS: tuple[Setting, ...] = (
             "the largest request body accepted (413 beyond it), compressed or once inflated (Content-Encoding)"),
     Setting("FHIR_PLUGIN_GZIP_MIN_BYTES", 1024, int,
             "answers of this many bytes or more are compressed (gzip or deflate) for clients that accept it"),
+    Setting("FHIR_PLUGIN_UI_MAX_UPLOAD_BYTES", 524_288, int,
+            "the largest file of pairs the web page checks (413 beyond it)"),
     Setting("FHIR_PLUGIN_BASE_URL", "", str,
             "the public base URL for links and CapabilityStatement.implementation; empty: from the request"),
     Setting("FHIR_PLUGIN_MAX_EXPANSION", 10_000, int,

@@ -29,6 +29,7 @@ Status table (decided once; tests/test_http_errors.py pins it):
     InvalidContent        422   invalid        content that cannot be loaded (startup, later uploads)
     Unauthorized          401   login          an admin endpoint without the right bearer token
     Forbidden             403   forbidden      an admin endpoint while FHIR_PLUGIN_ADMIN_TOKEN is unset
+      CsrfRejected        403   forbidden      the web UI's upload form without its CSRF token
     NotSupported          400   not-supported  a parameter or feature this server does not offer (a
                                                regex filter RE2 cannot run)
       WriteRefused        400   not-supported  an entry of a batch or transaction that would change content
@@ -56,7 +57,7 @@ from .content.errors import InvalidContent, LoadTooCostly
 from .render.errors import (BodyTooDeep, BundleTooCostly, EncodingNotAcceptable, InvalidBody, InvalidBundle,
                             InvalidSearch, MethodNotAllowed, NoSuchEndpoint, NotAcceptable, RequestTooLarge,
                             TransactionFailed, UnsupportedContentEncoding, UnsupportedMediaType, WriteRefused)
-from .runtime.errors import Forbidden, InvalidLoadName, Unauthorized, UnknownLoad
+from .runtime.errors import CsrfRejected, Forbidden, InvalidLoadName, Unauthorized, UnknownLoad
 from .terminology.errors import (ANSWER_MESSAGES, CircularValueSet, InvalidDisplayLanguage, InvalidRequest,
                                  InvalidValidateRequest, InvalidValueSet, NotFound, NotSupported, OverBudget,
                                  TerminologyError, TooCostly, UnknownCode, UnknownCodeSystem, UnknownConceptMap,
@@ -69,7 +70,7 @@ MESSAGES: dict[str, str] = catalogue()
 # Message ids that only ever appear in answers (issues and messages of result=false answers).
 ANSWER_IDS: frozenset[str] = frozenset(ANSWER_MESSAGES)
 
-__all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "BodyTooDeep", "BundleTooCostly", "CircularValueSet",
+__all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "BodyTooDeep", "BundleTooCostly", "CircularValueSet", "CsrfRejected",
            "EncodingNotAcceptable", "Forbidden", "InvalidBody", "InvalidBundle", "InvalidContent", "InvalidSearch",
            "InvalidDisplayLanguage", "InvalidLoadName", "InvalidRequest", "InvalidValidateRequest",
            "InvalidValueSet", "LoadTooCostly", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound",

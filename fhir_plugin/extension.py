@@ -19,6 +19,7 @@ from .runtime.store import ContentStore
 from .terminology.service import TerminologyService
 from .version import __version__
 from .web import routing
+from .ui import ui
 from .web.admin import admin
 from .web.views import PluginState, bp
 
@@ -58,6 +59,7 @@ class FhirTerminology:
                           request_memory=settings["FHIR_PLUGIN_TX_RESOURCE_MEMORY"] * 1024 * 1024)
         app.extensions["fhir_plugin"] = PluginState(runtime, settings, __version__)
         app.register_blueprint(admin, url_prefix=f"{prefix}/admin")
+        app.register_blueprint(ui, url_prefix=f"{prefix}/ui")
         default = FhirVersion(settings["FHIR_PLUGIN_DEFAULT_VERSION"])
         bases = [*((v.value.lower(), v) for v in FhirVersion), ("fhir", default)]
         for path, version in bases:

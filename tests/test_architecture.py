@@ -33,9 +33,9 @@ LAYERS: dict[str, int] = {"foundation": 0, "engine": 1, "settings": 2, "content"
 LAYER_OF: dict[str, str] = {
     "version": "foundation", "fhirversions": "foundation", "terminology": "engine", "config": "settings",
     "content": "content", "render": "render", "runtime": "runtime",
-    "web": "web", "extension": "web", "app": "web", "client": "client",
+    "web": "web", "ui": "web", "extension": "web", "app": "web", "client": "client",
     "server": "server", "errors": "errors", "txtests": "txtests",
-    "cli": "top", "cli_content": "top", "__main__": "top", "__init__": "top",
+    "cli": "top", "cli_content": "top", "cli_pairs": "top", "__main__": "top", "__init__": "top",
 }
 # Beside itself, fhirversions and the standard library: third-party modules, and the engine modules
 # that may import them (None: any). re2 is untyped: one module wraps it in types.

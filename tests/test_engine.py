@@ -40,6 +40,7 @@ from fhir_plugin.errors import (
     UnknownSupplement,
 )
 from fhir_plugin.terminology.models import (
+    Issue,
     Coding,
     Designation,
     LookupRequest,
@@ -397,6 +398,15 @@ def test_translate_codeable_concept_uses_every_coding(service):
     assert (result.result, result.matches) == (True, FORWARD)
 
 
+EXPECTED_ISSUES = {
+    f"No translations found for '99999' in '{CPT}'": ["UNKNOWN_CODE_IN_FRAGMENT"],
+    f"No translations found for '99999' in '{CPT}' (to '{ICD}')": ["UNKNOWN_CODE_IN_FRAGMENT"],
+    f"No ConceptMap is available to translate from '{LOINC}'": ["UNKNOWN_CODESYSTEM"],
+    f"'97116' in '{CPT}' is not mapped to 'R26.2' in '{SNOMED}'": ["UNKNOWN_CODESYSTEM"],
+    f"No ConceptMap is available to translate from '{SNOMED}'": ["UNKNOWN_CODESYSTEM"],
+}
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"source": (Coding(CPT, "99999"),)}, f"No translations found for '99999' in '{CPT}'"),
     ({"source": (Coding(CPT, "99999"),), "target_system": ICD},
@@ -431,7 +441,10 @@ def test_translate_codeable_concept_uses_every_coding(service):
 ])
 def test_translate_without_a_match_is_an_answer_with_a_message(service, kwargs, message):
     result = translate(service, **kwargs)
-    assert (result.result, result.matches, result.message) == (False, (), message)
+    # a code or code system that does not exist adds its issue's text (tests/test_http_translate_checks.py)
+    assert (result.result, result.matches, result.message) == (
+        False, (), "; ".join([message, *(issue.text for issue in result.issues)]))
+    assert [i.message_id for i in result.issues] == EXPECTED_ISSUES.get(message, [])
 
 
 def test_translate_pair_that_is_mapped(service):
@@ -518,16 +531,21 @@ def test_translate_inline_map_replaces_the_loaded_maps(service):
     assert (result.result, result.message) == (False, f"No ConceptMap is available to translate from '{CPT}'")
 
 
+UNKNOWN_LOINC = f"A definition for CodeSystem '{LOINC}' could not be found, so the code cannot be validated"
+UNKNOWN_LOINC_ISSUE = Issue("error", "not-found", "not-found", UNKNOWN_LOINC, "UNKNOWN_CODESYSTEM", "sourceCoding.system")
+
+
 def test_translate_not_related_to_is_not_a_translation(service):
     result = translate(service, source=(Coding(LOINC, "B"),), concept_map=INLINE)
-    assert result == TranslateResult(result=False, mode="forward", message=f"No translations found for 'B' in '{LOINC}'",
-                                     matches=(TranslateMatch("not-related-to", Coding(ICD, "M62.81", None, None),
+    assert result == TranslateResult(result=False, mode="forward", message=f"No translations found for 'B' in '{LOINC}'; "
+                                     f"{UNKNOWN_LOINC}", issues=(UNKNOWN_LOINC_ISSUE,), matches=(TranslateMatch("not-related-to", Coding(ICD, "M62.81", None, None),
                                                              INLINE_CANONICAL),))
 
 
 def test_translate_no_map_element_has_no_match(service):
     result = translate(service, source=(Coding(LOINC, "C"),), concept_map=INLINE)
-    assert result == TranslateResult(result=False, mode="forward", message=f"No translations found for 'C' in '{LOINC}'")
+    assert result == TranslateResult(result=False, mode="forward", issues=(UNKNOWN_LOINC_ISSUE,),
+                                     message=f"No translations found for 'C' in '{LOINC}'; {UNKNOWN_LOINC}")
 
 
 def test_translate_reverse_over_an_inline_map_finds_every_source(service):

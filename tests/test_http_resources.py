@@ -213,7 +213,9 @@ def test_search_base_url_setting(service):
     ("", "text/json", "application/json"),
     ("", "*/*", FHIR_JSON),
     ("", "application/*", FHIR_JSON),
-    ("", "text/html, application/json;q=0.9, */*;q=0.8", "application/json"),
+    # text/html first is a browser: the web UI's page (tests/test_ui.py); below it, FHIR JSON
+    ("", "application/json, text/html;q=0.9, */*;q=0.8", "application/json"),
+    ("", "text/html;q=0, application/json", "application/json"),
     ("", "application/json;q=0.5, application/fhir+json", FHIR_JSON),
     ("", "application/fhir+json;q=0, application/json", "application/json"),
     ("", "application/json;q=bad", "application/json"),  # a malformed weight is ignored

@@ -32,3 +32,10 @@ class InvalidLoadName(InvalidRequest):
 
 class UnknownLoad(NotFound):
     messages = {"LOADED_NOT_FOUND": "No content named '{name}' was loaded into this server"}
+
+
+class CsrfRejected(Forbidden):
+    """The web UI's upload form sent without the token of the page it came from (ui/safety.py)."""
+
+    messages = {"UI_CSRF_REJECTED": "This form was not sent from this server's page (its CSRF token is missing or "
+                                    "wrong): reload the page and send it again"}

@@ -83,6 +83,7 @@ class InvalidRequest(TerminologyError):
         "SEARCH_MODIFIER_UNSUPPORTED": ("Search parameter '{parameter}' of {resource_type} has no modifier ':{modifier}' "
                                         "here (Prefer: handling=strict)"),
         "EXPAND_NO_VALUESET": "Must provide a value set: url, valueSet, or the ValueSet of the path",
+        "PAIRS_FILE_INVALID": "Line {line} of the pairs file: {problem}",
     }
 
 
@@ -254,6 +255,10 @@ ANSWER_MESSAGES: Mapping[str, str] = {
     "TRANSLATE_NO_MAP": "No ConceptMap is available to translate from '{0}'{1}",
     "TRANSLATE_NOT_FOUND": "No translations found for '{0}' in '{1}'{2}",
     "TRANSLATE_PAIR_NOT_MAPPED": "'{0}' in '{1}' is not mapped to '{2}' in '{3}'",
+    # ours (the HL7 catalogue has no "did you mean"): a code given without the dot its code system
+    # writes, as ICD-10-CM codes travel on claims (M6281 for M62.81)
+    "TRANSLATE_CODE_WITHOUT_DOT": (
+        "Did you mean '{2}' ('{3}')? The CodeSystem '{1}' writes its codes with a dot and has no code '{0}'"),
     "None_of_the_provided_codes_are_in_the_value_set_one": "The provided code '{2}' was not found in the value set '{1}'",
     "None_of_the_provided_codes_are_in_the_value_set_other": "None of the provided codes [{2}] are in the value set '{1}'",
     "TX_GENERAL_CC_ERROR_MESSAGE": "No valid coding was found for the value set '{0}'",

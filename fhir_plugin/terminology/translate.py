@@ -10,7 +10,9 @@ Modes (TranslateRequest.mode):
 - pair (our choice for a source *and* a target concept): the forward matches narrowed to that
   target, so one request answers "is 97116 -> R26.2 mapped?" with result true or false.
 Relationships are always reported as stored (source -> target). No map, or no match, is an answer:
-result=false with a message, never an error. An unknown `url` is an error.
+result=false with a message, never an error; its issues say which given code or code system does
+not exist (translate_checks), so "not mapped" is said only of codes that exist. An unknown `url`
+is an error.
 A match's `display` is the ConceptMap's own (target.display, element.display), never looked up
 in the code system: the map states what it maps, as tx.fhir.org answers (HL7 translate tests).
 """
@@ -25,6 +27,7 @@ from .errors import InvalidRequest, answer_message
 from .identifiers import Renamer
 from .models import Coding, ConceptMapEntry, MapGroup, TranslateMatch, TranslateRequest, TranslateResult
 from .registry import Registry
+from .translate_checks import given_code_issues
 
 
 def _url(canonical: str | None) -> str | None:
@@ -196,8 +199,11 @@ def translate_concept(registry: Registry, request: TranslateRequest) -> Translat
         else:
             text = answer_message("TRANSLATE_NOT_FOUND", first.code, first.system or "any code system",
                            f" (to '{wanted}')" if wanted else "")
-    if renamer is None:
+    issues = given_code_issues(registry, request) if not result else ()
+    if renamer is not None:
+        issues += renamer.issues()
+    if not issues:
         return TranslateResult(result=result, matches=tuple(matches), message=text, mode=mode, dialect=request.dialect)
-    text = "; ".join(([text] if text else []) + [found.text for found in renamer.found])
+    text = "; ".join(([text] if text else []) + [found.text for found in issues])
     return TranslateResult(result=result, matches=tuple(matches), message=text, mode=mode, dialect=request.dialect,
-                           issues=renamer.issues())
+                           issues=issues)

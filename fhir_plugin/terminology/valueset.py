@@ -140,7 +140,20 @@ def resolve_value_set(registry: Registry, canonical: str, version: str | None = 
             return entry.resource
     if wanted and versions:
         raise UnknownValueSet("VS_EXP_IMPORT_UNK_PINNED", value_set=url, version=wanted)
+    implicit = _all_codes(registry, url, wanted)
+    if implicit is not None:
+        return implicit
     raise UnknownValueSet("Unable_to_resolve_value_Set_", value_set=canonical)
+
+
+def _all_codes(registry: Registry, url: str, version: str | None) -> dict[str, Any] | None:
+    """`{code system}?fhir_vs`, the implicit value set of all its codes (the convention SNOMED CT and
+    LOINC define, here for every code system held): what the UI's search asks for by URL."""
+    system = url.removesuffix("?fhir_vs")
+    if system == url or registry.find_code_system(system, version) is None:
+        return None
+    include: dict[str, Any] = {"system": system, **({"version": version} if version else {})}
+    return {"resourceType": "ValueSet", "url": url, "status": "active", "compose": {"include": [include]}}
 
 
 def status_warnings(resource: dict[str, Any]) -> list[tuple[str, str]]:

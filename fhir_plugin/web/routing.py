@@ -18,13 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
 from ..render.errors import MethodNotAllowed, NoSuchEndpoint
 from ..render.formats import FHIR_JSON, dumps
 from ..terminology.outcome import information_outcome
+from ..ui import wants_html
 from .errors import register_error_handlers
 
 CONVERTER = "fhir_plugin_any"
@@ -137,6 +138,8 @@ def root() -> Response:
     """The plugin's prefix (the standalone server's `/`): which FHIR bases are here."""
     if request.method not in ("GET", "HEAD"):
         return refuse_method(_ROOT_METHODS)
+    if wants_html(request.environ) and "fhir_plugin_ui.home" in current_app.view_functions:
+        return redirect(url_for("fhir_plugin_ui.home"), 303)  # type: ignore[return-value]  # a browser: the web UI
     routes = _routes()
     bases = _bases(routes) if routes is not None else ""
     text = f"fhir_plugin, a FHIR terminology server; its FHIR bases are {bases}"

@@ -31,6 +31,7 @@ from ..runtime.live import Runtime
 from ..terminology.budget import time_budget
 from ..terminology.errors import TerminologyError
 from ..terminology.service import TerminologyService
+from ..ui import resource_page, wants_html
 from . import batch, params, params_expand, params_search, params_validate, routing
 from .compression import coding_key
 from .errors import register_error_handlers, terminology_error
@@ -276,6 +277,8 @@ def expand(version: FhirVersion, resource_id: str | None = None) -> Response:
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>")
 def search(version: FhirVersion, resource_type: str) -> Response:
+    if wants_html(request.environ):  # a browser: the UI's page (ui/), every other client FHIR JSON
+        return resource_page(resource_type, None)
     strict = params_search.strict_handling(request.headers.get("Prefer"))
     criteria, page = params_search.search_request(request.args, resource_type, version, strict,
                                                   _state().settings["FHIR_PLUGIN_SEARCH_PAGE_SIZE"])
@@ -285,6 +288,8 @@ def search(version: FhirVersion, resource_type: str) -> Response:
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>", cached=True)
 def read(version: FhirVersion, resource_type: str, resource_id: str) -> Response:
+    if wants_html(request.environ):
+        return resource_page(resource_type, resource_id)
     subset = params_search.read_subset(request.args, resource_type, version)
     return respond(version, ResourceView(_service().read(resource_type, resource_id).resource, subset))
 
