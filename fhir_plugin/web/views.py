@@ -33,10 +33,13 @@ from ..terminology.errors import TerminologyError
 from ..terminology.service import TerminologyService
 from . import params, params_expand, params_validate
 from .errors import register_error_handlers, terminology_error
+from .observe import CACHE, begin, finish
 from .responses import respond
 
 bp = Blueprint("fhir_plugin", __name__)
 register_error_handlers(bp)
+bp.before_request(begin)  # the request id, the log line and the metrics (observe.py)
+bp.after_request(finish)
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # (rule, allowed methods) of every route, for the CapabilityStatement test
 ROUTES: list[tuple[str, tuple[str, ...]]] = []
@@ -130,7 +133,9 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
         key = _answer_key(req, state, version)
         kept = answers.get(key)
         if kept is not None:
+            req.environ[CACHE] = "hit"
             return _response(kept)
+        req.environ[CACHE] = "miss"
         try:
             response = endpoint.view(version, **kwargs)
         except TerminologyError as error:
