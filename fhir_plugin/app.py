@@ -12,6 +12,7 @@ from .content.progress import ProgressCallback
 from .extension import FhirTerminology
 from .terminology.service import TerminologyService
 from .web.errors import register_error_handlers
+from .web.observe import begin, finish
 
 
 def create_app(config: Mapping[str, Any] | None = None, service: TerminologyService | None = None,
@@ -30,4 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None, service: TerminologyServ
         return Response(json.dumps({"service": "fhir_plugin", "endpoints": endpoints}), mimetype="application/json")
 
     register_error_handlers(app)
+    # What no blueprint of the plugin answers (a path no route matches) is observed too.
+    app.before_request(begin)
+    app.after_request(finish)
     return app

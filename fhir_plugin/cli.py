@@ -43,6 +43,7 @@ from .version import __version__
 
 
 def _serve(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    import os
     import shutil
     import tempfile
 
@@ -68,10 +69,14 @@ def _serve(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         print(f"fhir-plugin: the metrics directory ({MULTIPROCESS_VARIABLE}) cannot be written: {error}",
               file=sys.stderr)
         return 1
+    master = os.getpid()
     try:
         return _serve_with(host, port, workers, front, settings)
     finally:
-        shutil.rmtree(private, ignore_errors=True)
+        # A worker leaves through these frames too (gunicorn ends it with SystemExit): only the
+        # master removes the directory the other workers still write to.
+        if os.getpid() == master:
+            shutil.rmtree(private, ignore_errors=True)
 
 
 def _serve_with(host: str, port: int, workers: int, front: str, settings: dict[str, Any]) -> int:

@@ -216,3 +216,38 @@ def test_metrics_count_every_request_of_both_workers(server):
     assert count(after, "fhir_plugin_content", type="CodeSystem", url="http://hl7.org/fhir/sid/icd-10-cm",
                  version="2026-04-01") == 98466
     assert count(after, "fhir_plugin_cache_maxsize", cache="evaluations") == 2 * 300_000  # summed over 2 workers
+
+
+def test_a_worker_that_exits_keeps_its_counts_and_the_others_keep_counting(server):
+    """gunicorn replaces a worker that exits (here SIGTERM); its counters stay in the totals (they
+    only go up), its cache gauges leave the sums (child_exit marks it dead), and the directory the
+    other workers write to stays (a worker leaves through the frames that made it)."""
+    import os
+    import signal
+
+    before = scrape(server)
+    children = [int(p) for p in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
+    workers = [pid for pid in children if b"nginx" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{workers[0]}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    def one(_: int) -> str:
+        with lookup(server, "A") as response:
+            assert response.status_code == 200
+            return response.headers["X-Request-ID"].split("-")[0]
+
+    seen: set[str] = set()
+    sent = 0
+    with ThreadPoolExecutor(8) as pool:
+        while len(seen) < 2 and sent < 800:  # until both live workers (the new one too) have answered
+            seen.update(pool.map(one, range(8)))
+            sent += 8
+    assert len(seen) == 2
+    after = scrape(server)
+    total = sum(v for (name, labels), v in after.items() if name == "fhir_plugin_requests_total")
+    total_before = sum(v for (name, labels), v in before.items() if name == "fhir_plugin_requests_total")
+    assert total - total_before == sent + 1  # the lookups and the scrape before
+    # the two live workers' figures; the dead one's left the sum (else 3 x 300,000)
+    assert count(after, "fhir_plugin_cache_maxsize", cache="evaluations") == 2 * 300_000

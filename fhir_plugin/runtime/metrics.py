@@ -80,6 +80,8 @@ class Metrics:
         with self._lock:
             self._caches_at = (time.monotonic() if now is None else now) + CACHE_INTERVAL
             for each in stats:
+                if each.name == "compiled-content":  # on disk, the same in every process: a sum would lie
+                    continue
                 for figure, gauge in self.cache.items():
                     gauge.labels(each.name).set(getattr(each, figure))
 

@@ -1,6 +1,8 @@
 """What every request leaves behind: its request id, one JSON line in the access log, and its
 counts in the metrics. Registered as before/after-request hooks of the plugin's blueprints (not of
-the host app: an embedding app's own routes are its own business).
+the host app: an embedding app's own routes are its own business), and by the standalone app on
+the app as well, for what no blueprint answers (a path no route matches): each request is
+observed once.
 
 The log line is bounded whatever the client sends: the path is cut to 256 characters, a query
 string (only with FHIR_PLUGIN_ACCESS_LOG=query) to 1,024, the method to 16, and an X-Request-ID
@@ -92,8 +94,22 @@ def _operation(endpoint: str | None) -> str:
     return found
 
 
+_metrics_broken = False
+
+
+def _metrics_failed(error: OSError) -> None:
+    """Said once per process, not once per request."""
+    global _metrics_broken
+    if not _metrics_broken:
+        _metrics_broken = True
+        logging.getLogger("fhir_plugin").error("metrics cannot be written, requests are answered without them: %s",
+                                               error)
+
+
 def begin() -> None:
     environ = request.environ
+    if START in environ:  # the standalone app's own hook ran first (create_app)
+        return
     environ[START] = time.perf_counter()
     environ[REQUEST_ID] = request_id(environ.get("HTTP_X_REQUEST_ID"))
 
@@ -103,8 +119,8 @@ def finish(response: Response) -> Response:
     # one of the environ, as request.path would decode it for more.
     req: Request = request._get_current_object()  # type: ignore[attr-defined]  # flask types the proxy as a Request
     environ = req.environ
-    started = environ.get(START)
-    if started is None:  # the request failed before `begin` (cannot happen with Flask's order; kept safe)
+    started = environ.pop(START, None)  # taken: the standalone app's own hook runs after this one
+    if started is None:
         return response
     seconds = time.perf_counter() - started
     rid = environ[REQUEST_ID]
@@ -113,12 +129,15 @@ def finish(response: Response) -> Response:
     version = (req.view_args or {}).get("fhir_version", "")
     cache = environ.get(CACHE, "none")
     status = response.status_code
-    counts = metrics()
-    counts.request(operation, version, status, cache, seconds)
     state: Any = current_app.extensions.get("fhir_plugin")
-    now = time.monotonic()
-    if state is not None and counts.caches_due(now):
-        counts.note_caches(state.runtime.cache_stats().values(), now)
+    try:
+        counts = metrics()
+        counts.request(operation, version, status, cache, seconds)
+        now = time.monotonic()
+        if state is not None and counts.caches_due(now):
+            counts.note_caches(state.runtime.cache_stats().values(), now)
+    except OSError as error:  # the metrics directory removed or full: the request is answered all the same
+        _metrics_failed(error)
     chosen = state.settings["FHIR_PLUGIN_ACCESS_LOG"] if state is not None else "on"
     if chosen != "off" and (_sink is not None or access_log.isEnabledFor(logging.INFO)):
         length = response.headers.get("Content-Length")
