@@ -47,7 +47,7 @@ def _serve(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     import shutil
     import tempfile
 
-    from .config import MULTIPROCESS_VARIABLE, use_metrics_directory
+    from .config import MULTIPROCESS_VARIABLE, metrics_directory, use_metrics_directory
     from .runtime.metrics import prepare_directory
     from .server import describe_front
     from .startup import port_problem
@@ -62,10 +62,12 @@ def _serve(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         return 1
     # Before anything imports prometheus_client, which chooses multiprocess mode when imported.
     private = tempfile.mkdtemp(prefix="fhir-plugin-metrics-")
+    given = metrics_directory()
     try:
         use_metrics_directory(prepare_directory(private))
     except OSError as error:
         shutil.rmtree(private, ignore_errors=True)
+        use_metrics_directory(given)
         print(f"fhir-plugin: the metrics directory ({MULTIPROCESS_VARIABLE}) cannot be written: {error}",
               file=sys.stderr)
         return 1
@@ -77,6 +79,7 @@ def _serve(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         # master removes the directory the other workers still write to.
         if os.getpid() == master:
             shutil.rmtree(private, ignore_errors=True)
+            use_metrics_directory(given)  # as it was (a caller running `serve` in-process, a test)
 
 
 def _serve_with(host: str, port: int, workers: int, front: str, settings: dict[str, Any]) -> int:
@@ -87,10 +90,10 @@ def _serve_with(host: str, port: int, workers: int, front: str, settings: dict[s
     from .server import run_gunicorn
     from .startup import banner, configure_logging
 
-    configure_logging()
     print(f"fhir-plugin: loading {', '.join(str(p) for p in content_paths(settings))}", file=sys.stderr, flush=True)
     # Loaded here, before gunicorn forks, so that bad content stops the start with a one-line message.
     app = create_app(server=True, progress=TerminalProgress())
+    configure_logging()  # once the start cannot fail for the content: the process is the server's now
     base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     print("\n".join(banner(base, workers, __version__, settings, front, app.extensions[STARTUP])), flush=True)
     run_gunicorn(app, host, port, workers, settings)

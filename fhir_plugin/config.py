@@ -217,7 +217,10 @@ def metrics_directory(environ: Mapping[str, str] | None = None) -> str | None:
     return environ.get(MULTIPROCESS_VARIABLE) or None
 
 
-def use_metrics_directory(directory: str) -> None:
+def use_metrics_directory(directory: str | None) -> None:
     """Set PROMETHEUS_MULTIPROC_DIR for this process and the workers it forks (the server, before
-    anything imports prometheus_client)."""
-    os.environ[MULTIPROCESS_VARIABLE] = directory
+    anything imports prometheus_client); None unsets it."""
+    if directory is None:
+        os.environ.pop(MULTIPROCESS_VARIABLE, None)
+    else:
+        os.environ[MULTIPROCESS_VARIABLE] = directory

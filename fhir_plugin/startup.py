@@ -40,7 +40,10 @@ def configure_logging(stream: Any = None) -> None:
     """The server's logs on stderr: access lines as they are (JSON, written straight to the file
     descriptor), everything else through `logging`, prefixed."""
     stream = stream or sys.stderr
-    write_access_lines_to(stream.fileno())
+    try:
+        write_access_lines_to(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # a stream without a descriptor: through its handler
+        write_access_lines_to(None)
     access = logging.getLogger("fhir_plugin.access")
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))

@@ -45,7 +45,7 @@ def server(extra) -> Iterator[LiveServer]:
 
 
 def access_lines(server: LiveServer) -> list[dict]:
-    return [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+    return server.access_lines()
 
 
 def logged(server: LiveServer, request_id: str) -> dict:
