@@ -12,7 +12,7 @@ from .content.progress import ProgressCallback
 from .extension import FhirTerminology
 from .terminology.service import TerminologyService
 from .web.errors import register_error_handlers
-from .web.observe import begin, finish
+from .web.observe import observe_everything
 
 
 def create_app(config: Mapping[str, Any] | None = None, service: TerminologyService | None = None,
@@ -22,6 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None, service: TerminologyServ
     directory unless FHIR_PLUGIN_CACHE_DIR says where."""
     app = Flask("fhir_plugin")
     app.config.update(config or {})
+    observe_everything(app)  # every request, also to paths no route matches (web/observe.py)
     FhirTerminology(app, service=service, server=server, progress=progress)
     app.config["MAX_CONTENT_LENGTH"] = app.extensions["fhir_plugin"].settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]
 
@@ -31,7 +32,4 @@ def create_app(config: Mapping[str, Any] | None = None, service: TerminologyServ
         return Response(json.dumps({"service": "fhir_plugin", "endpoints": endpoints}), mimetype="application/json")
 
     register_error_handlers(app)
-    # What no blueprint of the plugin answers (a path no route matches) is observed too.
-    app.before_request(begin)
-    app.after_request(finish)
     return app

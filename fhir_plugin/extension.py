@@ -27,6 +27,7 @@ from .runtime.store import ContentStore
 from .terminology.service import TerminologyService
 from .version import __version__
 from .web.admin import admin
+from .web.observe import observe
 from .web.ops import ops
 from .web.views import PluginState, bp
 
@@ -103,6 +104,7 @@ class FhirTerminology:
         for path, version in [*((v.value.lower(), v) for v in FhirVersion), ("fhir", default)]:
             app.register_blueprint(bp, url_prefix=f"{prefix}/{path}", name=f"fhir_plugin_{path}",
                                    url_defaults={"fhir_version": version.value})
+        observe(app, [ops.name, admin.name, *(f"fhir_plugin_{path}" for path in ("r4", "r5", "fhir"))])
 
 
 def cache_stats(app: Flask) -> dict[str, CacheStats]:

@@ -96,7 +96,14 @@ def test_mounted_in_an_app_it_logs_instead_of_printing(tmp_path, capsys, caplog)
     assert messages[1] == ("fhir_plugin.content", "compiling 1 resources")
     assert re.fullmatch(r"fhir_plugin serves 1 resources \(\d+\.\d s\): CodeSystem http://example.org/mine\|1: "
                         r"1 concepts", messages[2][1])
-    assert app.test_client().get("/tx/healthz").get_json() == {"status": "alive"}
+
+    @app.get("/own")
+    def own() -> str:
+        return "the host's"
+
+    probe = app.test_client().get("/tx/healthz", headers={"X-Request-ID": "host-1"})
+    assert (probe.get_json(), probe.headers["X-Request-ID"]) == ({"status": "alive"}, "host-1")
+    assert "X-Request-ID" not in app.test_client().get("/own").headers  # the host app's routes are its own
 
 
 @pytest.mark.parametrize(("chosen", "query"), [("on", None), ("query", "system=http://www.ama-assn.org/go/cpt&code=97116")])

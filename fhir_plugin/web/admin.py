@@ -19,15 +19,12 @@ from ..runtime.errors import Forbidden, Unauthorized
 from ..runtime.store import checked_name
 from ..terminology.errors import TerminologyError
 from .errors import register_error_handlers, terminology_error
-from .observe import begin, finish
 from .params import check_query_string, raw_body
 from .responses import outcome_response
 from .views import ALL_METHODS, PluginState
 
 admin = Blueprint("fhir_plugin_admin", __name__)
 register_error_handlers(admin)
-admin.before_request(begin)
-admin.after_request(finish)
 
 
 def _authorized() -> PluginState:

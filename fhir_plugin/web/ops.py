@@ -17,13 +17,10 @@ from ..runtime.errors import Forbidden, Unauthorized
 from ..runtime.metrics import metrics
 from ..render.errors import NoSuchEndpoint
 from .errors import register_error_handlers
-from .observe import begin, finish
 from .views import PluginState
 
 ops = Blueprint("fhir_plugin_ops", __name__)
 register_error_handlers(ops)
-ops.before_request(begin)
-ops.after_request(finish)
 ALIVE = b'{"status":"alive"}'
 READY, NOT_READY = b'{"status":"ready"}', b'{"status":"not-ready"}'
 SCRAPE_MEMO = 1.0  # seconds one worker answers scrapes with the same text: a flood of /metrics costs little

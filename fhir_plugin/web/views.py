@@ -33,13 +33,11 @@ from ..terminology.errors import TerminologyError
 from ..terminology.service import TerminologyService
 from . import params, params_expand, params_validate
 from .errors import register_error_handlers, terminology_error
-from .observe import CACHE, begin, finish
+from .observe import CACHE
 from .responses import respond
 
 bp = Blueprint("fhir_plugin", __name__)
 register_error_handlers(bp)
-bp.before_request(begin)  # the request id, the log line and the metrics (observe.py)
-bp.after_request(finish)
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # (rule, allowed methods) of every route, for the CapabilityStatement test
 ROUTES: list[tuple[str, tuple[str, ...]]] = []
