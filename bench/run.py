@@ -81,8 +81,46 @@ end
 """
 
 
+def validations(codes: list[str]) -> list[dict]:
+    """CodeSystem/$validate-code of each code of ICD-10-CM, as the HL7 validator asks (a coding)."""
+    return [_parameters({"name": "coding", "valueCoding": {"system": ICD, "code": c}}) for c in codes]
+
+
+def posted_one_by_one(path: str, bodies: list[dict]) -> str:
+    """A wrk script: POST each body to `path` in turn (each an answer-cache hit after its first)."""
+    listed = ", ".join(f"[==[{json.dumps(b)}]==]" for b in bodies)
+    return f"""local bodies = {{{listed}}}
+local n = 0
+local headers = {{["Content-Type"] = "application/fhir+json"}}
+function request()
+  n = n + 1
+  return wrk.format("POST", "{path}", headers, bodies[n % #bodies + 1])
+end
+"""
+
+
+def batch_bundle(path: str, bodies: list[dict]) -> dict:
+    """A batch Bundle of the same requests, one entry each."""
+    return {"resourceType": "Bundle", "type": "batch",
+            "entry": [{"request": {"method": "POST", "url": path}, "resource": b} for b in bodies]}
+
+
+BATCH_SIZE = 20
+BATCH_ROW = f"batch Bundle of {BATCH_SIZE} $validate-code, per entry"
+# Rows whose request holds several: their req/s and latencies are per entry (a Bundle's / entries).
+PER_REQUEST = {BATCH_ROW: BATCH_SIZE}
+
+
+def per_entry(result: dict, entries: int) -> dict:
+    if entries == 1:
+        return result
+    return {**result, "rps": result["rps"] * entries, "p50_ms": result["p50_ms"] / entries,
+            "p99_ms": result["p99_ms"] / entries}
+
+
 def scenarios() -> list[tuple[str, str, str, dict | str | None]]:
-    """(name, method, path, Parameters body for POST, or a wrk Lua script that makes the requests)."""
+    """(name, method, path, Parameters body for POST, or a wrk Lua script that makes the requests or
+    sets their headers)."""
     expand_isa = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [
         {"system": ICD, "filter": [{"property": "concept", "op": "is-a", "value": "M62"}]}]}}
     found = [
@@ -100,6 +138,17 @@ def scenarios() -> list[tuple[str, str, str, dict | str | None]]:
          _parameters({"name": "valueSet", "resource": expand_isa}, {"name": "filter", "valueString": "weakness"},
                      {"name": "count", "valueInteger": 10}, {"name": "offset", "valueInteger": 0})),
     ]
+    # Reads of ICD-10-CM by a client that takes gzip: the summary (2.6 KB, 1 KB sent) and the
+    # whole (20 MB of JSON, 1.2 MB sent). Both are kept in the answer cache as sent.
+    gzip_reads = 'wrk.headers["Accept-Encoding"] = "gzip"\n'
+    found += [
+        ("read ICD-10-CM _summary=true, gzip", "GET", "/r4/CodeSystem/icd-10-cm?_summary=true", gzip_reads),
+        ("read ICD-10-CM whole, gzip", "GET", "/r4/CodeSystem/icd-10-cm", gzip_reads),
+    ]
+    batch = validations(icd10cm_codes(BATCH_SIZE))
+    found.append((f"CodeSystem/$validate-code, {BATCH_SIZE} codes one by one", "POST", "/r4/CodeSystem/$validate-code",
+                  posted_one_by_one("/r4/CodeSystem/$validate-code", batch)))
+    found.append((BATCH_ROW, "POST", "/r4", batch_bundle("CodeSystem/$validate-code", batch)))
     setup = _tx_setup()
     if setup:
         found.append(("$validate-code with 14 tx-resources", "POST", "/r5/ValueSet/$validate-code", _parameters(
@@ -205,7 +254,9 @@ def report(rows: list[dict], baseline: dict[int, dict], meta: dict) -> str:
              f"measured right before that cell; each row is the median of {meta['rounds']} such pairs, and spread "
              "is the largest minus the smallest of their ratios (the baseline rows are the average of every "
              "baseline cell). Every "
-             "row but the uncached one repeats one request, so after the first it is an answer-cache hit.", "",
+             "row but the uncached one repeats one request, so after the first it is an answer-cache hit. The batch "
+             f"row counts entries: its req/s are entries/s and its latencies a Bundle's divided by {BATCH_SIZE}, to "
+             f"compare with the {BATCH_SIZE} codes sent one by one.", "",
              "| scenario | conns | req/s | p50 ms | p99 ms | ratio to baseline | spread | non-2xx |",
              "|---|---|---|---|---|---|---|---|"]
     for c, b in sorted(baseline.items()):
@@ -251,6 +302,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, for both servers (default 2)")
     parser.add_argument("--front", choices=("auto", "nginx", "none"), default="auto",
                         help="FHIR_PLUGIN_FRONT, for both servers (default auto, as `make serve`)")
+    parser.add_argument("--only", metavar="REGEX", help="run only the scenarios whose name matches (for A/B runs)")
     args = parser.parse_args()
     binary = ensure_wrk()
     server_port, baseline_port = free_port(), free_port()
@@ -268,6 +320,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as work:
             workdir = Path(work)
             for name, method, path, body in scenarios():
+                if args.only and not re.search(args.only, name):
+                    continue
                 # untimed: the first request of a scenario fills the answer cache
                 wrk(binary, f"http://127.0.0.1:{server_port}{path}", 1, 1, body, workdir)
                 for connections in (1, 8):
@@ -280,8 +334,8 @@ def main() -> int:
                         before = wrk(binary, f"http://127.0.0.1:{baseline_port}/hello", connections, args.seconds,
                                      None, workdir)
                         samples[connections].append(before)
-                        result = wrk(binary, f"http://127.0.0.1:{server_port}{path}", connections, args.seconds,
-                                     body, workdir)
+                        result = per_entry(wrk(binary, f"http://127.0.0.1:{server_port}{path}", connections,
+                                               args.seconds, body, workdir), PER_REQUEST.get(name, 1))
                         rounds.append({**result, "baseline_rps": before["rps"], "ratio": result["rps"] / before["rps"]})
                     ratios = sorted(r["ratio"] for r in rounds)
                     middle = next(r for r in rounds if r["ratio"] == ratios[len(ratios) // 2])

@@ -26,6 +26,7 @@ from .runtime.live import Runtime
 from .runtime.store import ContentStore
 from .terminology.service import TerminologyService
 from .version import __version__
+from .web import routing
 from .web.admin import admin
 from .web.observe import observe
 from .web.ops import ops
@@ -59,11 +60,14 @@ class FhirTerminology:
     """
 
     def __init__(self, app: Flask | None = None, *, service: TerminologyService | None = None,
-                 url_prefix: str = "", server: bool = False, progress: ProgressCallback | None = None):
+                 url_prefix: str = "", server: bool = False, own_root: bool = False,
+                 progress: ProgressCallback | None = None):
         self._progress = progress
         self._service = service
         self._url_prefix = url_prefix
         self._server = server  # the standalone server: cache compiled content in the user's cache by default
+        # the app is the plugin's own (create_app): its root, like a prefix, answers FHIR for every path
+        self._own_root = own_root
         if app is not None:
             self.init_app(app, url_prefix=url_prefix)
 
@@ -101,10 +105,14 @@ class FhirTerminology:
         app.register_blueprint(ops, url_prefix=prefix or None)
         app.register_blueprint(admin, url_prefix=f"{prefix}/admin")
         default = FhirVersion(settings["FHIR_PLUGIN_DEFAULT_VERSION"])
-        for path, version in [*((v.value.lower(), v) for v in FhirVersion), ("fhir", default)]:
+        bases = [*((v.value.lower(), v) for v in FhirVersion), ("fhir", default)]
+        for path, version in bases:
             app.register_blueprint(bp, url_prefix=f"{prefix}/{path}", name=f"fhir_plugin_{path}",
                                    url_defaults={"fhir_version": version.value})
-        observe(app, [ops.name, admin.name, *(f"fhir_plugin_{path}" for path in ("r4", "r5", "fhir"))])
+        routing.install(app, prefix, [(path, version.value) for path, version in bases],
+                        [admin.name, *(f"fhir_plugin_{path}" for path, _ in bases)],
+                        own_paths=bool(prefix) or self._own_root)
+        observe(app, [ops.name, admin.name, routing.fallback.name, *(f"fhir_plugin_{path}" for path, _ in bases)])
 
 
 def cache_stats(app: Flask) -> dict[str, CacheStats]:

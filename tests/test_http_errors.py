@@ -165,8 +165,12 @@ ROW_CASES = [
     case("InvalidRequest", "translate", "GET", "/r4/ConceptMap/$translate", NO_SOURCE, "TRANSLATE_NO_SOURCE"),
     case("InvalidRequest", "translate-instance", "POST", "/r5/ConceptMap/cpt-97116-to-icd-10-cm/$translate",
          NO_SOURCE, "TRANSLATE_NO_SOURCE", json=parameters()),
-    case("InvalidRequest", "search", "GET", "/r4/CodeSystem?name=a&name=b", "Parameter 'name' may be given at most once",
-         "PARAM_REPEATED"),
+    case("InvalidRequest", "search", "GET", "/r4/CodeSystem?_summary=true&_summary=text",
+         "Parameter '_summary' may be given at most once", "PARAM_REPEATED"),
+    case("InvalidRequest", "search", "GET", "/r4/CodeSystem?_count=-1",
+         "Parameter '_count' must be a whole number, 0 or more, not '-1'", "PAGE_BAD_VALUE"),
+    case("InvalidRequest", "read", "GET", f"{READ}?_summary=count",
+         "_summary=count asks for the number of matches of a search; a read has none", "SUMMARY_COUNT_ON_READ"),
     case("InvalidRequest", "read", "GET", f"{READ}?_format=yaml",
          BAD_FORMAT.format("yaml"), "BAD_FORMAT"),
     case("InvalidRequest", "metadata", "GET", f"{METADATA}?_format=bogus",
@@ -212,7 +216,8 @@ ROW_CASES = [
          "ConceptMap/nope not found", "RESOURCE_NOT_FOUND"),
     case("NotFound", "read", "GET", "/r4/ValueSet/nope", "ValueSet/nope not found", "RESOURCE_NOT_FOUND"),
     case("NotFound", "path", "GET", "/r4/Patient/1", "There is no FHIR endpoint at /r4/Patient/1", "NO_SUCH_PATH"),
-    case("NotFound", "path", "GET", "/r5/", "There is no FHIR endpoint at /r5/", "NO_SUCH_PATH"),
+    case("NotFound", "path", "GET", "/r5/", "/r5 is the base of a FHIR R5 endpoint, not something to read: its "
+         "CapabilityStatement is GET /r5/metadata, and a batch or transaction Bundle is POSTed here", "BASE_NOT_READABLE"),
     # MethodNotAllowed, NotAcceptable: every family
     *(case("MethodNotAllowed", family, "DELETE", url, f"Method DELETE is not allowed on {url.split('?')[0]}",
            "METHOD_NOT_ALLOWED") for family, url in FAMILY_URLS.items()),
@@ -385,8 +390,9 @@ BAD_REQUESTS = [
                  "There is no FHIR endpoint at /r4/nothing/here", id="unknown path"),
     pytest.param("GET", "/r4/CodeSystem/cpt-97116-fragment/$expand", None, 404, "not-found", "NO_SUCH_PATH",
                  "There is no FHIR endpoint at /r4/CodeSystem/cpt-97116-fragment/$expand", id="unknown operation"),
-    pytest.param("GET", "/r4/codesystem", None, 404, "not-found", "NO_SUCH_PATH",
-                 "There is no FHIR endpoint at /r4/codesystem", id="type names are case-sensitive"),
+    pytest.param("GET", "/r4/codesystem", None, 404, "not-found", "NO_SUCH_PATH_CASE",
+                 "There is no FHIR endpoint at /r4/codesystem; paths are case-sensitive: did you mean /r4/CodeSystem?",
+                 id="type names are case-sensitive"),
     # method, formats
     pytest.param("DELETE", "/r4/CodeSystem/$lookup", None, 405, "not-supported", "METHOD_NOT_ALLOWED",
                  "Method DELETE is not allowed on /r4/CodeSystem/$lookup", id="DELETE"),
@@ -578,7 +584,8 @@ def every_route(app) -> list[str]:
 
 def check_response(response, version: str, method: str) -> None:
     assert response.status_code < 500, (response.status_code, response.get_data(as_text=True)[:300])
-    if method in ("HEAD", "OPTIONS") or response.status_code in (301, 308):
+    assert not 300 <= response.status_code < 400  # no path redirects (web/routing.py)
+    if method in ("HEAD", "OPTIONS"):
         return
     body = read_xml(response.get_data(), FhirVersion(version.upper()), 100) if "xml" in response.mimetype \
         else body_of(response)

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from flask import Request
-from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..fhirversions import TRANSLATE_ALIASES, FhirVersion, translate_dialect
@@ -26,6 +25,7 @@ from ..terminology.errors import InvalidRequest, TooCostly
 from ..terminology.lookup import resolve_coding
 from ..terminology.models import (CodeSystemEntry, Coding, ConceptMapEntry, LookupRequest, SubsumesRequest,
                                   TranslateRequest)
+from .compression import body_coding, inflate_body
 
 # Validates a resource sent inline (valueSet, conceptMap): (resource, where it was given) -> the
 # R5 resource. The runtime's, which keeps what it validated (fhir_plugin.runtime.overlay).
@@ -50,7 +50,9 @@ class Param:
 
 
 def raw_body(request: Request, max_bytes: int) -> bytes:
-    """The body, whatever its type, read to its end and refused beyond `max_bytes` (413)."""
+    """The body, whatever its type, read to its end and refused beyond `max_bytes` (413); sent
+    with a Content-Encoding, inflated to at most `max_bytes` as well (web.compression)."""
+    coding = body_coding(request)  # first: an unknown coding is refused before the body is read
     if request.content_length is not None and request.content_length > max_bytes:
         raise RequestTooLarge("BODY_TOO_LARGE", limit=max_bytes)
     # Read to the end: one read() may stop short, and a body without Content-Length (chunked)
@@ -67,7 +69,7 @@ def raw_body(request: Request, max_bytes: int) -> bytes:
         raise RequestTooLarge("BODY_TOO_LARGE", limit=min(max_bytes, request.max_content_length or max_bytes)) from None
     if len(data) > max_bytes:
         raise RequestTooLarge("BODY_TOO_LARGE", limit=max_bytes)
-    return bytes(data)
+    return inflate_body(bytes(data), coding, max_bytes) if coding else bytes(data)
 
 
 def body_document(data: bytes, mime: str, max_depth: int, version: FhirVersion = FhirVersion.R5) -> Any:
@@ -359,21 +361,3 @@ def translate_request(params: list[Param], instance: ConceptMapEntry | None = No
 _FORMS = {"sourceCode": "code", "sourceCoding": "coding", "sourceCodeableConcept": "codeableConcept",
           "targetCode": "code", "targetCoding": "coding", "targetCodeableConcept": "codeableConcept"}
 
-
-SEARCH_PARAMS = ("_id", "url", "version", "name", "title", "status")
-
-
-def search_criteria(args: MultiDict[str, str], strict: bool, resource_type: str) -> dict[str, str]:
-    """Supported search parameters; unknown ones are ignored unless `Prefer: handling=strict`."""
-    criteria = {}
-    for key, value in args.items(multi=True):
-        if key in CONTROL:
-            continue
-        if key not in SEARCH_PARAMS:
-            if strict:
-                raise InvalidRequest("SEARCH_PARAM_UNKNOWN", parameter=key, resource_type=resource_type, expression=key)
-            continue
-        if key in criteria:
-            raise InvalidRequest("PARAM_REPEATED", parameter=key, expression=key)
-        criteria[key] = value
-    return criteria

@@ -1,15 +1,23 @@
 """Answers and errors as Flask responses: a rendered document in the negotiated media type (FHIR
-JSON or FHIR XML: render/formats.py negotiates and writes the bytes)."""
+JSON or FHIR XML: render/formats.py negotiates and writes the bytes), and content coding
+(compressed if the client accepts it, web.compression)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Request, Response, request
+from flask import Request, Response, current_app, request
 
 from ..fhirversions import FhirVersion
 from ..render import document
 from ..render.formats import FHIR_JSON, XML_TYPES, dumps, response_mimetype, write
+from .compression import DEFAULT_MIN_BYTES, encode
+
+
+def _min_bytes() -> int:
+    """FHIR_PLUGIN_GZIP_MIN_BYTES of the plugin serving this request (the default outside one)."""
+    state = current_app.extensions.get("fhir_plugin")
+    return DEFAULT_MIN_BYTES if state is None else int(state.settings["FHIR_PLUGIN_GZIP_MIN_BYTES"])
 
 
 def respond(version: FhirVersion, result: object, status: int = 200) -> Response:
@@ -18,7 +26,12 @@ def respond(version: FhirVersion, result: object, status: int = 200) -> Response
     pretty = request.args.get("_pretty") == "true"
     rendered = document(result, version)
     body = dumps(rendered, pretty) if mimetype not in XML_TYPES else write(rendered, mimetype, version, pretty)
-    return Response(body, status=status, mimetype=mimetype)
+    return encoded(Response(body, status=status, mimetype=mimetype))
+
+
+def encoded(response: Response) -> Response:
+    """`response` compressed as the current request's Accept-Encoding allows (web.compression)."""
+    return encode(response, request.headers.get("Accept-Encoding"), _min_bytes())
 
 
 def _outcome_mimetype(req: Request) -> str:
@@ -46,5 +59,9 @@ def outcome_response(req: Request, outcome: dict[str, Any], status: int,
     if mimetype in XML_TYPES:
         given = (req.view_args or {}).get("fhir_version")
         version = FhirVersion(given) if given in ("R4", "R5") else FhirVersion.R5
-        return Response(write(outcome, mimetype, version, pretty), status=status, headers=headers, mimetype=mimetype)
-    return Response(dumps(outcome, pretty), status=status, headers=headers, mimetype=mimetype)
+        body = write(outcome, mimetype, version, pretty)
+    else:
+        body = dumps(outcome, pretty)
+    response = Response(body, status=status, headers=headers, mimetype=mimetype)
+    # never refused for its coding: an error is sent as it is when nothing else is acceptable
+    return encode(response, req.headers.get("Accept-Encoding"), _min_bytes(), refuse=False)
