@@ -20,7 +20,7 @@ from helpers import CPT, ICD, ICD_VS, MESSAGE_ID_URL, param, parameters
 from live_server import LiveServer, running_server
 
 from fhir_plugin.server import find_nginx
-from fhir_plugin.web.compression import choose_coding
+from fhir_plugin.web.compression import choose_coding, coding_key
 
 TIMEOUT = 60.0
 LIMIT = 1_048_576  # FHIR_PLUGIN_MAX_REQUEST_BYTES, the default
@@ -296,3 +296,12 @@ def test_compression_without_the_nginx_front():
         answer = fetch(f"{alone.r4}/CodeSystem/$lookup", None, "POST", gzip.compress(LOOKUP_BODY),
                        {**FHIR, "Content-Encoding": "gzip"})
         assert answer.body == fetch(f"{alone.r4}/{LOOKUP}", None).body
+
+
+def test_the_answer_cache_keys_on_what_accept_encoding_chooses():
+    """Wordings that choose the same codings share a key; a refusing header is its own (the 406 quotes it)."""
+    assert coding_key(None) is coding_key("") is coding_key("identity") is coding_key("br, zstd") is None
+    assert coding_key("gzip") == coding_key("x-gzip, deflate;q=0.5") == ("gzip", None)
+    assert coding_key("identity;q=0, gzip") == ("gzip", "gzip")
+    assert coding_key("deflate") == ("deflate", None)
+    assert coding_key("*;q=0") == ("refused", "*;q=0") != coding_key("identity;q=0") == ("refused", "identity;q=0")

@@ -90,21 +90,20 @@ def choose_coding(accept_encoding: str | None, large: bool, refuse: bool = True)
 
 
 @lru_cache(maxsize=256)  # bounded: a client may send a new header every time
-def coding_key(accept_encoding: str | None) -> tuple[str | None, str | None, bool] | None:
+def coding_key(accept_encoding: str | None) -> tuple[str | None, ...] | None:
     """What an answer's bytes depend on in `accept_encoding`, for the answer cache's key: the coding
-    of a large answer, of a small one, and whether the header refuses every coding we have. Headers
-    that differ only in their wording (`identity`, none, `gzip;q=0`) share their answers, as a batch
-    entry (which has none) and the same request sent alone by a client that says `identity` do."""
+    of a large answer and of a small one. Headers that differ only in their wording (`identity`,
+    none, `gzip;q=0`) share their answers, as a batch entry (which has none) and the same request
+    sent alone by a client that says `identity` do. A header that refuses every coding we have is
+    its own key: the 406 quotes it."""
     if not accept_encoding:
         return None
     try:
         choose_coding(accept_encoding, True)
-        refused = False
     except EncodingNotAcceptable:
-        refused = True
-    key = (choose_coding(accept_encoding, True, refuse=False), choose_coding(accept_encoding, False, refuse=False),
-           refused)
-    return None if key == (None, None, False) else key
+        return ("refused", accept_encoding)
+    key = (choose_coding(accept_encoding, True, refuse=False), choose_coding(accept_encoding, False, refuse=False))
+    return None if key == (None, None) else key
 
 
 def compress(data: bytes, coding: str) -> bytes:
