@@ -8,19 +8,22 @@ from typing import Any
 
 from flask import Flask
 
+from .content.progress import ProgressCallback
 from .extension import FhirTerminology
 from .terminology.service import TerminologyService
 from .web.errors import register_error_handlers
+from .web.observe import observe_everything
 
 
 def create_app(config: Mapping[str, Any] | None = None, service: TerminologyService | None = None,
-               *, server: bool = False) -> Flask:
+               *, server: bool = False, progress: ProgressCallback | None = None) -> Flask:
     """The standalone app. `config` overrides FHIR_PLUGIN_* settings (after the environment);
-    `server` is for `fhir-plugin serve`, which caches compiled content in the user's cache
+    `progress` gets the load's progress (else it is logged). `server` is for `fhir-plugin serve`, which caches compiled content in the user's cache
     directory unless FHIR_PLUGIN_CACHE_DIR says where."""
     app = Flask("fhir_plugin")
     app.config.update(config or {})
-    FhirTerminology(app, service=service, server=server, own_root=True)
+    observe_everything(app)  # every request, also to paths no route matches (web/observe.py)
+    FhirTerminology(app, service=service, server=server, own_root=True, progress=progress)
     app.config["MAX_CONTENT_LENGTH"] = app.extensions["fhir_plugin"].settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]
     register_error_handlers(app)
     return app

@@ -43,20 +43,59 @@ from .version import __version__
 
 
 def _serve(args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    from .app import create_app
-    from .server import describe_front, run_gunicorn
+    import os
+    import shutil
+    import tempfile
+
+    from .config import MULTIPROCESS_VARIABLE, metrics_directory, use_metrics_directory
+    from .runtime.metrics import prepare_directory
+    from .server import describe_front
+    from .startup import port_problem
 
     host = args.host or settings["FHIR_PLUGIN_HOST"]
     port = settings["FHIR_PLUGIN_PORT"] if args.port is None else args.port
     workers = settings["FHIR_PLUGIN_WORKERS"] if args.workers is None else args.workers
     front = describe_front(settings)  # a bad FHIR_PLUGIN_FRONT stops the start before the content loads
+    problem = port_problem(host, port)  # before the content: a taken port is said at once, not after a load
+    if problem:
+        print(f"fhir-plugin: {problem}", file=sys.stderr)
+        return 1
+    # Before anything imports prometheus_client, which chooses multiprocess mode when imported.
+    private = tempfile.mkdtemp(prefix="fhir-plugin-metrics-")
+    given = metrics_directory()
+    try:
+        use_metrics_directory(prepare_directory(private))
+    except OSError as error:
+        shutil.rmtree(private, ignore_errors=True)
+        use_metrics_directory(given)
+        print(f"fhir-plugin: the metrics directory ({MULTIPROCESS_VARIABLE}) cannot be written: {error}",
+              file=sys.stderr)
+        return 1
+    master = os.getpid()
+    try:
+        return _serve_with(host, port, workers, front, settings)
+    finally:
+        # A worker leaves through these frames too (gunicorn ends it with SystemExit): only the
+        # master removes the directory the other workers still write to.
+        if os.getpid() == master:
+            shutil.rmtree(private, ignore_errors=True)
+            use_metrics_directory(given)  # as it was (a caller running `serve` in-process, a test)
+
+
+def _serve_with(host: str, port: int, workers: int, front: str, settings: dict[str, Any]) -> int:
+    from .app import create_app
+    from .content.progress import TerminalProgress
+    from .config import content_paths
+    from .extension import STARTUP
+    from .server import run_gunicorn
+    from .startup import banner, configure_logging
+
+    print(f"fhir-plugin: loading {', '.join(str(p) for p in content_paths(settings))}", file=sys.stderr, flush=True)
     # Loaded here, before gunicorn forks, so that bad content stops the start with a one-line message.
-    app = create_app(server=True)
+    app = create_app(server=True, progress=TerminalProgress())
+    configure_logging()  # once the start cannot fail for the content: the process is the server's now
     base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    default = settings["FHIR_PLUGIN_DEFAULT_VERSION"]
-    print(f"fhir-plugin {__version__} serving on {base} with {workers} worker(s)")
-    print(f"  R4: {base}/r4\n  R5: {base}/r5\n  {default} (default): {base}/fhir\n  front: {front}",
-          flush=True)
+    print("\n".join(banner(base, workers, __version__, settings, front, app.extensions[STARTUP])), flush=True)
     run_gunicorn(app, host, port, workers, settings)
     return 0
 

@@ -34,7 +34,11 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("FHIR_PLUGIN_CONTENT", "", str,
-            "files, directories, Bundles or FHIR packages to serve, separated by os.pathsep; empty: the bundled content"),
+            "files, directories, Bundles or FHIR packages to serve INSTEAD of the bundled content, separated by "
+            "os.pathsep; empty: the bundled content"),
+    Setting("FHIR_PLUGIN_EXTRA_CONTENT", "", str,
+            "files, directories, Bundles or FHIR packages to serve BESIDE the content (the bundled content, or "
+            "FHIR_PLUGIN_CONTENT), separated by os.pathsep"),
     Setting("FHIR_PLUGIN_DEFAULT_VERSION", "R4", str, "the FHIR version served at /fhir: R4 or R5"),
     Setting("FHIR_PLUGIN_HOST", "127.0.0.1", str, "the address `fhir-plugin serve` listens on"),
     Setting("FHIR_PLUGIN_PORT", 8080, int, "the port `fhir-plugin serve` listens on"),
@@ -103,9 +107,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FHIR_PLUGIN_CACHE_DIR", "", str,
             "where the server caches compiled content; empty: $XDG_CACHE_HOME/fhir_plugin for `fhir-plugin serve` "
             "and `load`, none for an embedding app or the library"),
+    Setting("FHIR_PLUGIN_ACCESS_LOG", "on", str,
+            "one JSON line per request on the fhir_plugin.access logger: on (no query values), query (with the "
+            "query string, cut to 1,024 characters), off"),
+    Setting("FHIR_PLUGIN_METRICS", "open", str,
+            "who may read /metrics (Prometheus): open (whoever reaches the server), admin (the bearer token "
+            "FHIR_PLUGIN_ADMIN_TOKEN), off (404)"),
     Setting("FHIR_PLUGIN_TX_TESTS", "", str,
             "the HL7 terminology test suite folder of `fhir-plugin conformance`; empty: ../shared/tx-tests"),
 )
+ACCESS_LOG_CHOICES = ("on", "query", "off")
+METRICS_CHOICES = ("open", "admin", "off")
 DEFAULTS: dict[str, str | int] = {setting.name: setting.default for setting in SETTINGS}
 Settings = dict[str, Any]
 
@@ -135,6 +147,11 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
     if version not in FhirVersion.__members__:
         raise ValueError(f"FHIR_PLUGIN_DEFAULT_VERSION must be R4 or R5, not {version!r}")
     settings["FHIR_PLUGIN_DEFAULT_VERSION"] = version
+    for name, allowed in (("FHIR_PLUGIN_ACCESS_LOG", ACCESS_LOG_CHOICES), ("FHIR_PLUGIN_METRICS", METRICS_CHOICES)):
+        chosen = str(settings[name]).lower()
+        if chosen not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {settings[name]!r}")
+        settings[name] = chosen
     return settings
 
 
@@ -150,13 +167,25 @@ def bundled_dir(name: str) -> Path:
     return PACKAGE_DIR / "bundled" / name
 
 
-def content_paths(settings: Mapping[str, Any]) -> list[Path]:
-    raw = settings.get("FHIR_PLUGIN_CONTENT") or ""
+def _paths(raw: Any) -> list[Path]:
     if isinstance(raw, (list, tuple)):
-        parts = [str(p) for p in raw]
-    else:
-        parts = [p for p in str(raw).split(os.pathsep) if p.strip()]
-    return [Path(p) for p in parts] if parts else [bundled_dir("resources")]
+        return [Path(str(p)) for p in raw]
+    return [Path(p) for p in str(raw or "").split(os.pathsep) if p.strip()]
+
+
+def base_content_paths(settings: Mapping[str, Any]) -> list[Path]:
+    """FHIR_PLUGIN_CONTENT, which replaces the bundled content, or the bundled content."""
+    return _paths(settings.get("FHIR_PLUGIN_CONTENT")) or [bundled_dir("resources")]
+
+
+def extra_content_paths(settings: Mapping[str, Any]) -> list[Path]:
+    """FHIR_PLUGIN_EXTRA_CONTENT: served beside the base content, never instead of it."""
+    return _paths(settings.get("FHIR_PLUGIN_EXTRA_CONTENT"))
+
+
+def content_paths(settings: Mapping[str, Any]) -> list[Path]:
+    """Everything served at start-up: the base content, then the extra content."""
+    return base_content_paths(settings) + extra_content_paths(settings)
 
 
 def _user_dir(environ: Mapping[str, str] | None, variable: str, fallback: str) -> Path:
@@ -186,3 +215,23 @@ def tx_tests_dir(settings: Mapping[str, Any]) -> Path:
     if settings.get("FHIR_PLUGIN_TX_TESTS"):
         return Path(settings["FHIR_PLUGIN_TX_TESTS"])
     return PACKAGE_DIR.parent.parent / "shared" / "tx-tests"
+
+
+# prometheus_client's own variable, not a setting of ours: with it set when the library is first
+# imported, metrics are kept in files in that directory, one per process, and added up by a scrape.
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_directory(environ: Mapping[str, str] | None = None) -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR, or None: metrics of this process only."""
+    environ = os.environ if environ is None else environ
+    return environ.get(MULTIPROCESS_VARIABLE) or None
+
+
+def use_metrics_directory(directory: str | None) -> None:
+    """Set PROMETHEUS_MULTIPROC_DIR for this process and the workers it forks (the server, before
+    anything imports prometheus_client); None unsets it."""
+    if directory is None:
+        os.environ.pop(MULTIPROCESS_VARIABLE, None)
+    else:
+        os.environ[MULTIPROCESS_VARIABLE] = directory

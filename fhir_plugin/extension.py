@@ -6,14 +6,22 @@ extension, state lives in app.extensions["fhir_plugin"], settings are FHIR_PLUGI
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
 from flask import Flask
 
 from .terminology.caching import CacheStats
 from .config import cache_dir, content_paths, load_dir, load_settings
 from .content.limits import LoadBounds, Limits
+from .content.progress import LogProgress, ProgressCallback
 from .fhirversions import FhirVersion
 from .runtime.build import load_service
 from .runtime.compiled import CompiledContentCache
+from .runtime.inventory import Served, inventory, inventory_lines
+from .runtime.metrics import metrics
 from .runtime.live import Runtime
 from .runtime.store import ContentStore
 from .terminology.service import TerminologyService
@@ -21,7 +29,23 @@ from .version import __version__
 from .web import routing
 from .ui import ui
 from .web.admin import admin
+from .web.observe import observe
+from .web.ops import ops
 from .web.views import PluginState, bp
+
+
+log = logging.getLogger("fhir_plugin")
+STARTUP = "fhir_plugin.startup"
+
+
+@dataclass(frozen=True)
+class Startup:
+    """What the start-up loaded, for the server's banner: app.extensions["fhir_plugin.startup"]."""
+
+    served: list[Served]
+    seconds: float
+    cache_directory: Path | None  # the compiled-content cache, if content was read through one
+    from_cache: bool  # read from it rather than validated and compiled
 
 
 class FhirTerminology:
@@ -31,11 +55,15 @@ class FhirTerminology:
     /admin (off unless FHIR_PLUGIN_ADMIN_TOKEN is set). Pass `service` to serve content you have
     already loaded; otherwise FHIR_PLUGIN_CONTENT (or the bundled content) is loaded, through the
     compiled-content cache only if FHIR_PLUGIN_CACHE_DIR is set. Content loaded at run time
-    (FHIR_PLUGIN_LOAD_DIR) is served on top of either.
+    (FHIR_PLUGIN_LOAD_DIR) is served on top of either. Also mounts /healthz, /readyz and /metrics
+    under `url_prefix`. Nothing is printed: the load's progress and what is served go to the
+    `fhir_plugin` loggers (INFO), unless `progress` is given.
     """
 
     def __init__(self, app: Flask | None = None, *, service: TerminologyService | None = None,
-                 url_prefix: str = "", server: bool = False, own_root: bool = False):
+                 url_prefix: str = "", server: bool = False, own_root: bool = False,
+                 progress: ProgressCallback | None = None):
+        self._progress = progress
         self._service = service
         self._url_prefix = url_prefix
         self._server = server  # the standalone server: cache compiled content in the user's cache by default
@@ -49,15 +77,33 @@ class FhirTerminology:
         settings = load_settings(app.config)
         compiled = None
         service = self._service
+        started = time.perf_counter()
         if service is None:
             directory = cache_dir(settings, server=self._server)
             compiled = CompiledContentCache(directory) if directory else None
-            service = load_service(content_paths(settings), cache=compiled, limits=Limits.from_settings(settings))
+            try:
+                service = load_service(content_paths(settings), cache=compiled, limits=Limits.from_settings(settings),
+                                       progress=self._progress or LogProgress())
+            except Exception:
+                metrics().note_load("startup", time.perf_counter() - started, ok=False)
+                raise
         loaded = load_dir(settings)
         store = ContentStore(loaded, Limits.from_settings(settings), LoadBounds.from_settings(settings)) if loaded else None
         runtime = Runtime(service, store, answer_cache=settings["FHIR_PLUGIN_ANSWER_CACHE"], compiled=compiled,
                           request_memory=settings["FHIR_PLUGIN_TX_RESOURCE_MEMORY"] * 1024 * 1024)
+        seconds = time.perf_counter() - started
+        served = inventory(service.registry)
+        counts = metrics()
+        if self._service is None:
+            counts.note_load("startup", seconds, ok=True)
+        counts.note_content(served)
+        app.extensions[STARTUP] = Startup(served, seconds, compiled.directory if compiled else None,
+                                          bool(compiled and compiled.hits))
+        if self._progress is None:
+            log.info("fhir_plugin serves %d resources (%.1f s): %s", len(served), seconds,
+                     "; ".join(inventory_lines(served)))
         app.extensions["fhir_plugin"] = PluginState(runtime, settings, __version__)
+        app.register_blueprint(ops, url_prefix=prefix or None)
         app.register_blueprint(admin, url_prefix=f"{prefix}/admin")
         app.register_blueprint(ui, url_prefix=f"{prefix}/ui")
         default = FhirVersion(settings["FHIR_PLUGIN_DEFAULT_VERSION"])
@@ -68,6 +114,7 @@ class FhirTerminology:
         routing.install(app, prefix, [(path, version.value) for path, version in bases],
                         [admin.name, *(f"fhir_plugin_{path}" for path, _ in bases)],
                         own_paths=bool(prefix) or self._own_root)
+        observe(app, [ops.name, admin.name, routing.fallback.name, *(f"fhir_plugin_{path}" for path, _ in bases)])
 
 
 def cache_stats(app: Flask) -> dict[str, CacheStats]:

@@ -320,6 +320,8 @@ def run_gunicorn(app: Any, host: str, port: int, workers: int, settings: Mapping
     from gunicorn.arbiter import Arbiter
 
     from .config import load_settings
+    from .config import metrics_directory
+    from .runtime.metrics import worker_exited
 
     given: Mapping[str, Any] = load_settings() if settings is None else settings
     nginx, warning = choose_front(given)
@@ -366,6 +368,8 @@ def run_gunicorn(app: Any, host: str, port: int, workers: int, settings: Mapping
                        "control_socket_disable": True}
             if front is not None:
                 options["on_exit"] = lambda arbiter: front.stop()
+            if metrics_directory() is not None:  # a dead worker's live gauges stop counting
+                options["child_exit"] = lambda arbiter, worker: worker_exited(worker.pid)
             for key, value in options.items():
                 if key in self.cfg.settings:  # control_socket_disable is unknown before 25.1
                     self.cfg.set(key, value)

@@ -5,6 +5,7 @@ that need HTTP over a socket: the client, `--server` and load tests. Import the 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -52,10 +53,18 @@ class LiveServer:
     def r5(self) -> str:
         return f"{self.url}/r5"
 
-    def output(self) -> str:
-        """What the server printed so far (stdout and stderr)."""
+    def output(self, access: bool = False) -> str:
+        """What the server printed so far (stdout and stderr), without the access log's JSON lines
+        (one per request, by design) unless `access`: what tests of a bounded log measure."""
         self.log.seek(0)
-        return self.log.read().decode("utf-8", "replace")
+        text = self.log.read().decode("utf-8", "replace")
+        if access:
+            return text
+        return "".join(line for line in text.splitlines(keepends=True) if not line.startswith('{"time":'))
+
+    def access_lines(self) -> list[dict[str, Any]]:
+        """The access log so far, one dict per request (web/observe.py)."""
+        return [json.loads(line) for line in self.output(access=True).splitlines() if line.startswith('{"time":')]
 
 
 def _wait_until_ready(process: subprocess.Popen, server: LiveServer) -> None:

@@ -93,8 +93,11 @@ IDS = [f"{i}-{method}-{path.split('?')[0]}" for i, (_, method, path, _) in enume
 
 
 def full(response) -> tuple:
-    """Everything a client sees: status line, every header in order, the body's bytes."""
-    return response.status, list(response.headers.items()), response.get_data()
+    """Everything a client sees: status line, every header in order, the body's bytes; but the
+    request id, which each request has its own of (web/observe.py), only checked to be there."""
+    headers = list(response.headers.items())
+    assert headers[-1][0] == "X-Request-ID" and headers[-1][1]
+    return response.status, headers[:-1], response.get_data()
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ LAYER_OF: dict[str, str] = {
     "version": "foundation", "fhirversions": "foundation", "terminology": "engine", "config": "settings",
     "content": "content", "render": "render", "runtime": "runtime",
     "web": "web", "ui": "web", "extension": "web", "app": "web", "client": "client",
-    "server": "server", "errors": "errors", "txtests": "txtests",
+    "server": "server", "startup": "server", "errors": "errors", "txtests": "txtests",
     "cli": "top", "cli_content": "top", "cli_pairs": "top", "__main__": "top", "__init__": "top",
 }
 # Beside itself, fhirversions and the standard library: third-party modules, and the engine modules

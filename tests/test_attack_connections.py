@@ -160,7 +160,9 @@ def never_reads(sock: socket.socket, stopping: threading.Event) -> bool:
 
 
 def test_serve_starts_nginx_in_front_by_default(server):
-    assert server.output().splitlines()[4] == f"  front: nginx in front (client timeout {CLIENT_TIMEOUT} s)"
+    lines = server.output().splitlines()
+    banner = next(n for n, line in enumerate(lines) if " serving on " in line)  # after the load's progress
+    assert lines[banner + 4] == f"  front: nginx in front (client timeout {CLIENT_TIMEOUT} s)"
     with requests.get(f"{server.r4}/metadata", timeout=BOUND) as response:
         assert (response.status_code, response.headers["Server"]) == (200, "nginx")
 
@@ -279,6 +281,9 @@ def test_timeouts_are_at_least_a_second(name):
 
 @needs_nginx
 def test_a_port_nginx_cannot_take_stops_the_start_with_its_message():
+    """The port is checked before the content is loaded (issue 14): nginx is never started on a
+    taken port. (If something takes the port between that check and nginx's start, nginx's own
+    message and `nginx could not start` end the start instead; that race is not reproduced here.)"""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -286,13 +291,8 @@ def test_a_port_nginx_cannot_take_stops_the_start_with_its_message():
         environ = clean_environ() | SETTINGS | {"FHIR_PLUGIN_PORT": str(port), "FHIR_PLUGIN_FRONT": "nginx"}
         started = subprocess.run([str(Path(sys.executable).with_name("fhir-plugin")), "serve"], env=environ,
                                  capture_output=True, text=True, timeout=120)
-    assert started.returncode == 1
-    assert f"bind() to 127.0.0.1:{port} failed (98: Address already in use)" in started.stderr
-    assert started.stderr.splitlines()[-1] == (
-        "fhir-plugin: nginx could not start (exit status 1; its message is above)")
-    [directory] = [line.split("Listening at: unix:", 1)[1].split(" ")[0] for line in started.stderr.splitlines()
-                   if "Listening at: unix:" in line]
-    assert not Path(directory).parent.exists()
+    assert (started.returncode, started.stdout, started.stderr) == (
+        1, "", f"fhir-plugin: cannot listen on 127.0.0.1:{port}: the port is already in use\n")
 
 
 @needs_nginx

@@ -518,13 +518,14 @@ def test_an_unexpected_error_writes_its_traceback_once_then_short_lines(service,
         caplog.clear()
         with caplog.at_level(logging.ERROR, logger="fhir_plugin.web.errors"):
             for _ in range(times):
-                assert client.get(url).status_code == 500
+                assert client.get(url, headers={"X-Request-ID": "deep-1"}).status_code == 500
         return [r for r in caplog.records if r.name == "fhir_plugin.web.errors"]
 
     first = fail(100)
     assert len(first) == 1
     text = first[0].getMessage()
-    assert text.startswith("unexpected error on GET /r4/CodeSystem/$lookup: RecursionError: maximum recursion depth "
+    assert text.startswith("unexpected error on GET /r4/CodeSystem/$lookup (request deep-1): RecursionError: maximum "
+                           "recursion depth "
                            "exceeded (at ")
     assert "Traceback (most recent call last)" in text and "characters left out" in text
     assert len(text) < 17_000
@@ -544,9 +545,11 @@ def test_a_logged_path_cannot_forge_log_lines(service, monkeypatch, caplog):
     app = create_app(service=service)
     monkeypatch.setattr(service, "read", lambda *args: 1 / 0)
     with caplog.at_level(logging.ERROR, logger="fhir_plugin.web.errors"):
-        assert app.test_client().get("/r4/CodeSystem/a%0Aforged%20line").status_code == 500
+        assert app.test_client().get("/r4/CodeSystem/a%0Aforged%20line",
+                                     headers={"X-Request-ID": "forge-1"}).status_code == 500
     message = caplog.records[-1].getMessage()
-    assert message.split("\n", 1)[0] == ("unexpected error on GET /r4/CodeSystem/a\\nforged line: ZeroDivisionError: "
+    assert message.split("\n", 1)[0] == ("unexpected error on GET /r4/CodeSystem/a\\nforged line (request forge-1): "
+                                         "ZeroDivisionError: "
                                          f"division by zero (at {__file__}:{_line_of('1 / 0')})")
 
 

@@ -259,6 +259,7 @@ def test_python_dash_m_fhir_plugin_lookup():
 
 def test_serve_printed_its_endpoints(live_server):  # noqa: F811
     lines = live_server.output().splitlines()
+    lines = lines[next(n for n, line in enumerate(lines) if " serving on " in line):]  # after the load's progress
     base = live_server.url
     assert lines[:4] == [
         f"fhir-plugin {__version__} serving on {base} with 1 worker(s)",

@@ -9,6 +9,7 @@ import json
 import tarfile
 
 import pytest
+from live_server import free_port
 from helpers import load_content
 from tgz import EX, MANIFEST_R4, code_system, member, r4_map, write_package, write_tgz
 
@@ -367,5 +368,6 @@ def test_a_broken_bundle_or_package_stops_with_one_line(capsys, tmp_path, monkey
         (broken_package, f"{broken_package}: refused the archive member '/abs.json': an absolute path"),
     ]:
         monkeypatch.setenv("FHIR_PLUGIN_CONTENT", str(path))  # serve reads it; load without PATH too
+        monkeypatch.setenv("FHIR_PLUGIN_PORT", str(free_port()))  # serve checks its port before the content
         code, out, err = run(capsys, command)
         assert (code, out, err[-1]) == (2, [], f"error (HTTP 422): {message}")

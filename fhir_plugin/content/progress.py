@@ -7,6 +7,7 @@ line in place, otherwise (a log, CI) it writes one plain line per file, so logs 
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -92,3 +93,16 @@ class TerminalProgress:
         if event.stage == "compiling":
             return f"compiling {event.resources} resources"
         return None  # "reading" would double every line; "done" is the caller's summary
+
+
+class LogProgress:
+    """Load progress as log records (logger `fhir_plugin.content`, INFO), the same plain lines as
+    TerminalProgress writes off a terminal: what an embedding app gets instead of printing."""
+
+    def __init__(self, logger: logging.Logger | None = None):
+        self.logger = logger or logging.getLogger("fhir_plugin.content")
+
+    def __call__(self, event: LoadProgress) -> None:
+        line = TerminalProgress._plain_line(event)
+        if line is not None:
+            self.logger.info("%s", line)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..terminology.errors import TerminologyError
 from ..terminology.service import TerminologyService
 from .answers import AnswerCache
 from .compiled import CompiledContentCache
+from .metrics import metrics
 from .overlay import DEFAULT_MEMORY, RequestResources
 from .store import Change, ContentStore, Layer
 
@@ -42,11 +44,15 @@ class Runtime:
         self.requests = RequestResources(request_memory)
         self.answers = AnswerCache(answer_cache)
         self.problems: dict[str, str] = {}  # file -> why it cannot be served (its version before, if any, is)
+        # /readyz: false until the content is served. Always true once built today (a server's
+        # workers exist only after the content is loaded); a reload that cannot serve would clear it.
+        self.ready = False
         self._lock = threading.Lock()
         self._seen = store.marker() if store else None
         self._adopt(store.build(base.registry) if store else Layer.of(base.registry, indexed=False))
         if store is not None:
             store.clean(self.layer)  # what a process killed mid-load left behind
+        self.ready = True
 
     def current(self) -> TerminologyService:
         """The service to answer this request with."""
@@ -105,10 +111,24 @@ class Runtime:
 
     def load(self, data: bytes, name: str | None = None) -> Change:
         """Load `data` into the store (all or nothing) and serve it from now on."""
-        return self._changed(self.require_store().add(self.layer, data, name))
+        started = time.perf_counter()
+        try:
+            change = self._changed(self.require_store().add(self.layer, data, name))
+        except TerminologyError:
+            metrics().note_load("load", time.perf_counter() - started, ok=False)
+            raise
+        metrics().note_load("load", time.perf_counter() - started, ok=True)
+        return change
 
     def unload(self, name: str) -> Change:
-        return self._changed(self.require_store().remove(self.layer, name))
+        started = time.perf_counter()
+        try:
+            change = self._changed(self.require_store().remove(self.layer, name))
+        except TerminologyError:
+            metrics().note_load("unload", time.perf_counter() - started, ok=False)
+            raise
+        metrics().note_load("unload", time.perf_counter() - started, ok=True)
+        return change
 
     def require_store(self) -> ContentStore:
         if self.store is None:

@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from ..render.errors import MethodNotAllowed
 from ..terminology.errors import TerminologyError
 from ..terminology.outcome import error_outcome, http_outcome
+from .observe import REQUEST_ID
 from .responses import outcome_response
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class ErrorLog:
         self._sites: OrderedDict[tuple[str, str], _Site] = OrderedDict()
         self._lock = threading.Lock()
 
-    def report(self, error: BaseException, method: str, path: str) -> None:
+    def report(self, error: BaseException, method: str, path: str, request_id: str = "") -> None:
         site = _site(error)
         now = self._clock()
         with self._lock:
@@ -102,7 +103,8 @@ class ErrorLog:
             self._sites.move_to_end(site)
             while len(self._sites) > self.max_sites:
                 self._sites.popitem(last=False)
-        headline = (f"unexpected error on {_one_line(method, 16)} {_one_line(path, 200)}: {site[0]}: "
+        named = f" (request {_one_line(request_id, 128)})" if request_id else ""
+        headline = (f"unexpected error on {_one_line(method, 16)} {_one_line(path, 200)}{named}: {site[0]}: "
                     f"{_one_line(str(error), 300)} (at {site[1]})")
         if unreported:
             headline += f"; {unreported} more there since the last report"
@@ -129,7 +131,7 @@ def error_log(app: Flask) -> ErrorLog:
 
 def unexpected_error(error: Exception) -> Response:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # flask types the proxy as a Flask
-    error_log(app).report(error, request.method, request.path)
+    error_log(app).report(error, request.method, request.path, request.environ.get(REQUEST_ID, ""))
     return outcome_response(request, http_outcome(500, "Internal server error; the details are in the server log"), 500)
 
 

@@ -35,6 +35,7 @@ from ..ui import resource_page, wants_html
 from . import batch, params, params_expand, params_search, params_validate, routing
 from .compression import coding_key
 from .errors import register_error_handlers, terminology_error
+from .observe import CACHE
 from .responses import respond
 
 bp = Blueprint("fhir_plugin", __name__)
@@ -136,7 +137,9 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
         key = _answer_key(req, state, version)
         kept = answers.get(key)
         if kept is not None:
+            req.environ[CACHE] = "hit"
             return _response(kept)
+        req.environ[CACHE] = "miss"
         try:
             response = endpoint.view(version, **kwargs)
         except TerminologyError as error:
