@@ -75,10 +75,10 @@ def _run(args: argparse.Namespace, settings: dict[str, Any], call: Callable[[Ter
 
         with TerminologyClient(args.server, timeout=args.timeout) as client:
             return call(client)
-    from .config import cache_dir, content_paths
-    from .runtime.build import load_service
+    from .config import cache_dir
+    from .runtime.build import configured_paths, load_service
 
-    return call(load_service(content_paths(settings), cache=cache_dir(settings, server=True)))
+    return call(load_service(configured_paths(settings), cache=cache_dir(settings, server=True)))
 
 
 def _json(result: object, version: str) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from flask import Flask
 
 from .terminology.caching import CacheStats
-from .config import cache_dir, content_paths, load_dir, load_settings
+from .config import cache_dir, load_dir, load_settings
 from .content.limits import LoadBounds, Limits
 from .fhirversions import FhirVersion
-from .runtime.build import load_service
+from .runtime.build import configured_paths, load_service
 from .runtime.compiled import CompiledContentCache
 from .runtime.live import Runtime
 from .runtime.store import ContentStore
@@ -27,8 +27,9 @@ class FhirTerminology:
 
     Mounts /r4, /r5 and /fhir (the FHIR_PLUGIN_DEFAULT_VERSION endpoint) under `url_prefix`, and
     /admin (off unless FHIR_PLUGIN_ADMIN_TOKEN is set). Pass `service` to serve content you have
-    already loaded; otherwise FHIR_PLUGIN_CONTENT (or the bundled content) is loaded, through the
-    compiled-content cache only if FHIR_PLUGIN_CACHE_DIR is set. Content loaded at run time
+    already loaded; otherwise FHIR_PLUGIN_CONTENT (or the bundled content) and the packages of
+    FHIR_PLUGIN_PACKAGES (from the package cache) are loaded, through the compiled-content cache
+    only if FHIR_PLUGIN_CACHE_DIR is set. Content loaded at run time
     (FHIR_PLUGIN_LOAD_DIR) is served on top of either.
     """
 
@@ -48,7 +49,7 @@ class FhirTerminology:
         if service is None:
             directory = cache_dir(settings, server=self._server)
             compiled = CompiledContentCache(directory) if directory else None
-            service = load_service(content_paths(settings), cache=compiled, limits=Limits.from_settings(settings))
+            service = load_service(configured_paths(settings), cache=compiled, limits=Limits.from_settings(settings))
         loaded = load_dir(settings)
         store = ContentStore(loaded, Limits.from_settings(settings), LoadBounds.from_settings(settings)) if loaded else None
         runtime = Runtime(service, store, answer_cache=settings["FHIR_PLUGIN_ANSWER_CACHE"], compiled=compiled,

@@ -26,6 +26,8 @@ def _no_fhir_plugin_environment(monkeypatch, content_cache_dir):
         if key.startswith("FHIR_PLUGIN_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("FHIR_PLUGIN_CACHE_DIR", str(content_cache_dir))
+    # the default packages (FHIR core, THO) only where a test asks for them: tests/default_content.py
+    monkeypatch.setenv("FHIR_PLUGIN_PACKAGES", "")
 
 
 @pytest.fixture(scope="session")
