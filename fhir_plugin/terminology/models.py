@@ -91,6 +91,9 @@ class CodeSystemEntry:
     # code -> the case-folded words $expand's text filter matches, filled as filters ask for them
     # (a mutable holder on a frozen entry: a supplemented copy must be given a new one).
     search_words: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # Whether expansions nest along the hierarchy: not when it comes from properties the code system
+    # names itself (THO's `subsumedBy`), which the reference server lists flat.
+    nestable: bool = field(default=True, compare=False)
 
     @property
     def canonical(self) -> str:
