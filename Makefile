@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # Throughput and latency against a hello-world baseline (wrk and matplotlib are installed if missing).
-bench: $(STAMP)
+bench: install
 	$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet matplotlib
 	$(BIN)/python bench/run.py
 

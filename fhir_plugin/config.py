@@ -22,9 +22,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # validation, takes about four stack frames a level (measured: a 100-deep body needs a recursion
 # limit of 418, a 200-deep one 818); at 150 that stays well inside Python's default of 1000.
 HIGHEST_JSON_DEPTH = 150
-# FHIR core terminology and HL7 Terminology (THO), in their R5 form: the server is R5 inside and
-# renders R4 on /r4. hl7.fhir.r4.core is on the official FHIR registry only; README "FHIR packages".
-DEFAULT_PACKAGES = "hl7.fhir.r5.core#5.0.0 hl7.terminology.r5#7.0.1"
+# FHIR core terminology of R5 and of R4 (each endpoint prefers its own release: Registry.preferring),
+# and HL7 Terminology (THO) in its R5 form: the server is R5 inside and renders R4 on /r4.
+# hl7.fhir.r4.core is on the official FHIR registry only: content/package_recipes.py builds R4's
+# terminology from the FHIR R4 definitions instead. README "FHIR packages".
+DEFAULT_PACKAGES = "hl7.fhir.r5.core#5.0.0 fhir-plugin.r4-core-terminology#4.0.1 hl7.terminology.r5#7.0.1"
 DEFAULT_REGISTRIES = "https://packages.fhir.org https://registry.npmjs.org"
 # Core packages are chosen in FHIR_PLUGIN_PACKAGES, not pulled in by a dependency (every R4 package
 # depends on hl7.fhir.r4.core); the extension packs are StructureDefinitions of extensions.

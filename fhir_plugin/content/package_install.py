@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from urllib.parse import quote
+
 import requests
 
 from ..terminology.registry import version_key
@@ -33,6 +35,7 @@ from ..version import __version__
 from .errors import PackageUnavailable
 from .limits import Limits
 from .package_cache import PackageCache, PackageSpec, UnpackProgress, dependencies, skipped
+from .package_recipes import build, recipe_for
 
 # Seconds to wait for a registry to accept the connection (an unreachable one fails over after
 # this), and between two reads of an answer.
@@ -92,7 +95,7 @@ class Registries:
     failed: dict[str, str] = field(default_factory=dict)  # registry -> why it is not asked again
 
     def _document(self, registry: str, name: str) -> dict[str, Any]:
-        url = f"{registry.rstrip('/')}/{name}"
+        url = f"{registry.rstrip('/')}/{quote(name, safe='@')}"  # a scoped name's / is %2F
         try:
             with self.session.get(url, timeout=(self.connect_timeout, self.read_timeout), stream=True,
                                   headers={"Accept": "application/json", "User-Agent": f"fhir-plugin/{__version__}"}) as answer:
@@ -280,6 +283,19 @@ def install(specs: Iterable[PackageSpec], cache: PackageCache, registries: Regis
 
 def _install_one(spec: PackageSpec, cache: PackageCache, registries: Registries, limits: Limits,
                  report: InstallReport, progress: InstallCallback | None) -> str:
+    recipe = recipe_for(spec.name, spec.version)
+    if recipe is not None:  # built here from another package (package_recipes.py)
+        spec = PackageSpec(recipe.name, recipe.version)
+        if cache.installed(spec) is None:
+            source = registries.release(PackageSpec(recipe.source, recipe.source_version), progress)
+            data = registries.download(source, limits, progress)
+            label = f"{recipe.name}#{recipe.version}"
+            folder = cache.install(recipe.name, recipe.version, build(recipe, data, limits), limits)
+            report.installed.append(label)
+            if progress is not None:
+                progress(InstallEvent("installed", label, len(data), len(data),
+                                      f"{folder} (built from {recipe.source}#{recipe.source_version})"))
+            return recipe.version
     version = cache.installed(spec) if spec.fixed() else None
     if version is None:
         try:

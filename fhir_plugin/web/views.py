@@ -54,8 +54,13 @@ class PluginState:
 
     @property
     def service(self) -> TerminologyService:
-        """The service for this request: the start-up content, with what was loaded since on top."""
+        """The start-up content, with what was loaded since on top."""
         return self.runtime.current()
+
+    def service_for(self, version: FhirVersion) -> TerminologyService:
+        """The service for a request to the endpoint of `version`: `service`, preferring that FHIR
+        release's core content where the content holds several (Runtime.current)."""
+        return self.runtime.current(version)
 
 
 def _state() -> PluginState:
@@ -69,12 +74,12 @@ def _state() -> PluginState:
 _SERVICE, _BODY = "fhir_plugin.service", "fhir_plugin.body"
 
 
-def _service() -> TerminologyService:
+def _service(version: FhirVersion) -> TerminologyService:
     """The service for this request, taken once: content reloaded meanwhile must not give one
     request (or its cached answer) two services."""
     environ = request.environ
     if _SERVICE not in environ:
-        environ[_SERVICE] = _state().service
+        environ[_SERVICE] = _state().service_for(version)
     service: TerminologyService = environ[_SERVICE]
     return service
 
@@ -86,7 +91,7 @@ def _operation(version: FhirVersion) -> tuple[list[params.Param], TerminologySer
     given = params.read_params(request, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(_BODY),
                                settings["FHIR_PLUGIN_MAX_JSON_DEPTH"])
     tx_resources = params.tx_resources(given, settings["FHIR_PLUGIN_MAX_TX_RESOURCES"])
-    return given, state.runtime.for_request(_service(), tx_resources, version)
+    return given, state.runtime.for_request(_service(version), tx_resources, version)
 
 
 def _inline(version: FhirVersion) -> params.Inline:
@@ -150,7 +155,7 @@ def _answer_key(req: Request, state: PluginState, version: FhirVersion) -> Hasha
     request.headers, for less."""
     environ = req.environ
     body = environ[_BODY] = params.read_body(req, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
-    service = environ.get(_SERVICE) or environ.setdefault(_SERVICE, state.service)  # as _service() takes it
+    service = environ.get(_SERVICE) or environ.setdefault(_SERVICE, state.service_for(version))  # as _service() takes it
     return (service.registry.token, version.value, environ["REQUEST_METHOD"], environ.get("SCRIPT_NAME"),
             environ.get("PATH_INFO"), environ.get("QUERY_STRING"), environ.get("HTTP_ACCEPT"),
             environ.get("HTTP_ACCEPT_LANGUAGE"), environ.get("CONTENT_TYPE"),
@@ -192,7 +197,8 @@ OPERATION = ("GET", "POST")
 def metadata(version: FhirVersion) -> Response:
     state = _state()
     if request.args.get("mode") == "terminology":
-        return respond(version, terminology_capabilities(version, state.service.registry, state.software_version))
+        registry = state.service_for(version).registry
+        return respond(version, terminology_capabilities(version, registry, state.software_version))
     return respond(version, capability_statement(version, _base_url(), state.software_version))
 
 
@@ -267,13 +273,13 @@ def expand(version: FhirVersion, resource_id: str | None = None) -> Response:
 @route(f"/<{RESOURCE_TYPES}:resource_type>")
 def search(version: FhirVersion, resource_type: str) -> Response:
     strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
-    entries = _service().search(resource_type, params.search_criteria(request.args, strict, resource_type))
+    entries = _service(version).search(resource_type, params.search_criteria(request.args, strict, resource_type))
     return respond(version, searchset(_base_url(), resource_type, entries, request.url))
 
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>")
 def read(version: FhirVersion, resource_type: str, resource_id: str) -> Response:
-    return respond(version, _service().read(resource_type, resource_id))
+    return respond(version, _service(version).read(resource_type, resource_id))
 
 
 @route("/<path:path>", tuple(ALL_METHODS))
