@@ -6,8 +6,9 @@ registry protocol the FHIR package registries speak, serving packages the test b
         registry.url   # http://127.0.0.1:<port>; GET /example.a lists the versions, with dist.tarball
 
 `requests` records every path asked for, so that a test can tell that nothing was asked. A
-registry can be made to fail: `answer = "garbage"` (200 with HTML), `"error"` (HTTP 503), or
-`"silent"` (the connection is accepted and nothing is ever sent).
+registry can be made to fail: `answer = "garbage"` (200 with HTML), `"error"` (HTTP 503),
+`"silent"` (the connection is accepted and nothing is ever sent), `"endless"` (every answer is a
+stream of bytes that never ends); `document` replaces every package document with those bytes.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class PackageRegistry:
     latest: dict[str, str] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     url: str = ""
+    document_bytes: bytes | None = None
 
     def publish(self, name: str, version: str, resources: dict[str, object], dependencies: dict[str, str] | None = None,
                 checksum: str = "integrity", tamper: bool = False, archive: bytes | None = None,
@@ -75,6 +77,15 @@ class PackageRegistry:
                     return
                 if registry.answer == "error":
                     return self._send(503, b"down for maintenance", "text/plain")
+                if registry.answer == "endless":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.end_headers()
+                    try:
+                        while True:
+                            self.wfile.write(b"\0" * 65536)
+                    except OSError:  # the client gave up
+                        return
                 if registry.answer == "garbage":
                     return self._send(200, b"<html><body>Welcome to our registry!</body></html>", "text/html")
                 name = unquote(self.path.strip("/"))  # a scoped name comes as @scope%2Fname
@@ -84,6 +95,8 @@ class PackageRegistry:
                             if published.dist["tarball"].endswith(self.path):
                                 return self._send(200, published.served, "application/octet-stream")
                     return self._send(404, b"{}", "application/json")
+                if registry.document_bytes is not None:
+                    return self._send(200, registry.document_bytes, "application/json")
                 if name not in registry.packages:
                     return self._send(404, b'{"error": "not found"}', "application/json")
                 self._send(200, json.dumps(registry.document(name)).encode(), "application/json")
