@@ -145,6 +145,13 @@ class Registry:
         for url in touched:
             self._code_systems[url].sort(key=lambda e: version_key(e.version), reverse=True)
         self._index_aliases()
+        # (type, url) -> this layer's entries: a look-up by url is a dict look-up per layer, not a
+        # pass over thousands of value sets (HL7 Terminology has 2,499)
+        self._by_url: dict[tuple[str, str], list[ResourceEntry]] = {}
+        for rtype, entries in self._entries.items():
+            for generic in entries:
+                if generic.url:
+                    self._by_url.setdefault((rtype, generic.url), []).append(generic)
         # the canonicals whose look-ups this layer answers itself (or changes): code systems,
         # supplements and value sets, what value set evaluation looks up, and the identifiers it
         # gives code systems (or makes ambiguous)
@@ -277,6 +284,8 @@ class Registry:
         own = self._code_systems.get(url, [])
         if self.parent is None:
             return self._preferred(list(own))
+        if not own:  # the layers below have sorted them already (a view, most overlays)
+            return self._preferred(self.parent.code_system_versions(url))
         mine = {cs.version for cs in own}
         below = [cs for cs in self.parent.code_system_versions(url) if cs.version not in mine]
         found = sorted(own + below, key=lambda e: version_key(e.version), reverse=True) if below else list(own)
@@ -331,8 +340,15 @@ class Registry:
         return own + [e for e in self.parent.entries(resource_type) if (e.url, e.version) not in mine]
 
     def resource_versions(self, resource_type: str, url: str) -> list[ResourceEntry]:
-        """Every version of the canonical resource `url`, newest first (the preferred version first)."""
-        found = [e for e in self.entries(resource_type) if e.url == url]
+        """Every version of the canonical resource `url`, newest first (the preferred version first);
+        a layer's hide the same versions below it."""
+        own = self._by_url.get((resource_type, url), [])
+        if not own and self.parent is not None:
+            return self._preferred(self.parent.resource_versions(resource_type, url))
+        found = list(own)
+        if self.parent is not None:
+            mine = {e.version for e in own}
+            found += [e for e in self.parent.resource_versions(resource_type, url) if e.version not in mine]
         return self._preferred(sorted(found, key=lambda e: version_key(e.version), reverse=True))
 
     def by_id(self, resource_type: str, resource_id: str) -> ResourceEntry | None:
