@@ -1,12 +1,12 @@
-"""The standalone server's Flask app: the plugin mounted at the root, and FHIR errors everywhere."""
+"""The standalone server's Flask app: the plugin mounted at the root, and FHIR answers everywhere
+(`/` names the FHIR bases; web/routing.py)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask
 
 from .extension import FhirTerminology
 from .terminology.service import TerminologyService
@@ -20,13 +20,7 @@ def create_app(config: Mapping[str, Any] | None = None, service: TerminologyServ
     directory unless FHIR_PLUGIN_CACHE_DIR says where."""
     app = Flask("fhir_plugin")
     app.config.update(config or {})
-    FhirTerminology(app, service=service, server=server)
+    FhirTerminology(app, service=service, server=server, own_root=True)
     app.config["MAX_CONTENT_LENGTH"] = app.extensions["fhir_plugin"].settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]
-
-    @app.get("/")
-    def index() -> Response:
-        endpoints = {"r4": "/r4", "r5": "/r5", "default": "/fhir"}
-        return Response(json.dumps({"service": "fhir_plugin", "endpoints": endpoints}), mimetype="application/json")
-
     register_error_handlers(app)
     return app

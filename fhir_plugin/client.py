@@ -18,20 +18,22 @@ import json
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import requests
 
 from .render.requests import (batch_request_parameters, expand_request_parameters, lookup_request_parameters,
-                              subsumes_request_parameters, translate_request_parameters, validate_request_parameters)
+                              search_query, subsumes_request_parameters, translate_request_parameters,
+                              validate_request_parameters)
 from .fhirversions import FhirVersion, to_r5, version_of_release
 from .render import expansion as expansion_codec
 from .render import parameters as codec
 from .terminology.compile import compile_resource_entry
 from .terminology.errors import TerminologyError
 from .terminology.identifiers import renamed_in
-from .terminology.models import (DEFAULT_MAX_EXPANSION, CodeSystemVersions, ExpandRequest, ExpandResult, LookupRequest,
-                                 LookupResult, ResourceEntry, SubsumesRequest, SubsumesResult, TerminologyMetadata,
+from .terminology.models import (DEFAULT_MAX_EXPANSION, CodeSystemVersions, Criterion, ExpandRequest, ExpandResult,
+                                 LookupRequest, LookupResult, ResourceEntry, SubsumesRequest, SubsumesResult,
+                                 TerminologyMetadata,
                                  TranslateRequest, TranslateResult, ValidateCodeRequest, ValidateCodeResult)
 from .terminology.outcome import REMOTE_ERROR, error_from_outcome
 
@@ -245,12 +247,24 @@ class TerminologyClient:
         identity; NotFound if absent."""
         return self._entry(self.resource(resource_type, resource_id))
 
-    def search(self, resource_type: str, criteria: Mapping[str, str]) -> list[ResourceEntry]:
-        """`GET {type}?criteria`: by _id, url (or url|version), version, name, title, status; each
-        match in R5 form. (A server lists a large CodeSystem without its concepts: read it.)"""
-        bundle = self._expect(self._request("GET", quote(resource_type, safe=""), params=dict(criteria)), "Bundle")
-        return [self._entry(entry["resource"]) for entry in _dicts(bundle.get("entry"))
-                if isinstance(entry.get("resource"), dict)]
+    def search(self, resource_type: str, criteria: Mapping[str, str] | Sequence[Criterion]) -> list[ResourceEntry]:
+        """`GET {type}?criteria`: by _id, url (or url|version), version, name, title, status,
+        publisher, description; every match in R5 form, the server's pages followed by their
+        `next` links. (A server lists a large CodeSystem without its concepts: read it.)"""
+        path = quote(resource_type, safe="")
+        query: list[tuple[str, str]] = search_query(criteria)
+        found: list[ResourceEntry] = []
+        while True:
+            bundle = self._expect(self._request("GET", path, params=query), "Bundle")
+            page = [self._entry(entry["resource"]) for entry in _dicts(bundle.get("entry"))
+                    if isinstance(entry.get("resource"), dict)]
+            found += page
+            following = next((link.get("url") for link in _dicts(bundle.get("link")) if link.get("relation") == "next"),
+                             None)
+            if not page or not isinstance(following, str):
+                return found
+            # The query of the next link, on this client's own base: the server's may name another host.
+            query = parse_qsl(urlsplit(following).query, keep_blank_values=True)
 
     def metadata(self) -> TerminologyMetadata:
         """The code systems the server serves, each with its versions (the default first), from
@@ -287,7 +301,8 @@ class TerminologyClient:
                                "resource", 502)
         return answer
 
-    def _request(self, method: str, path: str, body: JSON | None = None, params: Mapping[str, str] | None = None,
+    def _request(self, method: str, path: str, body: JSON | None = None,
+                 params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
                  headers: Mapping[str, str] | None = None) -> JSON:
         """One HTTP exchange: the JSON resource of a 2xx answer, else the matching TerminologyError."""
         sent = {"Accept": FHIR_JSON, **(headers or {})}

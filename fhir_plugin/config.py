@@ -67,11 +67,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FHIR_PLUGIN_WORKER_TIMEOUT", 30, int,
             "seconds a gunicorn worker may spend on one request before it is killed and replaced (a 502 behind "
             "nginx)"),
-    Setting("FHIR_PLUGIN_MAX_REQUEST_BYTES", 1_048_576, int, "the largest request body accepted (413 beyond it)"),
+    Setting("FHIR_PLUGIN_MAX_REQUEST_BYTES", 1_048_576, int,
+            "the largest request body accepted (413 beyond it), compressed or once inflated (Content-Encoding)"),
+    Setting("FHIR_PLUGIN_GZIP_MIN_BYTES", 1024, int,
+            "answers of this many bytes or more are compressed (gzip or deflate) for clients that accept it"),
     Setting("FHIR_PLUGIN_BASE_URL", "", str,
             "the public base URL for links and CapabilityStatement.implementation; empty: from the request"),
     Setting("FHIR_PLUGIN_MAX_EXPANSION", 10_000, int,
             "the largest $expand answered without paging (count); beyond it, too-costly"),
+    Setting("FHIR_PLUGIN_SEARCH_PAGE_SIZE", 100, int,
+            "the most resources in one page of a search: the page without _count, and a larger _count is lowered "
+            "to it"),
     Setting("FHIR_PLUGIN_MAX_FILTER_WORDS", 40, int,
             "the most words in the text filter of $expand (each is searched for in every member); beyond it, "
             "too-costly"),
@@ -83,11 +89,14 @@ SETTINGS: tuple[Setting, ...] = (
             "hierarchy levels"),
     Setting("FHIR_PLUGIN_MAX_TX_RESOURCES", 100, int,
             "the most tx-resource parameters in one request (each is validated and compiled); beyond it, too-costly"),
+    Setting("FHIR_PLUGIN_MAX_BUNDLE_ENTRIES", 1000, int,
+            "the most entries in one batch or transaction Bundle posted to a FHIR base; beyond it, too-costly"),
     Setting("FHIR_PLUGIN_TIME_BUDGET_MS", 5000, int,
             "the time one request may spend computing, in milliseconds; beyond it, too-costly (0: no budget)"),
     Setting("FHIR_PLUGIN_ANSWER_CACHE", 2048, int,
-            "answers of $lookup, $translate, $validate-code and $subsumes kept per worker for identical requests "
-            "(up to 16 KB each); 0 turns it off"),
+            "slots of 16 KiB per worker for the answers of reads, $lookup, $translate, $validate-code and $subsumes "
+            "kept for identical requests (a slot per 16 KiB of an answer; one over a quarter of them is not kept); "
+            "0 turns it off"),
     Setting("FHIR_PLUGIN_TX_RESOURCE_MEMORY", 128, int,
             "memory in MiB per worker for what requests bring (tx-resources, their overlays, what is computed "
             "from them, inline value sets and maps), kept for the next request; beyond it the least recently "

@@ -18,6 +18,7 @@ from .runtime.live import Runtime
 from .runtime.store import ContentStore
 from .terminology.service import TerminologyService
 from .version import __version__
+from .web import routing
 from .web.admin import admin
 from .web.views import PluginState, bp
 
@@ -34,10 +35,12 @@ class FhirTerminology:
     """
 
     def __init__(self, app: Flask | None = None, *, service: TerminologyService | None = None,
-                 url_prefix: str = "", server: bool = False):
+                 url_prefix: str = "", server: bool = False, own_root: bool = False):
         self._service = service
         self._url_prefix = url_prefix
         self._server = server  # the standalone server: cache compiled content in the user's cache by default
+        # the app is the plugin's own (create_app): its root, like a prefix, answers FHIR for every path
+        self._own_root = own_root
         if app is not None:
             self.init_app(app, url_prefix=url_prefix)
 
@@ -57,9 +60,13 @@ class FhirTerminology:
         app.extensions["fhir_plugin"] = PluginState(runtime, settings, __version__)
         app.register_blueprint(admin, url_prefix=f"{prefix}/admin")
         default = FhirVersion(settings["FHIR_PLUGIN_DEFAULT_VERSION"])
-        for path, version in [*((v.value.lower(), v) for v in FhirVersion), ("fhir", default)]:
+        bases = [*((v.value.lower(), v) for v in FhirVersion), ("fhir", default)]
+        for path, version in bases:
             app.register_blueprint(bp, url_prefix=f"{prefix}/{path}", name=f"fhir_plugin_{path}",
                                    url_defaults={"fhir_version": version.value})
+        routing.install(app, prefix, [(path, version.value) for path, version in bases],
+                        [admin.name, *(f"fhir_plugin_{path}" for path, _ in bases)],
+                        own_paths=bool(prefix) or self._own_root)
 
 
 def cache_stats(app: Flask) -> dict[str, CacheStats]:

@@ -259,12 +259,34 @@ def _drop_designation_additional_use(concepts: list[dict[str, Any]]) -> None:
         _drop_designation_additional_use(concept.get("concept", []) + concept.get("contains", []))
 
 
+# The top-level elements of an R5 ConceptMap that R4 names otherwise, and those it lacks.
+_CONCEPTMAP_R4_NAMES = {"sourceScopeUri": "sourceUri", "sourceScopeCanonical": "sourceCanonical",
+                        "targetScopeUri": "targetUri", "targetScopeCanonical": "targetCanonical"}
+_CONCEPTMAP_R5_ONLY = _R5_ONLY_CANONICAL + _R5_ONLY_KNOWLEDGE + ("property", "additionalAttribute")
+_VERSION_ALGORITHM = ("versionAlgorithmString", "versionAlgorithmCoding")
+
+
+def top_level_name(version: FhirVersion, resource_type: str, key: str) -> str | None:
+    """What the top-level element `key` of an internal (R5) resource becomes in `version`, as
+    resource_for writes it: its name there, `extension` for an R5 element R4 carries in a
+    cross-version extension, None for one R4 has no place for. A primitive's `_key` follows its key."""
+    if version is FhirVersion.R5:
+        return key
+    if key.startswith("_"):
+        found = top_level_name(version, resource_type, key[1:])
+        return None if found is None or found == "extension" else "_" + found
+    if resource_type == "ConceptMap":
+        return None if key in _CONCEPTMAP_R5_ONLY else _CONCEPTMAP_R4_NAMES.get(key, key)
+    if resource_type == "CodeSystem" and key in _VERSION_ALGORITHM:
+        return "extension"
+    return None if key in _R5_ONLY_TOP.get(resource_type, ()) else key
+
+
 def _conceptmap_to_r4(cm: dict[str, Any]) -> dict[str, Any]:
-    for r5, r4 in (("sourceScopeUri", "sourceUri"), ("sourceScopeCanonical", "sourceCanonical"),
-                   ("targetScopeUri", "targetUri"), ("targetScopeCanonical", "targetCanonical")):
+    for r5, r4 in _CONCEPTMAP_R4_NAMES.items():
         if r5 in cm:
             cm[r4] = cm.pop(r5)
-    for key in _R5_ONLY_CANONICAL + _R5_ONLY_KNOWLEDGE + ("property", "additionalAttribute"):
+    for key in _CONCEPTMAP_R5_ONLY:
         cm.pop(key, None)
     for group in cm.get("group", []):
         for side in ("source", "target"):
@@ -440,7 +462,7 @@ def _carry_r5_elements(resource: dict[str, Any]) -> None:
                 _add_extension(expansion, {"url": EXT_EXPANSION_PROPERTY, "extension": parts})
             _contains_to_r4(expansion.get("contains"))
     elif rtype == "CodeSystem":
-        for key in ("versionAlgorithmString", "versionAlgorithmCoding"):
+        for key in _VERSION_ALGORITHM:
             if key in resource:
                 value_key = "value" + key.removeprefix("versionAlgorithm")
                 _add_extension(resource, {"url": EXT_VERSION_ALGORITHM, value_key: resource.pop(key)})

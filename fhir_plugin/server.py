@@ -191,6 +191,8 @@ http {{
         large_client_header_buffers {_HEADER_BUFFERS} {_HEADER_BUFFER};
         client_max_body_size {int(settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]) + 1};
         client_body_buffer_size 128k;
+        # The app compresses its answers itself (web/compression.py): never twice
+        gzip off;
 {errors}
         location {_OUTCOME_PATH} {{
             internal;
@@ -206,6 +208,12 @@ http {{
         proxy_buffer_size 16k;
         proxy_buffers 32 16k;
         location / {{
+            proxy_pass http://fhir_plugin_workers;
+        }}
+        # nginx refuses TRACE and CONNECT itself, with a 405 page of its own: the workers answer them
+        # instead, as any method a route does not take (a 405 OperationOutcome with the route's Allow)
+        error_page 405 = @workers;
+        location @workers {{
             proxy_pass http://fhir_plugin_workers;
         }}
         # a run-time load (admin token) may be larger than a request: the app bounds it by

@@ -111,3 +111,25 @@ def running_server(workers: int = 1, make_serve: bool = False,
 def live_server() -> Iterator[LiveServer]:
     with running_server() as server:
         yield server
+
+
+@contextmanager
+def serving_app(app) -> Iterator[str]:
+    """Serve a Flask app (a host app that mounts the plugin) over HTTP on a free port, in a thread
+    of this process, with werkzeug's server; yields its URL."""
+    import threading
+
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *args: object, **kwargs: object) -> None:
+            pass  # a test's hundreds of requests are not worth a line each
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(STOP_TIMEOUT)

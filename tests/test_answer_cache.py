@@ -43,9 +43,18 @@ REQUESTS = [
     (200, "GET", LOOKUP, {}),
     (200, "GET", LOOKUP + "&_pretty=true", {}),
     (200, "GET", LOOKUP + "&_format=json", {}),
-    (406, "GET", LOOKUP + "&_format=xml", {}),
+    (200, "GET", LOOKUP + "&_format=xml", {}),
+    (406, "GET", LOOKUP + "&_format=ttl", {}),
     (200, "GET", LOOKUP, {"headers": {"Accept": "application/json"}}),
-    (406, "GET", LOOKUP, {"headers": {"Accept": "application/fhir+xml"}}),
+    (200, "GET", LOOKUP, {"headers": {"Accept": "application/fhir+xml"}}),
+    (200, "GET", LOOKUP, {"headers": {"Accept": "text/xml"}}),
+    (406, "GET", LOOKUP, {"headers": {"Accept": "text/html"}}),
+    (200, "POST", "/CodeSystem/$lookup", {"data": f'<Parameters xmlns="http://hl7.org/fhir"><parameter><name value='
+                                                  f'"system"/><valueUri value="{CPT}"/></parameter><parameter><name '
+                                                  'value="code"/><valueCode value="97116"/></parameter></Parameters>',
+                                          "content_type": "application/fhir+xml"}),
+    (400, "POST", "/CodeSystem/$lookup", {"data": "<Parameters", "content_type": "application/fhir+xml",
+                                          "headers": {"Accept": "application/fhir+xml"}}),
     (200, "GET", f"/CodeSystem/$lookup?system={ICD}&code=M62.81&property=parent", {}),
     (404, "GET", f"/CodeSystem/$lookup?system={CPT}&code=97110", {}),  # unknown code in a fragment
     (400, "GET", "/CodeSystem/$lookup?code=97116", {}),  # no system
@@ -153,6 +162,8 @@ def test_a_hit_does_not_run_the_operation(cached, service, monkeypatch):
     {"path": f"/r4{LOOKUP}&_pretty=true"},
     {"path": f"/r4{LOOKUP}&_format=application/json"},
     {"path": f"/r4{LOOKUP}", "headers": {"Accept": "application/json"}},
+    {"path": f"/r4{LOOKUP}", "headers": {"Accept": "application/fhir+xml"}},
+    {"path": f"/r4{LOOKUP}&_format=xml"},
     {"path": f"/r4{LOOKUP}", "headers": {"Accept-Language": "de"}},
     {"path": f"/r4{LOOKUP}&property=display"},
 ])
@@ -266,22 +277,37 @@ def test_a_server_error_is_not_kept(cached, service, monkeypatch):
     assert client.get(f"/r4{LOOKUP}").status_code == 200
 
 
-def test_expand_and_reads_are_not_cached(cached):
+def test_expand_search_and_metadata_are_not_cached_but_reads_are(cached):
     client = cached.test_client()
     first = client.get(f"/r4/ValueSet/$expand?url={CPT_VS}")
     second = client.get(f"/r4/ValueSet/$expand?url={CPT_VS}")
     assert body_of(first)["expansion"]["identifier"] != body_of(second)["expansion"]["identifier"]
-    client.get("/r4/CodeSystem/cpt-97116-fragment")
     client.get("/r4/metadata")
+    client.get("/r4/CodeSystem?name=cpt")
     assert len(cache_of(cached)) == 0
+    read = client.get("/r4/CodeSystem/cpt-97116-fragment?_summary=true")
+    assert len(cache_of(cached)) == 1
+    assert client.get("/r4/CodeSystem/cpt-97116-fragment?_summary=true").get_data() == read.get_data()
+    assert cache_of(cached).stats.hits == 1
 
 
 def test_large_answers_are_not_kept(cached):
+    """Four slots of 16 KiB: an answer takes one per 16 KiB it holds, one larger than a quarter of
+    the cache is not kept."""
     cache = answers.AnswerCache(4)
-    cache.put(("k",), answers.Answer(b"x" * (answers.MAX_ANSWER_BYTES + 1), 200, "application/fhir+json"))
+    cache.put(("k",), answers.Answer(b"x" * (answers.SLOT_BYTES + 1), 200, "application/fhir+json"))
     assert len(cache) == 0
-    cache.put(("k",), answers.Answer(b"x" * answers.MAX_ANSWER_BYTES, 200, "application/fhir+json"))
+    cache.put(("k",), answers.Answer(b"x" * answers.SLOT_BYTES, 200, "application/fhir+json"))
     assert len(cache) == 1
+    large = answers.AnswerCache(2048)
+    for n in range(10):
+        large.put(("big", n), answers.Answer(b"x" * (200 * answers.SLOT_BYTES), 200, "application/fhir+json"))
+    assert (len(large), large.stats.size) == (10, 2000)
+    large.put(("big", 10), answers.Answer(b"x" * (512 * answers.SLOT_BYTES), 200, "application/fhir+json"))
+    assert (len(large), large.stats.size) == (8, 1912)  # the three least recently used made room
+    assert large.get(("big", 2)) is None and large.get(("big", 3)) is not None
+    large.put(("too big",), answers.Answer(b"x" * (512 * answers.SLOT_BYTES + 1), 200, "application/fhir+json"))
+    assert len(large) == 8
 
 
 def test_an_app_context_kept_open_carries_nothing_between_requests(cached):

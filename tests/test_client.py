@@ -21,6 +21,7 @@ from fhir_plugin.client import (
 )
 from fhir_plugin.errors import (
     InvalidRequest,
+    NoSuchEndpoint,
     NotFound,
     ServerUnreachable,
     TerminologyError,
@@ -217,11 +218,14 @@ def test_errors_are_the_same_class_locally_and_remotely(backend, case):
         assert (issue["severity"], issue["details"]["text"]) == ("error", text)
 
 
-def test_wrong_base_url_is_not_found_without_a_message_id(live_server):  # noqa: F811
+def test_wrong_base_url_is_not_found_and_the_error_names_the_bases(live_server):  # noqa: F811
     with TerminologyClient(live_server.url) as remote, pytest.raises(NotFound) as caught:
         remote.lookup(LookupRequest(system=CPT, code="97116"))
-    assert (type(caught.value), caught.value.status, caught.value.message_id) == (NotFound, 404, "REMOTE_ERROR")
-    assert caught.value.outcome["resourceType"] == "OperationOutcome"
+    assert (type(caught.value), caught.value.status, caught.value.message_id) == (
+        NoSuchEndpoint, 404, "NO_SUCH_PATH_BASES")
+    assert caught.value.text == ("There is no FHIR endpoint at /CodeSystem/$lookup; the FHIR bases here are /r4 (R4), "
+                                 "/r5 (R5) and /fhir (R4)")
+    assert caught.value.fields == {"path": "/CodeSystem/$lookup", "bases": "/r4 (R4), /r5 (R5) and /fhir (R4)"}
 
 
 # --- read and metadata ----------------------------------------------------------------------------

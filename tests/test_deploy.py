@@ -226,3 +226,34 @@ def test_a_client_that_never_reads_does_not_hold_a_worker_behind_the_shipped_ngi
     finally:
         for sock in readers:
             sock.close()
+
+
+def test_the_shipped_nginx_passes_compression_through_once(behind_nginx):
+    """The app compresses (gzip off in nginx): an answer is gzipped once, and a gzipped body reaches
+    the app as it was sent."""
+    import gzip
+
+    live, port = behind_nginx
+    url = f"http://127.0.0.1:{port}/r4/CodeSystem/cpt-97116-fragment"
+    with requests.get(url, headers={"Accept-Encoding": "gzip"}, stream=True, timeout=BOUND) as packed:
+        assert (packed.headers["Content-Encoding"], packed.headers["Vary"], packed.headers["Server"]) == (
+            "gzip", "Accept-Encoding", "nginx")
+        raw = packed.raw.read(decode_content=False)
+    with requests.get(f"{live.r4}/CodeSystem/cpt-97116-fragment", headers={"Accept-Encoding": None},
+                      timeout=BOUND) as plain:
+        assert gzip.decompress(raw) == plain.content
+    body = gzip.compress(json.dumps({"resourceType": "Parameters", "parameter": [
+        {"name": "system", "valueUri": CPT}, {"name": "code", "valueCode": "97116"}]}).encode())
+    with requests.post(f"http://127.0.0.1:{port}/r4/CodeSystem/$lookup", data=body, timeout=BOUND,
+                       headers={"Content-Type": FHIR_JSON, "Content-Encoding": "gzip"}) as answer:
+        assert answer.status_code == 200
+        [display] = [p["valueString"] for p in answer.json()["parameter"] if p["name"] == "display"]
+        assert display == DISPLAY_97116
+
+
+def test_the_nginx_configurations_do_not_compress():
+    from fhir_plugin.server import nginx_config
+
+    assert directive("gzip") == "off"
+    generated = nginx_config(Path("/tmp/x"), "127.0.0.1", 8080, "/tmp/x/gunicorn.sock", load_settings(environ={}))
+    assert re.findall(r"^\s*gzip ([^;]+);", generated, re.M) == ["off"]

@@ -26,6 +26,8 @@ from helpers import (
 
 from fhir_plugin import TerminologyService, create_app, errors
 from fhir_plugin.config import bundled_dir
+from fhir_plugin.fhirversions import FhirVersion
+from fhir_plugin.render.xml_reader import read_xml
 
 # --- the table -------------------------------------------------------------------------------
 
@@ -137,16 +139,18 @@ OPERATIONS = ("lookup", "lookup-instance", "translate", "translate-instance")
 NO_CODE = "Must provide either coding parameter, or system and code parameters"
 NO_SOURCE = ("One (and only one) of code, coding, codeableConcept (R4) or sourceCode, sourceCoding, "
              "sourceCodeableConcept, targetCode, targetCoding, targetCodeableConcept (R5) must be provided")
-XML_NOT_ACCEPTABLE = ("Cannot produce '{0}': this server produces application/fhir+json and application/json only "
-                      "(XML is not supported yet)")
+NOT_ACCEPTABLE = ("Cannot produce '{0}': this server produces FHIR JSON (application/fhir+json, application/json) and "
+                  "FHIR XML (application/fhir+xml, application/xml, text/xml)")
+BAD_FORMAT = ("Unsupported _format '{0}': use json, application/json, application/fhir+json, xml, application/xml, "
+              "text/xml or application/fhir+xml")
 TOO_LARGE = "The request body is larger than the 1000 bytes this server accepts"
 BIG = json.dumps(parameters(param("system", valueUri=CPT), param("code", valueCode="97116"),
                             param("padding", valueString="x" * 2000)))
 
 
 def unsupported_type(content_type: str) -> str:
-    return (f"Content-Type '{content_type}' is not supported; send application/fhir+json, application/json or "
-            "application/x-www-form-urlencoded")
+    return (f"Content-Type '{content_type}' is not supported; send application/fhir+json, application/json, "
+            "application/fhir+xml, application/xml, text/xml or application/x-www-form-urlencoded")
 
 
 def case(row, family, method, url, text, message_id, client="client", **kwargs):
@@ -161,12 +165,16 @@ ROW_CASES = [
     case("InvalidRequest", "translate", "GET", "/r4/ConceptMap/$translate", NO_SOURCE, "TRANSLATE_NO_SOURCE"),
     case("InvalidRequest", "translate-instance", "POST", "/r5/ConceptMap/cpt-97116-to-icd-10-cm/$translate",
          NO_SOURCE, "TRANSLATE_NO_SOURCE", json=parameters()),
-    case("InvalidRequest", "search", "GET", "/r4/CodeSystem?name=a&name=b", "Parameter 'name' may be given at most once",
-         "PARAM_REPEATED"),
+    case("InvalidRequest", "search", "GET", "/r4/CodeSystem?_summary=true&_summary=text",
+         "Parameter '_summary' may be given at most once", "PARAM_REPEATED"),
+    case("InvalidRequest", "search", "GET", "/r4/CodeSystem?_count=-1",
+         "Parameter '_count' must be a whole number, 0 or more, not '-1'", "PAGE_BAD_VALUE"),
+    case("InvalidRequest", "read", "GET", f"{READ}?_summary=count",
+         "_summary=count asks for the number of matches of a search; a read has none", "SUMMARY_COUNT_ON_READ"),
     case("InvalidRequest", "read", "GET", f"{READ}?_format=yaml",
-         "Unsupported _format 'yaml': use json, application/json or application/fhir+json", "BAD_FORMAT"),
+         BAD_FORMAT.format("yaml"), "BAD_FORMAT"),
     case("InvalidRequest", "metadata", "GET", f"{METADATA}?_format=bogus",
-         "Unsupported _format 'bogus': use json, application/json or application/fhir+json", "BAD_FORMAT"),
+         BAD_FORMAT.format("bogus"), "BAD_FORMAT"),
     # InvalidContent
     case("InvalidContent", "translate", "POST", "/r4/ConceptMap/$translate",
          "parameter 'conceptMap': ConceptMap/x is not valid FHIR R4: group.0.element.0.target.0.equivalence: Value "
@@ -208,7 +216,8 @@ ROW_CASES = [
          "ConceptMap/nope not found", "RESOURCE_NOT_FOUND"),
     case("NotFound", "read", "GET", "/r4/ValueSet/nope", "ValueSet/nope not found", "RESOURCE_NOT_FOUND"),
     case("NotFound", "path", "GET", "/r4/Patient/1", "There is no FHIR endpoint at /r4/Patient/1", "NO_SUCH_PATH"),
-    case("NotFound", "path", "GET", "/r5/", "There is no FHIR endpoint at /r5/", "NO_SUCH_PATH"),
+    case("NotFound", "path", "GET", "/r5/", "/r5 is the base of a FHIR R5 endpoint, not something to read: its "
+         "CapabilityStatement is GET /r5/metadata, and a batch or transaction Bundle is POSTed here", "BASE_NOT_READABLE"),
     # MethodNotAllowed, NotAcceptable: every family
     *(case("MethodNotAllowed", family, "DELETE", url, f"Method DELETE is not allowed on {url.split('?')[0]}",
            "METHOD_NOT_ALLOWED") for family, url in FAMILY_URLS.items()),
@@ -217,11 +226,11 @@ ROW_CASES = [
     case("MethodNotAllowed", "search", "POST", SEARCH, f"Method POST is not allowed on {SEARCH}", "METHOD_NOT_ALLOWED"),
     case("MethodNotAllowed", "metadata", "PATCH", METADATA, f"Method PATCH is not allowed on {METADATA}",
          "METHOD_NOT_ALLOWED"),
-    *(case("NotAcceptable", family, "GET", url, XML_NOT_ACCEPTABLE.format("application/fhir+xml"), "NOT_ACCEPTABLE",
-           headers={"Accept": "application/fhir+xml"}) for family, url in FAMILY_URLS.items()),
-    *(case("NotAcceptable", family, "GET", f"{url}{'&' if '?' in url else '?'}_format=xml",
-           XML_NOT_ACCEPTABLE.format("xml"), "NOT_ACCEPTABLE") for family, url in FAMILY_URLS.items()),
-    case("NotAcceptable", "lookup", "POST", "/r4/CodeSystem/$lookup", XML_NOT_ACCEPTABLE.format("text/html"),
+    *(case("NotAcceptable", family, "GET", url, NOT_ACCEPTABLE.format("text/turtle"), "NOT_ACCEPTABLE",
+           headers={"Accept": "text/turtle"}) for family, url in FAMILY_URLS.items()),
+    *(case("NotAcceptable", family, "GET", f"{url}{'&' if '?' in url else '?'}_format=ttl",
+           NOT_ACCEPTABLE.format("ttl"), "NOT_ACCEPTABLE") for family, url in FAMILY_URLS.items()),
+    case("NotAcceptable", "lookup", "POST", "/r4/CodeSystem/$lookup", NOT_ACCEPTABLE.format("text/html"),
          "NOT_ACCEPTABLE", headers={"Accept": "text/html"},
          json=parameters(param("system", valueUri=CPT), param("code", valueCode="97116"))),
     # RequestTooLarge, UnsupportedMediaType: the operations (the only routes that read a body)
@@ -230,8 +239,8 @@ ROW_CASES = [
     case("RequestTooLarge", "lookup", "POST", "/r4/CodeSystem/$lookup", TOO_LARGE, "BODY_TOO_LARGE",
          client="small_client", data="code=" + "9" * 2000, content_type="application/x-www-form-urlencoded"),
     *(case("UnsupportedMediaType", family, "POST", FAMILY_URLS[family].split("?")[0],
-           unsupported_type("application/fhir+xml"), "UNSUPPORTED_MEDIA_TYPE",
-           data="<Parameters xmlns=\"http://hl7.org/fhir\"/>", content_type="application/fhir+xml")
+           unsupported_type("application/yaml"), "UNSUPPORTED_MEDIA_TYPE",
+           data="resourceType: Parameters", content_type="application/yaml")
       for family in OPERATIONS),
     case("UnsupportedMediaType", "lookup", "POST", "/r4/CodeSystem/$lookup", unsupported_type("text/plain"),
          "UNSUPPORTED_MEDIA_TYPE", data="code=97116", content_type="text/plain"),
@@ -381,21 +390,33 @@ BAD_REQUESTS = [
                  "There is no FHIR endpoint at /r4/nothing/here", id="unknown path"),
     pytest.param("GET", "/r4/CodeSystem/cpt-97116-fragment/$expand", None, 404, "not-found", "NO_SUCH_PATH",
                  "There is no FHIR endpoint at /r4/CodeSystem/cpt-97116-fragment/$expand", id="unknown operation"),
-    pytest.param("GET", "/r4/codesystem", None, 404, "not-found", "NO_SUCH_PATH",
-                 "There is no FHIR endpoint at /r4/codesystem", id="type names are case-sensitive"),
+    pytest.param("GET", "/r4/codesystem", None, 404, "not-found", "NO_SUCH_PATH_CASE",
+                 "There is no FHIR endpoint at /r4/codesystem; paths are case-sensitive: did you mean /r4/CodeSystem?",
+                 id="type names are case-sensitive"),
     # method, formats
     pytest.param("DELETE", "/r4/CodeSystem/$lookup", None, 405, "not-supported", "METHOD_NOT_ALLOWED",
                  "Method DELETE is not allowed on /r4/CodeSystem/$lookup", id="DELETE"),
-    pytest.param("POST", "/r4/CodeSystem/$lookup", (b"<Parameters/>", "application/fhir+xml"), 415, "not-supported",
-                 "UNSUPPORTED_MEDIA_TYPE", unsupported_type("application/fhir+xml"), id="XML body"),
+    pytest.param("POST", "/r4/CodeSystem/$lookup", (b"<Parameters/>", "application/fhir+xml"), 400, "invalid",
+                 "BODY_NOT_FHIR_XML", "The request body is not FHIR XML: <Parameters> is not a FHIR resource: FHIR XML "
+                 "is in the namespace http://hl7.org/fhir", id="XML body outside the FHIR namespace"),
+    pytest.param("POST", "/r4/CodeSystem/$lookup", (b"<Parameters xmlns=\"http://hl7.org/fhir\">",
+                                                    "application/xml"), 400, "invalid", "BODY_NOT_XML",
+                 "The request body is not well-formed XML: Premature end of data in tag Parameters line 1, line 1, "
+                 "column 41", id="malformed XML body"),
+    pytest.param("POST", "/r4/CodeSystem/$lookup", (b"<Coding xmlns=\"http://hl7.org/fhir\"/>", "text/xml"), 400,
+                 "invalid", "BODY_NOT_FHIR_XML", "The request body is not FHIR XML: <Coding> is not a FHIR resource type",
+                 id="XML body not a resource"),
+    pytest.param("POST", "/r4/CodeSystem/$lookup", (b"<Bundle xmlns=\"http://hl7.org/fhir\"/>", "text/xml"), 400,
+                 "invalid", "BODY_NOT_PARAMETERS", "The request body must be a FHIR Parameters resource, not Bundle",
+                 id="XML body not a Parameters"),
     pytest.param("POST", "/r4/CodeSystem/$lookup", (b"code=97116", "multipart/form-data; boundary=x"), 415,
                  "not-supported", "UNSUPPORTED_MEDIA_TYPE", unsupported_type("multipart/form-data; boundary=x"),
                  id="multipart body"),
     pytest.param("POST", "/r4/CodeSystem/$lookup", (b"code=%FF", "application/x-www-form-urlencoded"), 400, "invalid",
                  "BODY_BAD_PARAMETERS", "The Parameters resource is malformed: the form body is not valid UTF-8 form "
                  "data", id="form with invalid UTF-8"),
-    pytest.param("GET", f"/r4/CodeSystem/$lookup?system={CPT}&code=97116&_format=application/xml", None, 406,
-                 "not-supported", "NOT_ACCEPTABLE", XML_NOT_ACCEPTABLE.format("application/xml"), id="_format xml"),
+    pytest.param("GET", f"/r4/CodeSystem/$lookup?system={CPT}&code=97116&_format=text/html", None, 406,
+                 "not-supported", "NOT_ACCEPTABLE", NOT_ACCEPTABLE.format("text/html"), id="_format html"),
 ]
 
 
@@ -526,10 +547,16 @@ HOSTILE_BODIES = [
     b'{"resourceType":"Parameters","parameter":[{"name":"conceptMap","resource":[]},{"name":"code","valueCode":"1"}]}',
     b'{"resourceType":"Parameters","parameter":[{"name":"useSupplement","valueCanonical":"' + CPT.encode() + b'|2026"}]}',
     b"[" * 50_000 + b"]" * 50_000,
+    b'<!DOCTYPE p [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><Parameters '
+    b'xmlns="http://hl7.org/fhir"><parameter><name value="&b;"/></parameter></Parameters>',
+    b'<Parameters xmlns="http://hl7.org/fhir">' + b"<parameter><part>" * 5_000,
+    b'<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="code"/><valueCode value="1"/><valueCode '
+    b'value="2"/></parameter><parameter><name value="system"/><resource><CodeSystem/></resource></parameter>'
+    b'</Parameters>',
     "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"code\",\"valueCode\":\"\u00e9\u0000\ud7ff\"}]}".encode(),
 ]
 HOSTILE_CONTENT_TYPES = [FHIR_JSON, "application/x-www-form-urlencoded", "application/fhir+json; charset=latin-1", ";;;",
-                         "text/plain"]
+                         "text/plain", "application/fhir+xml"]
 HOSTILE_ACCEPTS = [None, "application/fhir+xml", "*/*;q=0", ",,,", "application/json;q=0.5, application/fhir+json"]
 
 
@@ -557,9 +584,11 @@ def every_route(app) -> list[str]:
 
 def check_response(response, version: str, method: str) -> None:
     assert response.status_code < 500, (response.status_code, response.get_data(as_text=True)[:300])
-    if method in ("HEAD", "OPTIONS") or response.status_code in (301, 308):
+    assert not 300 <= response.status_code < 400  # no path redirects (web/routing.py)
+    if method in ("HEAD", "OPTIONS"):
         return
-    body = body_of(response)
+    body = read_xml(response.get_data(), FhirVersion(version.upper()), 100) if "xml" in response.mimetype \
+        else body_of(response)
     if body["resourceType"] == "OperationOutcome":
         assert body["issue"][0]["severity"] == "error"
     else:

@@ -136,6 +136,17 @@ SEARCHES = [
 ]
 
 
+# The self link names what was applied, normalised (FHIR search.html#selflink): the parameters in
+# the CapabilityStatement's order, a '|' percent-encoded; _count as used, and nothing that was ignored.
+SELF = {
+    f"url={CPT}|2026": f"url={CPT}%7C2026",
+    f"url={CPT}|2025": f"url={CPT}%7C2025",
+    f"url={ICD_VS}|1.0.0": f"url={ICD_VS}%7C1.0.0",
+    "name=icd&status=active&version=2026-04-01": "version=2026-04-01&name=icd&status=active",
+    "_count=10&_sort=name&foo=bar": "_count=10",
+}
+
+
 @pytest.mark.parametrize("rtype, query, ids", SEARCHES)
 @pytest.mark.parametrize("base, version", ENDPOINTS)
 def test_search(client, base, version, rtype, query, ids):
@@ -144,7 +155,8 @@ def test_search(client, base, version, rtype, query, ids):
     assert body["resourceType"] == "Bundle"
     assert body["type"] == "searchset"
     assert body["total"] == len(ids)
-    assert body["link"] == [{"relation": "self", "url": f"http://localhost{url}"}]
+    applied = SELF.get(query, query)
+    assert body["link"] == [{"relation": "self", "url": f"http://localhost{base}/{rtype}" + (f"?{applied}" if applied else "")}]
     assert [e["fullUrl"] for e in body.get("entry", [])] == [f"http://localhost{base}/{rtype}/{i}" for i in ids]
     assert [e["search"] for e in body.get("entry", [])] == [{"mode": "match"}] * len(ids)
     assert [e["resource"] for e in body.get("entry", [])] == [
@@ -175,9 +187,12 @@ def test_search_strict_handling_still_accepts_control_parameters(client):
     assert body["total"] == 1
 
 
-def test_search_repeated_parameter(client):
-    assert_outcome(client.get("/r4/CodeSystem?name=cpt&name=icd"), 400, "invalid",
-                   text="Parameter 'name' may be given at most once", message_id="PARAM_REPEATED")
+def test_search_repeated_parameter_must_hold_each_time(client):
+    assert ok_json(client.get("/r4/CodeSystem?name=cpt&name=icd"), "R4")["total"] == 0
+    assert [e["resource"]["id"] for e in ok_json(client.get("/r4/CodeSystem?name=cp&name=CPT"), "R4")["entry"]] == [
+        "cpt-97116-fragment"]
+    assert_outcome(client.get("/r4/CodeSystem?_count=1&_count=2"), 400, "invalid",
+                   text="Parameter '_count' may be given at most once", message_id="PARAM_REPEATED")
 
 
 def test_search_base_url_setting(service):
@@ -253,7 +268,8 @@ def test_capability_statement(client, base, version, release):
     assert body["version"] == body["software"]["version"] == __version__
     assert body["software"]["name"] == "fhir_plugin"
     assert body["implementation"]["url"] == f"http://localhost{base}"
-    assert body["format"] == ["application/fhir+json", "application/json"]
+    assert body["format"] == ["application/fhir+json", "application/json", "application/fhir+xml", "application/xml",
+                              "text/xml"]
     [rest] = body["rest"]
     assert rest["mode"] == "server"
     assert [r["type"] for r in rest["resource"]] == ["CodeSystem", "ValueSet", "ConceptMap"]
@@ -276,7 +292,7 @@ def test_capability_statement_operations_point_to_the_hl7_definitions(client):
 
 
 def test_capability_statement_search_params_are_the_supported_ones(client):
-    from fhir_plugin.web.params import SEARCH_PARAMS
+    from fhir_plugin.web.params_search import SEARCH_PARAMS
 
     rest = ok_json(client.get("/r4/metadata"), "R4")["rest"][0]
     for resource in rest["resource"]:
@@ -344,11 +360,12 @@ def test_head_metadata_has_no_body(client):
     assert (response.status_code, response.mimetype, response.get_data()) == (200, FHIR_JSON, b"")
 
 
-def test_index_links_the_endpoints(client):
+def test_the_root_names_the_endpoints(client):
     response = client.get("/")
-    assert response.status_code == 200
-    assert response.mimetype == "application/json"
-    assert body_of(response)["service"] == "fhir_plugin"
+    assert (response.status_code, response.mimetype) == (200, FHIR_JSON)
+    assert body_of(response) == {"resourceType": "OperationOutcome", "issue": [{
+        "severity": "information", "code": "informational", "details": {
+            "text": "fhir_plugin, a FHIR terminology server; its FHIR bases are /r4 (R4), /r5 (R5) and /fhir (R4)"}}]}
 
 
 # --- the CapabilityStatement and the routes, both ways --------------------------------------------
@@ -431,11 +448,10 @@ def test_every_declared_route_answers(client):
 def test_operations_accept_get_and_post_and_other_routes_get_only():
     """views.ROUTES (the methods each route allows) agrees with the CapabilityStatement's shape:
     operations are invocable by GET and POST, read and search by GET."""
-    allowed = {rule: set(methods) for rule, methods in ROUTES}
+    allowed = {rule: set(methods) for rule, methods in ROUTES if methods is not None}
+    assert [rule for rule, methods in ROUTES if methods is None] == ["/<path:path>"]  # the catch-all: any method
     for rule, methods in allowed.items():
-        if "$" in rule:
+        if "$" in rule or rule == "/":  # the base: a batch or transaction Bundle by POST
             assert methods == {"GET", "POST"}, rule
-        elif rule in ("/<path:path>", "/"):
-            assert methods == {"GET", "POST", "PUT", "PATCH", "DELETE"}
         else:
             assert methods == {"GET"}, rule

@@ -56,12 +56,19 @@ def test_host_routes_still_work(host):
     assert host.config["MAX_CONTENT_LENGTH"] is None  # the plugin does not cap the host's requests
 
 
-@pytest.mark.parametrize("path", ["/missing", "/terminology", "/terminology/r6/metadata", "/r4/metadata"])
+@pytest.mark.parametrize("path", ["/missing", "/terminologyx", "/r4/metadata"])
 def test_host_404_is_the_hosts_own(host, path):
     response = host.test_client().get(path)
     assert response.status_code == 404
     assert response.mimetype == "text/plain"
     assert response.get_data(as_text=True) == "the host's own 404 page"
+
+
+@pytest.mark.parametrize("path, message_id", [("/terminology/r6/metadata", "NO_SUCH_PATH_BASES"),
+                                               ("/terminology/R4/metadata", "NO_SUCH_PATH_CASE"),
+                                               ("/terminology//r4/metadata", "NO_SUCH_PATH_BASES")])
+def test_paths_below_the_prefix_are_the_plugins(host, path, message_id):
+    assert_outcome(host.test_client().get(path), 404, "not-found", message_id=message_id)
 
 
 def test_host_405_is_not_turned_into_fhir(host):
@@ -207,15 +214,16 @@ def test_settings_layering():
         "FHIR_PLUGIN_BASE_URL": "", "FHIR_PLUGIN_MAX_EXPANSION": 10_000,
         "FHIR_PLUGIN_MAX_PACKAGE_BYTES": 268_435_456, "FHIR_PLUGIN_MAX_MEMBER_BYTES": 134_217_728,
         "FHIR_PLUGIN_ADMIN_TOKEN": "", "FHIR_PLUGIN_LOAD_DIR": "", "FHIR_PLUGIN_ANSWER_CACHE": 2048,
-        "FHIR_PLUGIN_MAX_TX_RESOURCES": 100, "FHIR_PLUGIN_CACHE_DIR": "", "FHIR_PLUGIN_TX_TESTS": "",
+        "FHIR_PLUGIN_MAX_TX_RESOURCES": 100, "FHIR_PLUGIN_MAX_BUNDLE_ENTRIES": 1000, "FHIR_PLUGIN_CACHE_DIR": "",
+        "FHIR_PLUGIN_TX_TESTS": "",
         "FHIR_PLUGIN_TIME_BUDGET_MS": 5000,
         "FHIR_PLUGIN_MAX_FILTER_WORDS": 40, "FHIR_PLUGIN_MAX_FILTER_WORD_LENGTH": 100,
         "FHIR_PLUGIN_MAX_JSON_DEPTH": 100,
         "FHIR_PLUGIN_MAX_LOAD_BYTES": 16_777_216, "FHIR_PLUGIN_MAX_LOAD_RESOURCES": 10_000,
         "FHIR_PLUGIN_MAX_LOAD_CONCEPTS": 50_000,
-        "FHIR_PLUGIN_TX_RESOURCE_MEMORY": 128,
-        "FHIR_PLUGIN_PACKAGES": "hl7.fhir.r5.core#5.0.0 fhir-plugin.r4-core-terminology#4.0.1 hl7.terminology.r5#7.0.1", "FHIR_PLUGIN_PACKAGE_CACHE": "",
-        "FHIR_PLUGIN_PACKAGE_REGISTRIES": "https://packages.fhir.org https://registry.npmjs.org",
+        "FHIR_PLUGIN_TX_RESOURCE_MEMORY": 128, "FHIR_PLUGIN_GZIP_MIN_BYTES": 1024, "FHIR_PLUGIN_SEARCH_PAGE_SIZE": 100,
+        "FHIR_PLUGIN_PACKAGES": "hl7.fhir.r5.core#5.0.0 fhir-plugin.r4-core-terminology#4.0.1 hl7.terminology.r5#7.0.1",
+        "FHIR_PLUGIN_PACKAGE_CACHE": "", "FHIR_PLUGIN_PACKAGE_REGISTRIES": "https://packages.fhir.org https://registry.npmjs.org",
         "FHIR_PLUGIN_PACKAGE_SKIP": "hl7.fhir.r4.core hl7.fhir.r4b.core hl7.fhir.r5.core hl7.fhir.r6.core "
                                     "hl7.fhir.uv.extensions*"}
 

@@ -81,6 +81,17 @@ def test_no_budget_never_stops_and_budgets_nest():
         budget.check()  # the outer budget again
 
 
+def test_a_budget_inside_another_never_reaches_past_it():
+    """A batch Bundle's entries each open the budget of a single request inside the Bundle's one."""
+    for inner in (60_000, 0, None):
+        with budget.time_budget(1):
+            with budget.time_budget(inner):
+                time.sleep(0.005)
+                with pytest.raises(OverBudget) as raised:
+                    budget.check()
+        assert raised.value.fields == {"milliseconds": 1}  # the budget that ran out is named
+
+
 def test_an_expansion_past_its_budget_stops_and_keeps_nothing(service):
     tag = f"budget-{uuid.uuid4()}"
     request = ExpandRequest(value_set=whole_icd(tag), filter="gait", count=3)

@@ -1,7 +1,8 @@
 """Bounds on what loading content may cost: no input is trusted to be as small as it looks.
 
 A few kilobytes of gzip can expand to gigabytes (a decompression bomb), so every decompression
-here is bounded while it runs, not checked afterwards. The bounds are settings
+here is bounded while it runs, not checked afterwards (`inflate`, also used for request bodies
+sent with a Content-Encoding). The bounds are settings
 (FHIR_PLUGIN_MAX_PACKAGE_BYTES, FHIR_PLUGIN_MAX_MEMBER_BYTES); their defaults admit our own package
 with the complete ICD-10-CM (one member of about 20 MB uncompressed) with room to spare.
 
@@ -157,17 +158,54 @@ def _inflated_size(data: bytes, stop: int) -> int:
     return total
 
 
+class InflateError(ValueError):
+    """Compressed data that is not valid, or (`too_large`) that inflates beyond its limit; each
+    reader (a content file, a request body) turns it into its own error."""
+
+    def __init__(self, reason: str, too_large: bool = False):
+        super().__init__(reason)
+        self.reason, self.too_large = reason, too_large
+
+
+def _is_zlib(data: bytes) -> bool:
+    """Whether `data` starts with a zlib header (RFC 1950): deflate, and a check over two bytes."""
+    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+
+
+def inflate(raw: bytes, coding: str, limit: int) -> bytes:
+    """`raw` decompressed from `coding` (`gzip`, members one after another as gzip allows; or
+    `deflate`, the zlib format, or raw deflate as some clients send it), refusing rather than
+    truncating anything that inflates beyond `limit` bytes: zlib is asked for at most limit + 1
+    bytes, so no more is ever held, however far the input would expand (a decompression bomb)."""
+    wbits = 31 if coding == "gzip" else 15 if _is_zlib(raw) else -15
+    out = bytearray()
+    rest = raw
+    try:
+        while True:
+            stream = zlib.decompressobj(wbits)
+            out += stream.decompress(rest, limit + 1 - len(out))
+            if len(out) > limit:
+                raise InflateError(f"it inflates to more than {limit} bytes", too_large=True)
+            if not stream.eof:
+                raise InflateError("it ends before its compressed data does")
+            rest = stream.unused_data.lstrip(b"\0") if coding == "gzip" else stream.unused_data
+            if not rest:
+                return bytes(out)
+            if coding != "gzip":
+                raise InflateError("data follows the end of its compressed data")
+    except zlib.error as error:
+        raise InflateError(f"its compressed data is not valid ({error})") from None
+
+
 def gunzip(raw: bytes, limit: int, origin: str) -> bytes:
     """`raw` gunzipped, refusing (not truncating) anything that expands beyond `limit` bytes."""
     try:
-        # GzipFile reads in chunks and handles multi-member files; read(limit + 1) never holds
-        # more than limit + 1 bytes, however far the input would expand.
-        data = gzip.GzipFile(fileobj=io.BytesIO(raw)).read(limit + 1)
-    except (OSError, EOFError, zlib.error) as error:
+        return inflate(raw, "gzip", limit)
+    except InflateError as error:
+        if error.too_large:
+            raise InvalidContent("CONTENT_TOO_LARGE", origin=origin, limit=limit,
+                                 setting="FHIR_PLUGIN_MAX_MEMBER_BYTES") from None
         raise InvalidContent("CONTENT_NOT_JSON", origin=origin, reason=f"not a valid gzip file ({error})") from None
-    if len(data) > limit:
-        raise InvalidContent("CONTENT_TOO_LARGE", origin=origin, limit=limit, setting="FHIR_PLUGIN_MAX_MEMBER_BYTES")
-    return data
 
 
 class BoundedReader(io.RawIOBase):

@@ -17,6 +17,7 @@ from ..fhirversions import FhirVersion, resource_for
 from ..terminology.models import (ExpandResult, LookupResult, ResourceEntry, SubsumesResult, TranslateResult,
                                   ValidateCodeResult)
 from . import expansion, parameters
+from .resources import ResourceView, resource_view
 
 Renderer = Callable[[Any, FhirVersion], dict[str, Any]]
 _RENDERERS: dict[type, Renderer] = {
@@ -27,6 +28,7 @@ _RENDERERS: dict[type, Renderer] = {
     list: parameters.batch_validate_parameters,  # $batch-validate-code: one result or error per request
     ExpandResult: lambda result, _: expansion.value_set(result),
     ResourceEntry: lambda entry, _: entry.resource,
+    ResourceView: resource_view,  # a read, whole or cut by _summary or _elements
     dict: lambda resource, _: resource,  # an internal resource (R5), rendered as it is
 }
 

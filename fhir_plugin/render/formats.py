@@ -1,4 +1,14 @@
-"""Content negotiation: JSON in, JSON out, and a clear 406/415 for anything else (XML included)."""
+"""Content negotiation and the bytes of an answer: FHIR JSON or FHIR XML, out and in, and a clear
+406/415 for anything else.
+
+FHIR's rules (http.html#mime-type): `_format` wins over `Accept`; `json`, `xml` and the media types
+are its values. An answer's Content-Type is what was asked for: application/fhir+json for `json`
+and fhir+json, application/fhir+xml for `xml` and fhir+xml, and application/json,
+application/xml and text/xml as they were asked. JSON is the default (no Accept, `*/*`).
+
+XML is written and read by xml_writer.py and xml_reader.py, imported on the first XML request:
+a JSON request costs the dictionary look-ups it cost before.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +18,20 @@ from typing import Any
 
 import orjson
 
+from ..fhirversions import FhirVersion
 from .errors import InvalidBody, NotAcceptable, UnsupportedMediaType
 
 FHIR_JSON = "application/fhir+json"
 JSON = "application/json"
-_FORMAT_ALIASES = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, JSON: JSON, "text/json": JSON}
-_XML = ("xml", "application/fhir+xml", "application/xml", "text/xml", "ttl", "text/turtle", "html", "text/html")
-_READABLE = (FHIR_JSON, JSON, "application/x-www-form-urlencoded", "text/json")
+FHIR_XML = "application/fhir+xml"
+XML_TYPES = frozenset({FHIR_XML, "application/xml", "text/xml"})
+_FORMAT_ALIASES = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, JSON: JSON, "text/json": JSON,
+                   "xml": FHIR_XML, FHIR_XML: FHIR_XML, "application/xml": "application/xml", "text/xml": "text/xml"}
+_ACCEPTED = {FHIR_JSON: FHIR_JSON, "application/*": FHIR_JSON, "*/*": FHIR_JSON, JSON: JSON, "text/json": JSON,
+             FHIR_XML: FHIR_XML, "application/xml": "application/xml", "text/xml": "text/xml"}
+_OTHER_FORMATS = ("ttl", "text/turtle", "html", "text/html")  # FHIR formats we do not produce: 406, not 400
+_READABLE = {FHIR_JSON: FHIR_JSON, JSON: JSON, "application/x-www-form-urlencoded": "application/x-www-form-urlencoded",
+             "text/json": "text/json", FHIR_XML: FHIR_XML, "application/xml": FHIR_XML, "text/xml": FHIR_XML}
 
 
 def _mime(value: str) -> str:
@@ -27,7 +44,7 @@ def response_mimetype(format_param: str | None, accept: str | None) -> str:
         wanted = _mime(format_param)
         if wanted in _FORMAT_ALIASES:
             return _FORMAT_ALIASES[wanted]
-        if wanted in _XML:
+        if wanted in _OTHER_FORMATS:
             raise NotAcceptable("NOT_ACCEPTABLE", accept=format_param)
         raise InvalidBody("BAD_FORMAT", format=format_param, expression="_format")
     if not accept or not accept.strip():
@@ -45,22 +62,37 @@ def response_mimetype(format_param: str | None, accept: str | None) -> str:
                     pass  # a malformed weight is ignored, as if the range had none
         if mime and quality > 0:
             ranges.append((quality, mime))
-    for _, mime in sorted(ranges, key=lambda r: -r[0]):
-        if mime in (FHIR_JSON, "application/*", "*/*"):
-            return FHIR_JSON
-        if mime in (JSON, "text/json"):
-            return JSON
+    for _, mime in sorted(ranges, key=lambda r: -r[0]):  # stable: of equal weights, the first listed
+        if mime in _ACCEPTED:
+            return _ACCEPTED[mime]
     raise NotAcceptable("NOT_ACCEPTABLE", accept=accept)
 
 
 def check_body_type(content_type: str | None) -> str:
-    """The body's media type, if we can read it; no Content-Type is read as JSON."""
+    """The body's media type, if we can read it (every XML type as application/fhir+xml); no
+    Content-Type is read as JSON."""
     mime = _mime(content_type or "")
     if not mime:
         return FHIR_JSON
     if mime in _READABLE:
-        return mime
+        return _READABLE[mime]
     raise UnsupportedMediaType("UNSUPPORTED_MEDIA_TYPE", content_type=content_type)
+
+
+def write(document: dict[str, Any], mimetype: str, version: FhirVersion, pretty: bool) -> bytes:
+    """The bytes of `document` in the negotiated `mimetype` (response_mimetype)."""
+    if mimetype not in XML_TYPES:
+        return dumps(document, pretty)
+    from .xml_writer import dumps_xml
+
+    return dumps_xml(document, version, pretty)
+
+
+def read_xml(data: bytes, version: FhirVersion, max_depth: int) -> dict[str, Any]:
+    """An XML body as the FHIR JSON document it stands for (xml_reader.py)."""
+    from . import xml_reader
+
+    return xml_reader.read_xml(data, version, max_depth)
 
 
 def _default(value: object) -> object:

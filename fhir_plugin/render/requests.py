@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .parameters import coding_dict
-from ..terminology.models import (Coding, ExpandRequest, LookupRequest, SubsumesRequest, TranslateRequest,
+from ..terminology.models import (Coding, Criterion, ExpandRequest, LookupRequest, SubsumesRequest, TranslateRequest,
                                  ValidateCodeRequest)
 
 JSON = dict[str, Any]
@@ -186,3 +186,11 @@ def expand_request_parameters(request: ExpandRequest) -> JSON:
     _repeat(params, "useSupplement", "valueCanonical", request.use_supplements)
     _repeat(params, "default-valueset-version", "valueCanonical", request.default_value_set_versions)
     return _parameters(params)
+
+
+def search_query(criteria: Mapping[str, str] | Sequence[Criterion]) -> list[tuple[str, str]]:
+    """A search's criteria as the query pairs of `GET {type}?...`: `name:modifier`, alternatives
+    joined by commas (a comma inside a value escaped, `\\,`); a mapping's values are one value each."""
+    given = [Criterion(k, (v,)) for k, v in criteria.items()] if isinstance(criteria, Mapping) else criteria
+    return [(c.name + (f":{c.modifier}" if c.modifier else ""), ",".join(v.replace(",", "\\,") for v in c.values))
+            for c in given]

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from .errors import TerminologyError
-from .models import (ExpandRequest, ExpandResult, LookupRequest, LookupResult, ResourceEntry, SubsumesRequest,
-                     SubsumesResult, TerminologyMetadata, TranslateRequest, TranslateResult, ValidateCodeRequest,
+from .models import (Criterion, ExpandRequest, ExpandResult, LookupRequest, LookupResult, ResourceEntry,
+                     SubsumesRequest, SubsumesResult, TerminologyMetadata, TranslateRequest, TranslateResult, ValidateCodeRequest,
                      ValidateCodeResult)
 
 
@@ -40,8 +40,9 @@ class TerminologyBackend(Protocol):
     def read(self, resource_type: str, resource_id: str) -> ResourceEntry:
         """`{type}/{id}`: the resource (in R5 form) and its identity."""
 
-    def search(self, resource_type: str, criteria: Mapping[str, str]) -> list[ResourceEntry]:
-        """`{type}?criteria`: by _id, url (or url|version), version, name, title, status."""
+    def search(self, resource_type: str, criteria: Mapping[str, str] | Sequence[Criterion]) -> list[ResourceEntry]:
+        """`{type}?criteria`: by _id, url (or url|version), version, name, title, status, publisher,
+        description (terminology.search.Criterion for modifiers and alternatives); every match."""
 
     def metadata(self) -> TerminologyMetadata:
         """The code systems served, with their versions."""

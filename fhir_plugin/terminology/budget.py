@@ -34,9 +34,14 @@ STRIDE = 1024
 
 @contextmanager
 def time_budget(milliseconds: int | None) -> Iterator[None]:
-    """Run the body with `milliseconds` to spend (None or 0: no budget). Nested budgets: the inner
-    one applies inside it, so a caller can only be given less by asking again."""
-    token = _DEADLINE.set((time.monotonic() + milliseconds / 1000, milliseconds) if milliseconds else None)
+    """Run the body with `milliseconds` to spend (None or 0: no budget). Nested budgets: the earlier
+    deadline applies inside, so asking again can only give less. A batch Bundle relies on it: its
+    one budget covers every entry, although each entry opens the budget of a single request."""
+    outer = _DEADLINE.get()
+    limit = (time.monotonic() + milliseconds / 1000, milliseconds) if milliseconds else None
+    if outer is not None and (limit is None or outer[0] < limit[0]):
+        limit = outer
+    token = _DEADLINE.set(limit)
     try:
         yield
     finally:

@@ -80,6 +80,8 @@ class InvalidRequest(TerminologyError):
         "PARAM_BAD_VALUE": "Parameter '{parameter}' has an invalid {type} value: {value}",
         "PARAM_BAD_TYPE": "Parameter '{parameter}' must be given as {expected}",
         "SEARCH_PARAM_UNKNOWN": "Unknown search parameter '{parameter}' for {resource_type} (Prefer: handling=strict)",
+        "SEARCH_MODIFIER_UNSUPPORTED": ("Search parameter '{parameter}' of {resource_type} has no modifier ':{modifier}' "
+                                        "here (Prefer: handling=strict)"),
         "EXPAND_NO_VALUESET": "Must provide a value set: url, valueSet, or the ValueSet of the path",
     }
 

@@ -167,6 +167,19 @@ class ResourceEntry:
     resource: dict[str, Any] = field(repr=False, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """One search parameter (terminology.search): its name, the values any of which may match,
+    and a modifier (`exact` or `contains`, for the string parameters).
+
+        Criterion("title", ("gait", "walking"), "contains")   # title:contains=gait,walking
+    """
+
+    name: str
+    values: tuple[str, ...]
+    modifier: str | None = None
+
+
 # --- $lookup ---------------------------------------------------------------------------------
 
 

@@ -67,6 +67,20 @@ def brief_outcome(error: TerminologyError) -> dict[str, Any]:
             "issue": [{"severity": "error", "code": error.issue_code, "details": {"text": error.text}}]}
 
 
+def transaction_outcome(error: TerminologyError, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A failed transaction's one OperationOutcome: the error naming the entry that failed, then the
+    issues of that entry's own OperationOutcome."""
+    outcome = error_outcome(error)
+    outcome["issue"].extend(_dicts(entry.get("issue")))
+    return outcome
+
+
+def information_outcome(text: str) -> dict[str, Any]:
+    """An OperationOutcome that informs (a 200): what is at a place that holds no resource."""
+    return {"resourceType": "OperationOutcome",
+            "issue": [{"severity": "information", "code": "informational", "details": {"text": text}}]}
+
+
 def http_outcome(status: int, text: str) -> dict[str, Any]:
     """An OperationOutcome for an HTTP-level failure that is not a TerminologyError."""
     code = _HTTP_ISSUE_CODES.get(status, "invalid" if status < 500 else "exception")

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from .errors import TerminologyError
 from .expand import expand_value_set
 from .lookup import lookup_code
-from .models import (CodeSystemEntry, CodeSystemVersions, ConceptMapEntry, ExpandRequest, ExpandResult, LookupRequest,
-                     LookupResult, ResourceEntry, SubsumesRequest, SubsumesResult, TerminologyMetadata,
+from .models import (CodeSystemEntry, CodeSystemVersions, ConceptMapEntry, Criterion, ExpandRequest, ExpandResult,
+                     LookupRequest, LookupResult, ResourceEntry, SubsumesRequest, SubsumesResult, TerminologyMetadata,
                      TranslateRequest, TranslateResult, ValidateCodeRequest, ValidateCodeResult)
 from .registry import Registry
 from .search import read_resource, search_resources
@@ -58,8 +58,10 @@ class TerminologyService:
         """`{type}/{id}`; NotFound when there is no such resource."""
         return read_resource(self.registry, resource_type, resource_id)
 
-    def search(self, resource_type: str, criteria: Mapping[str, str]) -> list[ResourceEntry]:
-        """Search by _id, url (optionally url|version), version, name, title, status."""
+    def search(self, resource_type: str, criteria: Mapping[str, str] | Sequence[Criterion]) -> list[ResourceEntry]:
+        """Search by _id, url (optionally url|version), version, name, title, status, publisher,
+        description: Criterion objects (with modifiers and alternatives), or a mapping of names
+        to one value each. Every match, in a stable order (terminology.search)."""
         return search_resources(self.registry, resource_type, criteria)
 
     def metadata(self) -> TerminologyMetadata:

@@ -14,12 +14,14 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from ..content.errors import LoadTooCostly
-from ..render.errors import MethodNotAllowed, RequestTooLarge
+from ..render.errors import RequestTooLarge
 from ..runtime.errors import Forbidden, Unauthorized
 from ..runtime.store import checked_name
 from ..terminology.errors import TerminologyError
 from .errors import register_error_handlers, terminology_error
 from .params import check_query_string, raw_body
+from .responses import outcome_response
+from .routing import allow, refuse_method
 from .views import ALL_METHODS, PluginState
 
 admin = Blueprint("fhir_plugin_admin", __name__)
@@ -39,27 +41,34 @@ def _authorized() -> PluginState:
     return state
 
 
-def _allow(*methods: str) -> None:
-    if request.method not in methods:
-        raise MethodNotAllowed("METHOD_NOT_ALLOWED", method=request.method, path=request.path)
+def _allow(*methods: str) -> Response | None:
+    """None if the request's method is one of `methods` (HEAD where GET is); else the answer to
+    OPTIONS, or a 405 with Allow."""
+    if request.method in methods or (request.method == "HEAD" and "GET" in methods):
+        return None
+    return refuse_method(allow(methods))
 
 
-def _json(document: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(document, indent=2), status, headers, mimetype="application/json")
+def _json(document: dict[str, Any]) -> Response:
+    """What is not FHIR (the list of loaded files, the caches' figures) is plain JSON, whatever Accept says."""
+    return Response(json.dumps(document, indent=2), 200, mimetype="application/json")
 
 
-def _information(texts: list[str]) -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": "information", "code": "informational", "details": {"text": t}} for t in texts]}
+def _information(texts: list[str], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """An OperationOutcome of information: FHIR, so in the negotiated format (JSON or XML)."""
+    outcome = {"resourceType": "OperationOutcome",
+               "issue": [{"severity": "information", "code": "informational", "details": {"text": t}} for t in texts]}
+    return outcome_response(request, outcome, status, headers)
 
 
-@admin.route("/content", methods=ALL_METHODS)
+@admin.route("/content", methods=[*ALL_METHODS, "OPTIONS"], strict_slashes=False, merge_slashes=False)
 def content() -> Response:
     """GET: what was loaded at run time. POST: load the body (FHIR JSON, a Bundle, .json.gz or a FHIR
     package) as the file `?name=` (default: named by its digest), replacing a file of that name."""
     state = _authorized()
-    _allow("GET", "POST")
-    if request.method == "GET":
+    if (refused := _allow("GET", "POST")) is not None:
+        return refused
+    if request.method != "POST":
         return _json(state.runtime.summary())
     name = request.args.get("name") or None
     change = state.runtime.load(_body(state, name), name)
@@ -71,7 +80,7 @@ def content() -> Response:
     texts += [item.label for item in served]
     texts += [f"{item.label}: also in {', '.join(also)} (served once)" for item, also in held if also]
     headers = {"Location": f"{request.base_url}/{change.name}"}
-    return _json(_information(texts), 201 if change.created else 200, headers)
+    return _information(texts, 201 if change.created else 200, headers)
 
 
 def _body(state: PluginState, name: str | None) -> bytes:
@@ -92,20 +101,22 @@ def _body(state: PluginState, name: str | None) -> bytes:
                             setting="FHIR_PLUGIN_MAX_LOAD_BYTES") from None
 
 
-@admin.route("/content/<name>", methods=ALL_METHODS)
+@admin.route("/content/<name>", methods=[*ALL_METHODS, "OPTIONS"], strict_slashes=False, merge_slashes=False)
 def content_file(name: str) -> Response:
     """DELETE: unload one file loaded at run time."""
     state = _authorized()
-    _allow("DELETE")
+    if (refused := _allow("DELETE")) is not None:
+        return refused
     change = state.runtime.unload(name)
-    return _json(_information([f"{change.name}: unloaded; every worker stops serving it from the next request"]))
+    return _information([f"{change.name}: unloaded; every worker stops serving it from the next request"])
 
 
-@admin.route("/caches", methods=ALL_METHODS)
+@admin.route("/caches", methods=[*ALL_METHODS, "OPTIONS"], strict_slashes=False, merge_slashes=False)
 def caches() -> Response:
     """GET: the figures of every cache of the worker that answers (each worker has its own)."""
     state = _authorized()
-    _allow("GET")
+    if (refused := _allow("GET")) is not None:
+        return refused
     return _json({name: {"entries": s.entries, "size": s.size, "maxsize": s.maxsize, "hits": s.hits,
                          "misses": s.misses, "evictions": s.evictions}
                   for name, s in state.runtime.cache_stats().items()})

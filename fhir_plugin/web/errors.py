@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from ..render.errors import MethodNotAllowed
 from ..terminology.errors import TerminologyError
 from ..terminology.outcome import error_outcome, http_outcome
 from .responses import outcome_response
@@ -28,12 +29,20 @@ log = logging.getLogger(__name__)
 
 
 def terminology_error(error: TerminologyError) -> Response:
-    return outcome_response(request, error_outcome(error), error.status)
+    response = outcome_response(request, error_outcome(error), error.status)
+    response.headers.extend(getattr(error, "headers", ()))  # e.g. the codings a 415 would have taken
+    if isinstance(error, MethodNotAllowed) and error.allow:
+        response.headers["Allow"] = ", ".join(error.allow)
+    return response
 
 
 def http_error(error: HTTPException) -> Response:
     status = error.code or 400
-    return outcome_response(request, http_outcome(status, error.description or error.name), status)
+    response = outcome_response(request, http_outcome(status, error.description or error.name), status)
+    for name, value in error.get_headers():  # werkzeug's 405 names the methods the path takes
+        if name == "Allow":
+            response.headers["Allow"] = value
+    return response
 
 
 @dataclass

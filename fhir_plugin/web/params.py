@@ -15,17 +15,17 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from flask import Request
-from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..fhirversions import TRANSLATE_ALIASES, translate_dialect
-from ..content.limits import DEFAULT_MAX_JSON_DEPTH, DepthError, parse_json
+from ..fhirversions import TRANSLATE_ALIASES, FhirVersion, translate_dialect
+from ..content.limits import DEFAULT_MAX_JSON_DEPTH, DepthError, deeper_than, parse_json
 from ..render.errors import BodyTooDeep, InvalidBody, RequestTooLarge
-from ..render.formats import check_body_type
+from ..render.formats import FHIR_XML, check_body_type, read_xml
 from ..terminology.errors import InvalidRequest, TooCostly
 from ..terminology.lookup import resolve_coding
 from ..terminology.models import (CodeSystemEntry, Coding, ConceptMapEntry, LookupRequest, SubsumesRequest,
                                   TranslateRequest)
+from .compression import body_coding, inflate_body
 
 # Validates a resource sent inline (valueSet, conceptMap): (resource, where it was given) -> the
 # R5 resource. The runtime's, which keeps what it validated (fhir_plugin.runtime.overlay).
@@ -50,7 +50,9 @@ class Param:
 
 
 def raw_body(request: Request, max_bytes: int) -> bytes:
-    """The body, whatever its type, read to its end and refused beyond `max_bytes` (413)."""
+    """The body, whatever its type, read to its end and refused beyond `max_bytes` (413); sent
+    with a Content-Encoding, inflated to at most `max_bytes` as well (web.compression)."""
+    coding = body_coding(request)  # first: an unknown coding is refused before the body is read
     if request.content_length is not None and request.content_length > max_bytes:
         raise RequestTooLarge("BODY_TOO_LARGE", limit=max_bytes)
     # Read to the end: one read() may stop short, and a body without Content-Length (chunked)
@@ -67,10 +69,18 @@ def raw_body(request: Request, max_bytes: int) -> bytes:
         raise RequestTooLarge("BODY_TOO_LARGE", limit=min(max_bytes, request.max_content_length or max_bytes)) from None
     if len(data) > max_bytes:
         raise RequestTooLarge("BODY_TOO_LARGE", limit=max_bytes)
-    return bytes(data)
+    return inflate_body(bytes(data), coding, max_bytes) if coding else bytes(data)
 
 
-def _parameters(data: bytes, max_depth: int) -> list[Param]:
+def body_document(data: bytes, mime: str, max_depth: int, version: FhirVersion = FhirVersion.R5) -> Any:
+    """The FHIR document of a JSON or XML body (`mime` as check_body_type gives it), refused if it
+    nests deeper than `max_depth`. An XML body is read with the models of the endpoint's `version`
+    and measured as the JSON it stands for."""
+    if mime == FHIR_XML:
+        read = read_xml(data, version, max_depth)
+        if deeper_than(read, max_depth):
+            raise BodyTooDeep("BODY_XML_TOO_DEEP", limit=max_depth)
+        return read
     try:
         text = data.decode("utf-8-sig")
         document = parse_json(text, max_depth)
@@ -83,6 +93,11 @@ def _parameters(data: bytes, max_depth: int) -> list[Param]:
         raise BodyTooDeep("BODY_TOO_DEEP", limit=error.limit) from None
     except (UnicodeError, ValueError) as error:
         raise InvalidBody("BODY_NOT_JSON", reason=str(error) or type(error).__name__) from None
+    return document
+
+
+def _parameters(data: bytes, mime: str, max_depth: int, version: FhirVersion) -> list[Param]:
+    document = body_document(data, mime, max_depth, version)
     if not isinstance(document, dict) or document.get("resourceType") != "Parameters":
         found = document.get("resourceType") if isinstance(document, dict) else type(document).__name__
         raise InvalidBody("BODY_NOT_PARAMETERS", found=found or "a JSON object without resourceType")
@@ -129,12 +144,13 @@ def read_body(request: Request, max_bytes: int) -> bytes | None:
 
 
 def read_params(request: Request, max_bytes: int, body: bytes | None = None,
-                max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> list[Param]:
+                max_depth: int = DEFAULT_MAX_JSON_DEPTH, version: FhirVersion = FhirVersion.R5) -> list[Param]:
     """Every operation parameter of the request: query string, then the body (POST). `body` is the
     body if read_body() has read it already (the stream can be read only once). A JSON body nested
     deeper than `max_depth` (FHIR_PLUGIN_MAX_JSON_DEPTH) is refused here, where a client's JSON
     enters: everything that reads it later (tx-resources, inline resources, validation, conversion,
-    rendering) may then walk it recursively. A form body is flat: names and strings."""
+    rendering) may then walk it recursively. A form body is flat: names and strings. An XML body
+    is read as the FHIR JSON it stands for, with the models of `version` (the endpoint's)."""
     check_query_string(request)
     params = [Param(k, "query", v) for k, v in request.args.items(multi=True) if k not in CONTROL]
     if request.method == "POST":
@@ -147,7 +163,7 @@ def read_params(request: Request, max_bytes: int, body: bytes | None = None,
                 raise InvalidBody("BODY_BAD_PARAMETERS", reason="the form body is not valid UTF-8 form data") from None
             params.extend(Param(k, "query", v) for k, v in form if k not in CONTROL)
         elif data.strip():
-            params.extend(_parameters(data, max_depth))
+            params.extend(_parameters(data, mime, max_depth, version))
     return params
 
 
@@ -345,21 +361,3 @@ def translate_request(params: list[Param], instance: ConceptMapEntry | None = No
 _FORMS = {"sourceCode": "code", "sourceCoding": "coding", "sourceCodeableConcept": "codeableConcept",
           "targetCode": "code", "targetCoding": "coding", "targetCodeableConcept": "codeableConcept"}
 
-
-SEARCH_PARAMS = ("_id", "url", "version", "name", "title", "status")
-
-
-def search_criteria(args: MultiDict[str, str], strict: bool, resource_type: str) -> dict[str, str]:
-    """Supported search parameters; unknown ones are ignored unless `Prefer: handling=strict`."""
-    criteria = {}
-    for key, value in args.items(multi=True):
-        if key in CONTROL:
-            continue
-        if key not in SEARCH_PARAMS:
-            if strict:
-                raise InvalidRequest("SEARCH_PARAM_UNKNOWN", parameter=key, resource_type=resource_type, expression=key)
-            continue
-        if key in criteria:
-            raise InvalidRequest("PARAM_REPEATED", parameter=key, expression=key)
-        criteria[key] = value
-    return criteria

@@ -1,31 +1,67 @@
-"""Answers and errors as Flask responses: a rendered document in the negotiated media type."""
+"""Answers and errors as Flask responses: a rendered document in the negotiated media type (FHIR
+JSON or FHIR XML: render/formats.py negotiates and writes the bytes), and content coding
+(compressed if the client accepts it, web.compression)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Request, Response, request
+from flask import Request, Response, current_app, request
 
 from ..fhirversions import FhirVersion
 from ..render import document
-from ..render.formats import FHIR_JSON, dumps, response_mimetype
+from ..render.formats import FHIR_JSON, XML_TYPES, dumps, response_mimetype, write
+from .compression import DEFAULT_MIN_BYTES, encode
+
+
+def _min_bytes() -> int:
+    """FHIR_PLUGIN_GZIP_MIN_BYTES of the plugin serving this request (the default outside one)."""
+    state = current_app.extensions.get("fhir_plugin")
+    return DEFAULT_MIN_BYTES if state is None else int(state.settings["FHIR_PLUGIN_GZIP_MIN_BYTES"])
 
 
 def respond(version: FhirVersion, result: object, status: int = 200) -> Response:
     """`result` (a typed result or an internal resource) rendered for `version`, as the client asked."""
     mimetype = response_mimetype(request.args.get("_format"), request.headers.get("Accept"))
     pretty = request.args.get("_pretty") == "true"
-    return Response(dumps(document(result, version), pretty), status=status, mimetype=mimetype)
+    rendered = document(result, version)
+    body = dumps(rendered, pretty) if mimetype not in XML_TYPES else write(rendered, mimetype, version, pretty)
+    return encoded(Response(body, status=status, mimetype=mimetype))
 
 
-def outcome_response(req: Request, outcome: dict[str, Any], status: int) -> Response:
-    """An OperationOutcome. When negotiation itself failed there is nothing better to send than JSON."""
+def encoded(response: Response) -> Response:
+    """`response` compressed as the current request's Accept-Encoding allows (web.compression)."""
+    return encode(response, request.headers.get("Accept-Encoding"), _min_bytes())
+
+
+def _outcome_mimetype(req: Request) -> str:
+    """The media type of an error: as negotiated; when `_format` is what failed, as Accept says;
+    when that fails too (a 406), JSON, as there is nothing better to send."""
     try:
-        mimetype = response_mimetype(req.args.get("_format"), req.headers.get("Accept"))
-    except Exception:  # noqa: BLE001 - an unacceptable Accept must not hide the original error
-        mimetype = FHIR_JSON
+        accept = req.headers.get("Accept")
+        try:
+            return response_mimetype(req.args.get("_format"), accept)
+        except Exception:  # noqa: BLE001 - a bad _format must not hide the original error
+            return response_mimetype(None, accept)
+    except Exception:  # noqa: BLE001 - nor an unacceptable Accept, or a query string that is not UTF-8
+        return FHIR_JSON
+
+
+def outcome_response(req: Request, outcome: dict[str, Any], status: int,
+                     headers: dict[str, str] | None = None) -> Response:
+    """An OperationOutcome (an error, or an admin answer), in the negotiated format. Its version,
+    for XML, is the endpoint's (an OperationOutcome is the same in R4 and R5; R5 elsewhere)."""
+    mimetype = _outcome_mimetype(req)
     try:
         pretty = req.args.get("_pretty") == "true"
     except UnicodeDecodeError:  # raw bytes in the query string that are not UTF-8: the error says so
         pretty = False
-    return Response(dumps(outcome, pretty), status=status, mimetype=mimetype)
+    if mimetype in XML_TYPES:
+        given = (req.view_args or {}).get("fhir_version")
+        version = FhirVersion(given) if given in ("R4", "R5") else FhirVersion.R5
+        body = write(outcome, mimetype, version, pretty)
+    else:
+        body = dumps(outcome, pretty)
+    response = Response(body, status=status, headers=headers, mimetype=mimetype)
+    # never refused for its coding: an error is sent as it is when nothing else is acceptable
+    return encode(response, req.headers.get("Accept-Encoding"), _min_bytes(), refuse=False)

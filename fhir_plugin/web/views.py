@@ -4,8 +4,8 @@ the typed result; parsing, terminology and rendering all live elsewhere.
 One blueprint serves every FHIR version; extension.py registers it once per endpoint (/r4, /r5,
 /fhir) with the version as a URL default. An operation's view is registered once for the type and
 the instance level (`/CodeSystem/$lookup` and `/CodeSystem/{id}/$lookup`). Every rule accepts
-every method, so that a wrong method is answered here, with an OperationOutcome, instead of by
-the host application.
+every method, so that a wrong method is answered here, with an OperationOutcome and `Allow`,
+instead of by the host application; no rule redirects (web/routing.py).
 
 Every request goes through `handle`: check the path and method, then, for the operations whose
 answer depends only on the request and the content, the answer cache (runtime/answers.py), then
@@ -25,21 +25,22 @@ from flask import Blueprint, Request, Response, current_app, request, url_for
 from ..fhirversions import FhirVersion
 from ..render.capabilities import capability_statement, terminology_capabilities
 from ..render.errors import MethodNotAllowed, NoSuchEndpoint
-from ..render.resources import searchset, versions_parameters
+from ..render.resources import ResourceView, searchset, versions_parameters
 from ..runtime.answers import Answer
 from ..runtime.live import Runtime
 from ..terminology.budget import time_budget
 from ..terminology.errors import TerminologyError
 from ..terminology.service import TerminologyService
-from . import params, params_expand, params_validate
+from . import batch, params, params_expand, params_search, params_validate, routing
+from .compression import coding_key
 from .errors import register_error_handlers, terminology_error
 from .responses import respond
 
 bp = Blueprint("fhir_plugin", __name__)
 register_error_handlers(bp)
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-# (rule, allowed methods) of every route, for the CapabilityStatement test
-ROUTES: list[tuple[str, tuple[str, ...]]] = []
+# (rule, allowed methods; None: any) of every route, for the CapabilityStatement test
+ROUTES: list[tuple[str, tuple[str, ...] | None]] = []
 RESOURCE_TYPES = "any(CodeSystem, ValueSet, ConceptMap)"
 View = Callable[..., Response]
 
@@ -89,7 +90,7 @@ def _operation(version: FhirVersion) -> tuple[list[params.Param], TerminologySer
     state = _state()
     settings = state.settings
     given = params.read_params(request, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(_BODY),
-                               settings["FHIR_PLUGIN_MAX_JSON_DEPTH"])
+                               settings["FHIR_PLUGIN_MAX_JSON_DEPTH"], version)
     tx_resources = params.tx_resources(given, settings["FHIR_PLUGIN_MAX_TX_RESOURCES"])
     return given, state.runtime.for_request(_service(version), tx_resources, version)
 
@@ -113,8 +114,10 @@ def _base_url() -> str:
 @dataclass(frozen=True)
 class Endpoint:
     view: View
-    methods: tuple[str, ...]
+    methods: tuple[str, ...] | None  # None: the view answers any method
     cached: bool  # the answer depends only on the request and the content
+    allow: tuple[str, ...] = ()  # the Allow header: methods, HEAD with GET, OPTIONS
+    accepted: frozenset[str] = frozenset()  # methods that reach the view: methods, HEAD with GET
 
 
 def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
@@ -122,9 +125,11 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
     req: Request = request._get_current_object()  # type: ignore[attr-defined]  # flask types the proxy as a Request
     operation = next((v for v in kwargs.values() if v.startswith("$")), None)
     if operation is not None:  # e.g. /ValueSet/$compare matched the read route: no such operation
-        raise NoSuchEndpoint("NO_SUCH_OPERATION", operation=operation, resource_type=kwargs.get("resource_type", ""))
-    if req.method not in endpoint.methods + ("HEAD", "OPTIONS"):
-        raise MethodNotAllowed("METHOD_NOT_ALLOWED", method=req.method, path=req.path)
+        raise routing.no_such_operation(operation, kwargs.get("resource_type", ""))
+    if req.method not in endpoint.accepted and endpoint.methods is not None:
+        if req.method == "OPTIONS":
+            return routing.options_response(endpoint.allow)
+        raise MethodNotAllowed("METHOD_NOT_ALLOWED", method=req.method, path=req.path, allow=endpoint.allow)
     params.check_query_string(req)  # first: request.args fails on raw bytes that are not UTF-8
     version = FhirVersion(fhir_version)
     state = _state()
@@ -150,15 +155,16 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
 
 def _answer_key(req: Request, state: PluginState, version: FhirVersion) -> Hashable:
     """Everything an answer's bytes depend on: the content (its registry's token), the version,
-    method, path, raw query, the headers that are read, and the body (read here, once, and parsed
-    by the view on a miss). Read from the WSGI environ: the same values as request.path and
+    method, path, raw query, the headers that are read (Accept-Encoding too: an answer is kept as
+    sent, compressed or not), and the body (read here, once, inflated if it came compressed, and
+    parsed by the view on a miss). Read from the WSGI environ: the same values as request.path and
     request.headers, for less."""
     environ = req.environ
     body = environ[_BODY] = params.read_body(req, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
     service = environ.get(_SERVICE) or environ.setdefault(_SERVICE, state.service_for(version))  # as _service() takes it
     return (service.registry.token, version.value, environ["REQUEST_METHOD"], environ.get("SCRIPT_NAME"),
             environ.get("PATH_INFO"), environ.get("QUERY_STRING"), environ.get("HTTP_ACCEPT"),
-            environ.get("HTTP_ACCEPT_LANGUAGE"), environ.get("CONTENT_TYPE"),
+            environ.get("HTTP_ACCEPT_LANGUAGE"), environ.get("CONTENT_TYPE"), coding_key(environ.get("HTTP_ACCEPT_ENCODING")),
             hashlib.sha256(body).digest() if body else None)
 
 
@@ -170,18 +176,22 @@ def _response(answer: Answer) -> Response:
     return response
 
 
-def route(rule: str, methods: tuple[str, ...] = ("GET",), *, instance_of: str | None = None,
+def route(rule: str, methods: tuple[str, ...] | None = ("GET",), *, instance_of: str | None = None,
           cached: bool = False) -> Callable[[View], View]:
-    """Register a view for `rule` under every method; with `instance_of` (a resource type) also for
-    the instance level, `/{type}/<resource_id>/...`, where the view gets `resource_id`."""
+    """Register a view for `rule` under every method (`methods`: those it takes; None: the view
+    answers any); with `instance_of` (a resource type) also for the instance level,
+    `/{type}/<resource_id>/...`, where the view gets `resource_id`."""
     def register(view: View) -> View:
-        endpoint = Endpoint(view, methods, cached)
+        allowed = routing.allow(methods or ())
+        endpoint = Endpoint(view, methods, cached, allowed, frozenset(allowed) - {"OPTIONS"})
         rules = [rule]
         if instance_of is not None:
             rules.append(rule.replace(f"/{instance_of}/", f"/{instance_of}/<resource_id>/", 1))
         for each in rules:
+            # OPTIONS named, so that Flask leaves it to handle; routing.install opens the rule to
+            # every other method too
             bp.add_url_rule(each, f"{view.__name__}{'_instance' if each != rule else ''}", partial(handle, endpoint),
-                            methods=ALL_METHODS)
+                            methods=[*ALL_METHODS, "OPTIONS"], strict_slashes=False, merge_slashes=False)
             ROUTES.append((each, methods))
         return view
 
@@ -272,21 +282,29 @@ def expand(version: FhirVersion, resource_id: str | None = None) -> Response:
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>")
 def search(version: FhirVersion, resource_type: str) -> Response:
-    strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
-    entries = _service(version).search(resource_type, params.search_criteria(request.args, strict, resource_type))
-    return respond(version, searchset(_base_url(), resource_type, entries, request.url))
+    strict = params_search.strict_handling(request.headers.get("Prefer"))
+    criteria, page = params_search.search_request(request.args, resource_type, version, strict,
+                                                  _state().settings["FHIR_PLUGIN_SEARCH_PAGE_SIZE"])
+    entries = _service(version).search(resource_type, criteria)
+    return respond(version, searchset(_base_url(), resource_type, entries, page, version))
 
 
-@route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>")
+@route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>", cached=True)
 def read(version: FhirVersion, resource_type: str, resource_id: str) -> Response:
-    return respond(version, _service(version).read(resource_type, resource_id))
+    subset = params_search.read_subset(request.args, resource_type, version)
+    return respond(version, ResourceView(_service(version).read(resource_type, resource_id).resource, subset))
 
 
-@route("/<path:path>", tuple(ALL_METHODS))
+@route("/<path:path>", None)
 def unknown(version: FhirVersion, path: str) -> Response:
-    raise NoSuchEndpoint("NO_SUCH_PATH", path=request.path)
+    raise routing.no_such_path(request.path)
 
 
-@route("/", tuple(ALL_METHODS))
+@route("/", ("GET", "POST"))
 def base(version: FhirVersion) -> Response:
-    raise NoSuchEndpoint("NO_SUCH_PATH", path=request.path)
+    """POST: a batch or transaction Bundle (web/batch.py). GET: there is nothing to read at a base
+    (as HAPI and tx.fhir.org answer, an OperationOutcome), which says where the CapabilityStatement is."""
+    if request.method == "POST":
+        return batch.answer(version, _state().settings, _base_url(), {_SERVICE: _service(version)})
+    here = request.path.rstrip("/")
+    raise NoSuchEndpoint("BASE_NOT_READABLE", path=here, version=version.value, metadata=f"{here}/metadata")
