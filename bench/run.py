@@ -36,6 +36,9 @@ RESULTS = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
 CPT, ICD = "http://www.ama-assn.org/go/cpt", "http://hl7.org/fhir/sid/icd-10-cm"
 DX_VS = "http://fhir-plugin.org/fhir/ValueSet/icd-10-cm-gait-training-diagnoses"
+# HL7 Terminology, one of the default packages (`make bench` installs them as `make serve` does)
+ACT_CODE, ACT_ENCOUNTER_VS = ("http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                              "http://terminology.hl7.org/ValueSet/v3-ActEncounterCode")
 
 
 def _parameters(*params: dict) -> dict:
@@ -134,6 +137,9 @@ def scenarios() -> list[tuple[str, str, str, dict | str | None]]:
         ("$translate pairing check", "GET",
          f"/r5/ConceptMap/$translate?sourceSystem={CPT}&sourceCode=97116&targetSystem={ICD}&targetCode=R26.2", None),
         ("ValueSet/$validate-code", "GET", f"/r4/ValueSet/$validate-code?url={DX_VS}&system={ICD}&code=R26.2", None),
+        ("$lookup THO v3-ActCode AMB", "GET", f"/r4/CodeSystem/$lookup?system={ACT_CODE}&code=AMB", None),
+        ("ValueSet/$validate-code THO v3-ActEncounterCode AMB", "GET",
+         f"/r4/ValueSet/$validate-code?url={ACT_ENCOUNTER_VS}&system={ACT_CODE}&code=AMB", None),
         ("$expand ICD-10-CM is-a, filter, page", "POST", "/r4/ValueSet/$expand",
          _parameters({"name": "valueSet", "resource": expand_isa}, {"name": "filter", "valueString": "weakness"},
                      {"name": "count", "valueInteger": 10}, {"name": "offset", "valueInteger": 0})),

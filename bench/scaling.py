@@ -470,7 +470,8 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     began = time.perf_counter()
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_PLUGIN_")}
+    # the generated content alone: not the default packages (FHIR core, THO) `make serve` adds
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FHIR_PLUGIN_")}, "FHIR_PLUGIN_PACKAGES": ""}
     baseline_port = run.free_port()
     baseline_cmd = [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); from baseline_app import app; "
                     f"from fhir_plugin.server import run_gunicorn; run_gunicorn(app, '127.0.0.1', {baseline_port}, "

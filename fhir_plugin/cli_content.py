@@ -1,4 +1,5 @@
-"""The content commands of `fhir-plugin`: import-icd10cm, import-cpt, validate, load, unload, package.
+"""The content commands of `fhir-plugin`: import-icd10cm, import-cpt, validate, load, unload, package,
+install.
 
 Kept apart from cli.py (serve and the operations) so that each stays readable; cli.main
 dispatches to HANDLERS.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .fhirversions import FhirVersion
@@ -81,9 +83,9 @@ def _import_cpt(args: argparse.Namespace, settings: dict[str, Any]) -> int:
 def _paths_or_content(args: argparse.Namespace, settings: dict[str, Any]) -> list[Any]:
     from pathlib import Path
 
-    from .config import content_paths
+    from .runtime.build import configured_paths
 
-    return [Path(p) for p in args.paths] if args.paths else content_paths(settings)
+    return [Path(p) for p in args.paths] if args.paths else configured_paths(settings)
 
 
 def _validate(args: argparse.Namespace, settings: dict[str, Any]) -> int:
@@ -183,6 +185,39 @@ def _package(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     return 0
 
 
+def _install(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    """FHIR packages by name from the package registries into the package cache, with their
+    dependencies; without names, those of FHIR_PLUGIN_PACKAGES. Progress on stderr, what was done
+    on stdout; a failure is one line on stderr and exit code 2."""
+    from .config import package_cache_dir
+    from .content.limits import Limits
+    from .content.package_cache import PackageCache, PackageSpec, parse_specs
+    from .content.package_install import Registries, install
+    from .content.progress import InstallDisplay
+
+    try:
+        specs = ([PackageSpec.parse(text) for text in args.packages] if args.packages
+                 else parse_specs(str(settings["FHIR_PLUGIN_PACKAGES"])))
+        if not specs:
+            print("nothing to install: FHIR_PLUGIN_PACKAGES names no package")
+            return 0
+        cache = PackageCache(Path(args.cache) if args.cache else package_cache_dir(settings))
+        registries = Registries(args.registry or str(settings["FHIR_PLUGIN_PACKAGE_REGISTRIES"]).split())
+        report = install(specs, cache, registries, skip=str(settings["FHIR_PLUGIN_PACKAGE_SKIP"]).split() + args.skip,
+                         with_dependencies=not args.no_dependencies, limits=Limits.from_settings(settings),
+                         progress=InstallDisplay())
+    except TerminologyError as error:  # not an HTTP answer: no status in the message
+        print(f"error: {error.text}", file=sys.stderr)
+        return 2
+    for label, packages in (("installed", report.installed), ("in the package cache already", report.present),
+                            ("dependencies skipped", report.skipped),
+                            ("installed without a checksum to check (the registry gave none)", report.unchecked)):
+        if packages:
+            print(f"{label}: {' '.join(packages)}")
+    print(f"package cache: {cache.directory}")
+    return 0
+
+
 def _server_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
     parser.add_argument("--server", metavar="URL", required=required,
                         help="a running fhir-plugin server (e.g. http://127.0.0.1:8080): load into it over its admin "
@@ -243,7 +278,22 @@ def add_parsers(commands: Any) -> None:
     package.add_argument("paths", nargs="*", metavar="PATH", help="the resources (default: the bundled resources/)")
     package.add_argument("--fhir-version", required=True, choices=[v.value for v in FhirVersion], type=str.upper)
     package.add_argument("--out", required=True, metavar="DIR", help="the folder to write the .tgz into")
+    install = commands.add_parser(
+        "install", help="install FHIR packages by name (with their dependencies) into the package cache",
+        description="Downloads each package from the first registry of FHIR_PLUGIN_PACKAGE_REGISTRIES that has it, "
+                    "checks its checksum and unpacks it into the package cache (FHIR_PLUGIN_PACKAGE_CACHE, default "
+                    "~/.fhir/packages/NAME#VERSION/), with the dependencies its package.json names but those "
+                    "FHIR_PLUGIN_PACKAGE_SKIP matches. Packages in the cache already are used with no network. Without "
+                    "NAME: the packages of FHIR_PLUGIN_PACKAGES. Exit code 0 if all are installed, 2 otherwise.")
+    install.add_argument("packages", nargs="*", metavar="NAME[#VERSION]",
+                         help="e.g. hl7.terminology.r5#7.0.1 (no version: the latest)")
+    install.add_argument("--registry", action="append", default=[], metavar="URL",
+                         help="a registry to ask, in order (repeatable; default FHIR_PLUGIN_PACKAGE_REGISTRIES)")
+    install.add_argument("--skip", action="append", default=[], metavar="PATTERN",
+                         help="also skip dependencies matching PATTERN (* wildcards; repeatable)")
+    install.add_argument("--no-dependencies", action="store_true", help="install only the packages named")
+    install.add_argument("--cache", metavar="DIR", help="the package cache (default FHIR_PLUGIN_PACKAGE_CACHE)")
 
 
 HANDLERS = {"import-icd10cm": _import_icd10cm, "import-cpt": _import_cpt, "validate": _validate, "load": _load,
-            "unload": _unload, "package": _package}
+            "unload": _unload, "package": _package, "install": _install}

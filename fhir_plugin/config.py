@@ -22,6 +22,15 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # validation, takes about four stack frames a level (measured: a 100-deep body needs a recursion
 # limit of 418, a 200-deep one 818); at 150 that stays well inside Python's default of 1000.
 HIGHEST_JSON_DEPTH = 150
+# FHIR core terminology of R5 and of R4 (each endpoint prefers its own release: Registry.preferring),
+# and HL7 Terminology (THO) in its R5 form: the server is R5 inside and renders R4 on /r4.
+# hl7.fhir.r4.core is on the official FHIR registry only: content/package_recipes.py builds R4's
+# terminology from the FHIR R4 definitions instead. README "FHIR packages".
+DEFAULT_PACKAGES = "hl7.fhir.r5.core#5.0.0 fhir-plugin.r4-core-terminology#4.0.1 hl7.terminology.r5#7.0.1"
+DEFAULT_REGISTRIES = "https://packages.fhir.org https://registry.npmjs.org"
+# Core packages are chosen in FHIR_PLUGIN_PACKAGES, not pulled in by a dependency (every R4 package
+# depends on hl7.fhir.r4.core); the extension packs are StructureDefinitions of extensions.
+DEFAULT_SKIP = "hl7.fhir.r4.core hl7.fhir.r4b.core hl7.fhir.r5.core hl7.fhir.r6.core hl7.fhir.uv.extensions*"
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FHIR_PLUGIN_EXTRA_CONTENT", "", str,
             "files, directories, Bundles or FHIR packages to serve BESIDE the content (the bundled content, or "
             "FHIR_PLUGIN_CONTENT), separated by os.pathsep"),
+    Setting("FHIR_PLUGIN_PACKAGES", DEFAULT_PACKAGES, str,
+            "FHIR packages served beside FHIR_PLUGIN_CONTENT, NAME#VERSION separated by spaces or commas, with their "
+            "dependencies, from the package cache (`fhir-plugin install` puts them there); empty or none: no package"),
+    Setting("FHIR_PLUGIN_PACKAGE_CACHE", "", str,
+            "the FHIR package cache, shared with the other FHIR tools; empty: ~/.fhir/packages"),
+    Setting("FHIR_PLUGIN_PACKAGE_REGISTRIES", DEFAULT_REGISTRIES, str,
+            "the package registries `fhir-plugin install` asks, in order, separated by spaces"),
+    Setting("FHIR_PLUGIN_PACKAGE_SKIP", DEFAULT_SKIP, str,
+            "dependencies neither installed nor served (names, * as a wildcard, separated by spaces); the packages "
+            "FHIR_PLUGIN_PACKAGES names are never skipped"),
     Setting("FHIR_PLUGIN_DEFAULT_VERSION", "R4", str, "the FHIR version served at /fhir: R4 or R5"),
     Setting("FHIR_PLUGIN_HOST", "127.0.0.1", str, "the address `fhir-plugin serve` listens on"),
     Setting("FHIR_PLUGIN_PORT", 8080, int, "the port `fhir-plugin serve` listens on"),
@@ -208,6 +227,14 @@ def cache_dir(settings: Mapping[str, Any], *, server: bool, environ: Mapping[str
     if settings.get("FHIR_PLUGIN_CACHE_DIR"):
         return Path(settings["FHIR_PLUGIN_CACHE_DIR"])
     return _user_dir(environ, "XDG_CACHE_HOME", ".cache") if server else None
+
+
+def package_cache_dir(settings: Mapping[str, Any]) -> Path:
+    """The FHIR package cache: FHIR_PLUGIN_PACKAGE_CACHE, else ~/.fhir/packages (where the HL7
+    validator, SUSHI and the IG publisher keep theirs)."""
+    if settings.get("FHIR_PLUGIN_PACKAGE_CACHE"):
+        return Path(settings["FHIR_PLUGIN_PACKAGE_CACHE"])
+    return Path.home() / ".fhir" / "packages"
 
 
 def tx_tests_dir(settings: Mapping[str, Any]) -> Path:

@@ -14,11 +14,11 @@ from pathlib import Path
 from flask import Flask
 
 from .terminology.caching import CacheStats
-from .config import cache_dir, content_paths, load_dir, load_settings
+from .config import cache_dir, load_dir, load_settings
 from .content.limits import LoadBounds, Limits
 from .content.progress import LogProgress, ProgressCallback
 from .fhirversions import FhirVersion
-from .runtime.build import load_service
+from .runtime.build import configured_paths, load_service
 from .runtime.compiled import CompiledContentCache
 from .runtime.inventory import Served, inventory, inventory_lines
 from .runtime.metrics import metrics
@@ -53,7 +53,8 @@ class FhirTerminology:
 
     Mounts /r4, /r5 and /fhir (the FHIR_PLUGIN_DEFAULT_VERSION endpoint) under `url_prefix`, and
     /admin (off unless FHIR_PLUGIN_ADMIN_TOKEN is set). Pass `service` to serve content you have
-    already loaded; otherwise FHIR_PLUGIN_CONTENT (or the bundled content) is loaded, through the
+    already loaded; otherwise FHIR_PLUGIN_CONTENT (or the bundled content), FHIR_PLUGIN_EXTRA_CONTENT
+    and the packages of FHIR_PLUGIN_PACKAGES (from the package cache) are loaded, through the
     compiled-content cache only if FHIR_PLUGIN_CACHE_DIR is set. Content loaded at run time
     (FHIR_PLUGIN_LOAD_DIR) is served on top of either. Also mounts /healthz, /readyz and /metrics
     under `url_prefix`. Nothing is printed: the load's progress and what is served go to the
@@ -82,7 +83,7 @@ class FhirTerminology:
             directory = cache_dir(settings, server=self._server)
             compiled = CompiledContentCache(directory) if directory else None
             try:
-                service = load_service(content_paths(settings), cache=compiled, limits=Limits.from_settings(settings),
+                service = load_service(configured_paths(settings), cache=compiled, limits=Limits.from_settings(settings),
                                        progress=self._progress or LogProgress())
             except Exception:
                 metrics().note_load("startup", time.perf_counter() - started, ok=False)

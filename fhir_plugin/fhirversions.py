@@ -125,7 +125,46 @@ def validation_order(resource: dict[str, Any], prefer: FhirVersion) -> tuple[Fhi
 
 def read_as(version: FhirVersion, resource: dict[str, Any]) -> dict[str, Any]:
     """A resource of `version` in the internal (R5) form."""
-    return to_r5(resource) if version is FhirVersion.R4 else resource
+    if version is FhirVersion.R4:
+        return to_r5(resource)
+    return _versioned_groups(resource) if resource.get("resourceType") == "ConceptMap" else resource
+
+
+# R5 names a map group's code systems by canonical, `url|version`; R4 had `sourceVersion` and
+# `targetVersion` beside them. Other servers read only a plain URL there (FHIRsmith 0.9.4 finds no
+# map for an unversioned system and copies `url|version` into Coding.system; none of FHIR R5
+# core's 94 map groups carries a version), so the R5 package we write carries the versions in R4's
+# elements, as the cross-version extensions of https://hl7.org/fhir/versions.html#extensions, and
+# reading an R5 map puts them back into the canonicals.
+EXT_GROUP_VERSION = {side: f"http://hl7.org/fhir/4.0/StructureDefinition/extension-ConceptMap.group.{side}Version"
+                     for side in ("source", "target")}
+
+
+def portable_concept_map(resource: dict[str, Any]) -> dict[str, Any]:
+    """An internal (R5) ConceptMap as other servers read R5 maps: group.source and group.target
+    plain URLs, their versions in the cross-version extensions (read_as puts them back)."""
+    out = copy.deepcopy(resource)
+    for group in _dicts(out.get("group")):
+        for side, url in EXT_GROUP_VERSION.items():
+            if isinstance(group.get(side), str) and "|" in group[side]:
+                group[side], version = group[side].split("|", 1)
+                _add_extension(group, {"url": url, "valueString": version})
+    return out
+
+
+def _versioned_groups(cm: dict[str, Any]) -> dict[str, Any]:
+    """An R5 ConceptMap with the group versions of portable_concept_map back in the canonicals."""
+    if not any(e.get("url") in EXT_GROUP_VERSION.values() for g in _dicts(cm.get("group"))
+               for e in _dicts(g.get("extension"))):
+        return cm
+    out = copy.deepcopy(cm)
+    for group in _dicts(out.get("group")):
+        for side, url in EXT_GROUP_VERSION.items():
+            for extension in _take_extensions(group, url):
+                version = extension.get("valueString")
+                if isinstance(version, str) and isinstance(group.get(side), str) and "|" not in group[side]:
+                    group[side] = f"{group[side]}|{version}"
+    return out
 
 
 def mapping_codes(version: FhirVersion) -> tuple[str, frozenset[str], frozenset[str] | None]:

@@ -334,6 +334,7 @@ def run_gunicorn(app: Any, host: str, port: int, workers: int, settings: Mapping
     # walking them (which made a large $expand three times slower) and keeps forked workers from
     # writing to, and so copying, the pages they share with the master.
     gc.freeze()
+    gc.enable()  # `fhir-plugin serve` turned it off while the content loaded
     from gunicorn.app.base import BaseApplication
 
     # gunicorn has no hook for these pages; this process runs only our server, so replacing its

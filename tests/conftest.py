@@ -10,6 +10,9 @@ import os
 import pytest
 
 from fhir_plugin import TerminologyService, create_app, load_service
+from fhir_plugin.config import load_settings
+from fhir_plugin.content.errors import PackageUnavailable
+from fhir_plugin.runtime.build import configured_paths
 
 
 @pytest.fixture(scope="session")
@@ -26,12 +29,27 @@ def _no_fhir_plugin_environment(monkeypatch, content_cache_dir):
         if key.startswith("FHIR_PLUGIN_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("FHIR_PLUGIN_CACHE_DIR", str(content_cache_dir))
+    # the default packages (FHIR core, THO) only where a test asks for them: tests/default_content.py
+    monkeypatch.setenv("FHIR_PLUGIN_PACKAGES", "")
 
 
 @pytest.fixture(scope="session")
 def service(content_cache_dir) -> TerminologyService:
     """The bundled content, loaded and validated once per test session."""
     return load_service(cache=content_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def default_service(content_cache_dir) -> TerminologyService:
+    """What `make serve` serves: the bundled content with the default packages (FHIR R5 core and HL7
+    Terminology) from the package cache, which `make test` installs first; loaded once per session
+    (the first load of a session validates them, about 15 s; later ones read the content cache)."""
+    settings = load_settings(environ={"HOME": os.environ.get("HOME", "")})  # the defaults, whatever the shell sets
+    try:
+        paths = configured_paths(settings)
+    except PackageUnavailable as error:
+        pytest.fail(f"{error.text}. `make test` installs them before the tests run.")
+    return load_service(paths, cache=content_cache_dir)
 
 
 @pytest.fixture

@@ -34,8 +34,9 @@ def free_port() -> int:
 
 
 def clean_environ() -> dict[str, str]:
-    """The environment without FHIR_PLUGIN_* settings, so the server serves the bundled content."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("FHIR_PLUGIN_")}
+    """The environment without FHIR_PLUGIN_* settings, so the server serves the bundled content, and
+    without the default packages (FHIR core, THO): the tests about them ask for them."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("FHIR_PLUGIN_")}, "FHIR_PLUGIN_PACKAGES": ""}
 
 
 @dataclass

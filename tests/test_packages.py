@@ -153,3 +153,23 @@ def test_fhir_plugin_package_writes_the_tgz_and_lists_it(capsys, tmp_path, sourc
     assert out[0] == f"{path} ({path.stat().st_size} bytes)"
     with tarfile.open(path, "r:gz") as tar:
         assert out[1:] == [f"  {m.name} ({m.size} bytes)" for m in tar.getmembers()]
+
+
+def test_map_groups_name_plain_code_systems_with_their_versions_beside(built, sources):
+    """What other servers read: R4's sourceVersion/targetVersion, and in R5 the same versions in their
+    cross-version extensions, never `url|version` in group.source or group.target (FHIRsmith 0.9.4
+    finds no map for an unversioned system then); reading the package back puts them in place."""
+    version, path = built
+    [group] = members(path)["package/ConceptMap-cpt-97116-to-icd-10-cm.json"]["group"]
+    heads = {key: value for key, value in group.items() if key != "element"}
+    if version == "R4":
+        assert heads == {"source": CPT, "sourceVersion": "2026", "target": ICD, "targetVersion": ICD_VERSION}
+    else:
+        assert heads == {"source": CPT, "target": ICD, "extension": [
+            {"url": "http://hl7.org/fhir/4.0/StructureDefinition/extension-ConceptMap.group.sourceVersion",
+             "valueString": "2026"},
+            {"url": "http://hl7.org/fhir/4.0/StructureDefinition/extension-ConceptMap.group.targetVersion",
+             "valueString": ICD_VERSION}]}
+    [loaded] = [cm for cm in TerminologyService(load_content([path]).registry).registry.entries("ConceptMap")]
+    assert {k: v for k, v in loaded.resource["group"][0].items() if k != "element"} == {
+        "source": f"{CPT}|2026", "target": f"{ICD}|{ICD_VERSION}"}

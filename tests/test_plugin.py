@@ -223,7 +223,12 @@ def test_settings_layering():
         "FHIR_PLUGIN_MAX_LOAD_BYTES": 16_777_216, "FHIR_PLUGIN_MAX_LOAD_RESOURCES": 10_000,
         "FHIR_PLUGIN_MAX_LOAD_CONCEPTS": 50_000,
         "FHIR_PLUGIN_TX_RESOURCE_MEMORY": 128, "FHIR_PLUGIN_GZIP_MIN_BYTES": 1024, "FHIR_PLUGIN_SEARCH_PAGE_SIZE": 100,
-        "FHIR_PLUGIN_UI_MAX_UPLOAD_BYTES": 524_288}
+        "FHIR_PLUGIN_UI_MAX_UPLOAD_BYTES": 524_288,
+
+        "FHIR_PLUGIN_PACKAGES": "hl7.fhir.r5.core#5.0.0 fhir-plugin.r4-core-terminology#4.0.1 hl7.terminology.r5#7.0.1",
+        "FHIR_PLUGIN_PACKAGE_CACHE": "", "FHIR_PLUGIN_PACKAGE_REGISTRIES": "https://packages.fhir.org https://registry.npmjs.org",
+        "FHIR_PLUGIN_PACKAGE_SKIP": "hl7.fhir.r4.core hl7.fhir.r4b.core hl7.fhir.r5.core hl7.fhir.r6.core "
+                                    "hl7.fhir.uv.extensions*"}
 
 
 def test_standalone_app_loads_the_bundled_content_by_itself():

@@ -44,12 +44,13 @@ def _parameters() -> list:
 
 
 @pytest.fixture(scope="session")
-def tx_runners(service) -> dict[FhirVersion, Runner]:
-    """One app (bundled content) for the session, one runner per endpoint."""
+def tx_runners(default_service) -> dict[FhirVersion, Runner]:
+    """One app for the session, serving what `make serve` serves (the bundled content, FHIR core and
+    HL7 Terminology: the exclude tests expand core's administrative-gender), one runner per endpoint."""
     with pytest.MonkeyPatch.context() as patch:  # the developer's FHIR_PLUGIN_* must not leak in
         for key in [k for k in os.environ if k.startswith("FHIR_PLUGIN_")]:
             patch.delenv(key)
-        client = create_app(service=service).test_client()
+        client = create_app(service=default_service).test_client()
     return {v: Runner(flask_client_transport(client, f"/{v.value.lower()}"), v) for v in FhirVersion}
 
 

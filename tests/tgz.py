@@ -49,3 +49,25 @@ def write_package(path: Path, resources: dict[str, object], manifest: dict | Non
         {"filename": name} for name in resources]}))
     members += [member(f"package/{name}", content) for name, content in resources.items()]
     return write_tgz(path, members + (extra or []))
+
+
+def tgz_bytes(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def package_bytes(name: str, version: str, resources: dict[str, object], dependencies: dict[str, str] | None = None,
+                  fhir_version: str = "5.0.0", extra: list | None = None, index: bool = True) -> bytes:
+    """A package .tgz named `name`#`version` (its package.json), with `resources` ({file name: JSON})."""
+    manifest = {"name": name, "version": version, "fhirVersions": [fhir_version],
+                "dependencies": dependencies or {}}
+    members = [member("package/package.json", manifest)]
+    if index:
+        members.append(member("package/.index.json", {"index-version": 2, "files": [
+            {"filename": file, "resourceType": content.get("resourceType") if isinstance(content, dict) else None}
+            for file, content in resources.items()]}))
+    members += [member(f"package/{file}", content) for file, content in resources.items()]
+    return tgz_bytes(members + (extra or []))

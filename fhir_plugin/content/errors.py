@@ -42,6 +42,26 @@ class InvalidContent(TerminologyError):
     }
 
 
+class PackageUnavailable(InvalidContent):
+    """A FHIR package that cannot be installed or served: not in any registry (or not that version),
+    no registry answered, its archive fails its checksum, or (serving) it is not in the package cache.
+    Raised by `fhir-plugin install` and at start-up, never by a request."""
+
+    issue_code = "not-found"
+    messages = {
+        "PACKAGE_SPEC_INVALID": "'{spec}' is not a package: give NAME or NAME#VERSION (e.g. hl7.terminology.r5#7.0.1)",
+        "PACKAGE_NOT_FOUND": "{package}: no package registry has this package ({reasons})",
+        "PACKAGE_VERSION_NOT_FOUND": "{package}: no package registry has this version ({reasons})",
+        "PACKAGE_REGISTRIES_FAILED": "{package}: no package registry answered ({reasons})",
+        "PACKAGE_DOWNLOAD_FAILED": "{package}: the download of {url} failed: {problem}",
+        "PACKAGE_INTEGRITY_FAILED": "{package}: the archive from {url} fails its integrity check ({algorithm} is "
+                                    "{actual}, the registry says {expected}); nothing was installed",
+        "PACKAGE_CACHE_FAILED": "{cache}: cannot write to the package cache: {problem}",
+        "PACKAGE_NOT_INSTALLED": "{package}{needed} is not in the package cache {cache}: run `fhir-plugin install` "
+                                 "(or `make install`), or change FHIR_PLUGIN_PACKAGES",
+    }
+
+
 class LoadTooCostly(TooCostly):
     """A load into a running server larger than one load may be (FHIR_PLUGIN_MAX_LOAD_BYTES,
     _RESOURCES, _CONCEPTS): refused before anything is validated, since validating costs time in

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,12 +30,12 @@ from .bundles import bundle_resources, is_bundle
 from .canonicals import CanonicalIndex
 from .codes import binding_errors
 from .limits import DepthError, Limits, LoadBounds, gunzip, parse_json
-from .packages import PACKAGE_SUFFIXES, is_package, read_package
+from .packages import LOADABLE_TYPES, PACKAGE_SUFFIXES, is_package, is_package_dir, read_package, read_package_dir
 from .progress import LoadProgress, ProgressCallback, skipped_text
 
 log = logging.getLogger(__name__)
 
-LOADABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap", "NamingSystem")
+__all__ = ["LOADABLE_TYPES", "LoadReport", "load_paths", "load_resource", "read_paths", "scan_paths", "validate_paths"]
 
 
 def _first_error(error: ValidationError) -> str:
@@ -71,15 +72,22 @@ def load_resource(resource: object, origin: str = "(inline)", prefer: FhirVersio
     return resource
 
 
+def _dropped(key: str) -> bool:
+    """Keys the models cannot read, dropped before validation: `display:de`, `title:en` (a JSON
+    shorthand for the translation extension that some authoring tools write; the HL7 terminology
+    test resources carry them next to the real extensions, which stay), and the extensions of a
+    choice value, `_valueCode` beside `valueCode` (valid FHIR JSON, which fhir.resources refuses: FHIR
+    R5 core's discriminator-type and search-entry-mode code systems carry one, a deprecation reason
+    on an extension, which no operation reads)."""
+    return ":" in key or (key.startswith("_value") and key[6:7].isupper())
+
+
 def _without_language_keys(node: Any) -> Any:
-    """`node` without properties such as `display:de` or `title:en`: a JSON shorthand for the
-    translation extension that some authoring tools write (the HL7 terminology test resources
-    carry them next to the real extensions). They are not FHIR elements, so the strict models
-    refuse them; the extension they duplicate stays."""
+    """`node` without the keys that `_dropped` names, at any depth."""
     if isinstance(node, dict):
-        if not any(":" in key for key in node) and not any(isinstance(v, (dict, list)) for v in node.values()):
+        if not any(_dropped(key) for key in node) and not any(isinstance(v, (dict, list)) for v in node.values()):
             return node
-        return {k: _without_language_keys(v) for k, v in node.items() if ":" not in k}
+        return {k: _without_language_keys(v) for k, v in node.items() if not _dropped(k)}
     if isinstance(node, list):
         return [_without_language_keys(item) for item in node]
     return node
@@ -124,11 +132,30 @@ JSON_SUFFIXES = (".json", ".json.gz")
 
 
 def _files(path: Path) -> list[Path]:
+    """The files to read under `path`, and the unpacked packages (folders holding package/package.json,
+    as the package cache keeps them), which are read as packages, not as folders of JSON."""
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(JSON_SUFFIXES + PACKAGE_SUFFIXES))
+        if is_package_dir(path):
+            return [path]
+        found = []
+        for top, subfolders, names in os.walk(path):
+            folder = Path(top)
+            for sub in list(subfolders):
+                if is_package_dir(folder / sub):
+                    subfolders.remove(sub)
+                    found.append(folder / sub)
+            found.extend(folder / n for n in names if n.endswith(JSON_SUFFIXES + PACKAGE_SUFFIXES))
+        return sorted(p for p in found if p.is_dir() or p.is_file())
     if path.is_file():
         return [path]
     raise InvalidContent("CONTENT_NOT_FOUND", path=str(path))
+
+
+def _size(path: Path) -> int:
+    """Bytes on disk of a file, or of the files directly in an unpacked package's package/."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in (path / "package").iterdir() if p.is_file())
+    return path.stat().st_size
 
 
 def _read_text(file: Path, limits: Limits | None = None) -> str:
@@ -159,9 +186,12 @@ class LoadReport:
 
     resources: list[dict[str, Any]] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)
+    groups: list[str | None] = field(default_factory=list)  # the package each came from (None: not a package)
     problems: list[InvalidContent] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)  # resource type -> count (not terminology content)
     passed_over: list[str] = field(default_factory=list)  # package members not read (examples, docs)
+    # identifiers that packages give two code systems: they name neither (canonicals.py says why)
+    ambiguous: dict[str, tuple[str, ...]] = field(default_factory=dict)
     strict: bool = True  # raise the first problem rather than collect it
 
     def fail(self, problem: InvalidContent) -> None:
@@ -224,27 +254,29 @@ class _Budget:
 
 
 def _documents(file: Path, limits: Limits, report: LoadReport,
-               budget: _Budget | None = None) -> Iterator[tuple[object, str, FhirVersion, bool]]:
-    """(resource, origin, version to try first, from a package) for each resource in `file`."""
-    if is_package(file):
-        package = read_package(file, limits)
+               budget: _Budget | None = None) -> Iterator[tuple[object, str, FhirVersion, str | None]]:
+    """(resource, origin, version to try first, the package it is in or None) for each resource in
+    `file` (a file, or an unpacked package's folder)."""
+    documents: list[tuple[object, str, FhirVersion, str | None]]
+    if is_package(file) or file.is_dir():
+        package = read_package(file, limits) if is_package(file) else read_package_dir(file, limits)
         report.passed_over.extend(package.passed_over)
-        documents = [(doc, origin, package.prefer or FhirVersion.R5, True) for doc, origin in package.documents]
+        documents = [(doc, origin, package.prefer or FhirVersion.R5, package.origin) for doc, origin in package.documents]
     else:
-        documents = [(_read_json(file, limits), str(file), FhirVersion.R5, False)]
+        documents = [(_read_json(file, limits), str(file), FhirVersion.R5, None)]
     if budget is not None:
         budget.charge([document for document, _, _, _ in documents], str(file))
-    for document, origin, prefer, in_package in documents:
+    for document, origin, prefer, group in documents:
         if is_bundle(document):
             for resource, where in bundle_resources(document, origin):
-                yield resource, where, prefer, in_package
+                yield resource, where, prefer, group
         else:
-            yield document, origin, prefer, in_package
+            yield document, origin, prefer, group
 
 
-def _take(resource: object, origin: str, prefer: FhirVersion, in_package: bool, report: LoadReport) -> None:
+def _take(resource: object, origin: str, prefer: FhirVersion, group: str | None, report: LoadReport) -> None:
     rtype = resource.get("resourceType") if isinstance(resource, dict) else None
-    if in_package and rtype not in LOADABLE_TYPES:
+    if group is not None and rtype not in LOADABLE_TYPES:
         # Real packages hold StructureDefinitions, an ImplementationGuide, SearchParameters...: they
         # are passed over (and counted), but a member that is not FHIR at all is refused.
         if not isinstance(rtype, str):
@@ -255,21 +287,28 @@ def _take(resource: object, origin: str, prefer: FhirVersion, in_package: bool, 
         return
     report.resources.append(load_resource(resource, origin, prefer))
     report.origins.append(origin)
+    report.groups.append(group)
 
 
 def _merge_duplicates(report: LoadReport) -> None:
     """The same resource twice (one file named twice) is kept once; two different resources with
-    one url|version, or one id, are a conflict, reported with both places."""
+    one url|version, or one id, are a conflict, reported with both places (ids are a package's
+    own: canonicals.py)."""
     index = CanonicalIndex()
-    kept: list[tuple[dict[str, Any], str]] = []
-    for resource, origin in zip(report.resources, report.origins):
+    kept: list[tuple[dict[str, Any], str, str | None]] = []
+    for resource, origin, group in zip(report.resources, report.origins, report.groups):
         try:
-            if index.add(resource, origin):
-                kept.append((resource, origin))
+            if index.add(resource, origin, group):
+                kept.append((resource, origin, group))
         except InvalidContent as error:
             report.fail(error)
-    report.resources = [resource for resource, _ in kept]
-    report.origins = [origin for _, origin in kept]
+    report.resources = [resource for resource, _, _ in kept]
+    report.origins = [origin for _, origin, _ in kept]
+    report.groups = [group for _, _, group in kept]
+    report.ambiguous = index.ambiguous
+    if index.ambiguous:
+        log.info("%d identifiers that packages give two code systems name neither: %s", len(index.ambiguous),
+                 ", ".join(sorted(index.ambiguous)))
 
 
 def scan_paths(paths: Iterable[Path], *, strict: bool = True, limits: Limits | None = None,
@@ -287,7 +326,7 @@ def scan_paths(paths: Iterable[Path], *, strict: bool = True, limits: Limits | N
             files.extend(_files(Path(path)))
         except InvalidContent as error:
             report.fail(error)
-    sizes = [file.stat().st_size for file in files]
+    sizes = [_size(file) for file in files]
     done = 0
     for number, (file, size) in enumerate(zip(files, sizes), start=1):
         if progress:
@@ -295,9 +334,9 @@ def scan_paths(paths: Iterable[Path], *, strict: bool = True, limits: Limits | N
                                   bytes_done=done, bytes_total=sum(sizes)))
         loaded, skipped_before = len(report.resources), Counter(report.skipped)
         try:
-            for resource, origin, prefer, in_package in _documents(file, limits, report, budget):
+            for resource, origin, prefer, group in _documents(file, limits, report, budget):
                 try:
-                    _take(resource, origin, prefer, in_package, report)
+                    _take(resource, origin, prefer, group, report)
                 except InvalidContent as error:
                     report.fail(error)
         except InvalidContent as error:

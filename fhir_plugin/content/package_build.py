@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..version import __version__
-from ..fhirversions import FhirVersion, resource_for
+from ..fhirversions import FhirVersion, portable_concept_map, resource_for
 from .loader import read_paths
 
 # npm's own fixed timestamp for reproducible tarballs (1985-10-26T08:15:00Z); 0 upsets some tools.
@@ -57,9 +57,17 @@ def _filename(resource: dict[str, Any]) -> str:
     return f"{resource['resourceType']}-{resource['id']}.json"
 
 
+def _for_package(version: FhirVersion, resource: dict[str, Any]) -> dict[str, Any]:
+    """`resource` rendered for `version`; an R5 ConceptMap's group versions out of its canonicals,
+    where other servers look for a plain URL (fhirversions.portable_concept_map)."""
+    if version is FhirVersion.R5 and resource.get("resourceType") == "ConceptMap":
+        return portable_concept_map(resource)
+    return resource_for(version, resource)
+
+
 def package_files(version: FhirVersion, resources: Iterable[dict[str, Any]]) -> dict[str, bytes]:
     """{member name: bytes} of the package of `resources` (validated R5 dicts), rendered for `version`."""
-    rendered = sorted((resource_for(version, r) for r in resources), key=_filename)
+    rendered = sorted((_for_package(version, r) for r in resources), key=_filename)
     index = {"index-version": 2, "files": [
         {"filename": _filename(r), **{k: r[k] for k in INDEX_ELEMENTS if k in r}} for r in rendered]}
     # The two metadata files are indented for people reading them; the resources are compact,

@@ -10,6 +10,10 @@ Layout (https://confluence.hl7.org/display/FHIR/NPM+Package+Specification): `pac
 (the manifest: name, version, fhirVersions), `package/.index.json`, the resources as JSON files
 directly in `package/`; subfolders (example/, other/, openapi/, xml/ ...) hold examples and
 documentation, which are not terminology content and are passed over.
+
+A package installed in the package cache (`~/.fhir/packages/NAME#VERSION/`, package_cache.py) is
+that layout unpacked: `read_package_dir` reads it, and only the files its `.index.json` lists as
+terminology (or Bundles): the core packages are four-fifths StructureDefinitions by size.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from .errors import InvalidContent
 from .limits import BoundedReader, DepthError, Limits, parse_json
 
 PACKAGE_SUFFIXES = (".tgz", ".tar.gz")
+# What the loader takes from content (loader.py); a package's other resources are passed over.
+LOADABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap", "NamingSystem")
+# What an installed package's index must list for a file to be read: a Bundle may hold any of them.
+_READ_FROM_INDEX = frozenset((*LOADABLE_TYPES, "Bundle"))
 
 
 @dataclass
@@ -43,6 +51,11 @@ def is_package(path: Path) -> bool:
     return path.name.endswith(PACKAGE_SUFFIXES)
 
 
+def is_package_dir(path: Path) -> bool:
+    """A folder holding an unpacked package: `package/package.json` (the package cache's NAME#VERSION/)."""
+    return (path / "package" / "package.json").is_file()
+
+
 def member_origin(archive: str, member: str) -> str:
     return f"{archive} ({member})"
 
@@ -51,7 +64,7 @@ def _refuse(archive: str, name: str, why: str) -> InvalidContent:
     return InvalidContent("PACKAGE_MEMBER_REFUSED", origin=archive, member=name, problem=why)
 
 
-def _checked_name(archive: str, member: tarfile.TarInfo) -> str:
+def checked_member_name(archive: str, member: tarfile.TarInfo) -> str:
     """The member's path inside the archive, once it is known to be a safe one."""
     name = member.name
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
@@ -113,7 +126,7 @@ def read_package(path: Path, limits: Limits) -> Package:
                 for count, member in enumerate(tar, start=1):
                     if count > limits.max_members:
                         raise InvalidContent("PACKAGE_INVALID", origin=archive, problem=f"more than {limits.max_members} members")
-                    name = _checked_name(archive, member)
+                    name = checked_member_name(archive, member)
                     if member.isdir():
                         continue
                     if name in seen:  # tar lets a later member silently replace an earlier one
@@ -145,3 +158,74 @@ def read_package(path: Path, limits: Limits) -> Package:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("name"), str):
         raise InvalidContent("PACKAGE_INVALID", origin=archive, problem="package/package.json is missing or has no name")
     return Package(archive, manifest, _fhir_version(archive, manifest), documents, passed_over)
+
+
+def _index_entries(folder: Path, origin: str, max_depth: int) -> list[dict[str, Any]] | None:
+    """The `files` of `folder/.index.json` when it is usable (else None: every file is read)."""
+    index = folder / ".index.json"
+    if not index.is_file() or index.is_symlink():
+        return None
+    try:
+        document = _json(index.read_bytes(), member_origin(origin, "package/.index.json"), max_depth)
+    except InvalidContent:
+        return None  # a broken index is no worse than none: the files themselves are read
+    files = document.get("files") if isinstance(document, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, dict) and isinstance(f.get("filename"), str) for f in files):
+        return None
+    return files
+
+
+def _plain_file(folder: Path, name: str, origin: str) -> Path:
+    """`folder/name`, once it is known to be a regular file directly in `folder` (not a link)."""
+    if "/" in name or "\\" in name or name in ("", ".", ".."):
+        raise _refuse(origin, f"package/{name}", "a name that is not a file of package/")
+    path = folder / name
+    if path.is_symlink() or not path.is_file():
+        raise _refuse(origin, f"package/{name}", "not a regular file (a link, a folder or missing)")
+    return path
+
+
+def read_package_dir(path: Path, limits: Limits) -> Package:
+    """The resource documents of the unpacked package in `path` (a folder holding package/), parsed.
+    With a usable `.index.json`, only the files it lists as CodeSystem, ValueSet, ConceptMap,
+    NamingSystem or Bundle are read, the others are passed over unread; without one, every JSON file
+    directly in package/. Links are refused, as in an archive."""
+    origin, folder = str(path), path / "package"
+    manifest = _json(_plain_file(folder, "package.json", origin).read_bytes(), member_origin(origin, "package/package.json"),
+                     limits.max_json_depth)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("name"), str):
+        raise InvalidContent("PACKAGE_INVALID", origin=origin, problem="package/package.json has no name")
+    entries = _index_entries(folder, origin, limits.max_json_depth)
+    if entries is None:
+        names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".json")
+                       and p.name not in ("package.json", ".index.json"))
+        passed_over: list[str] = []
+    else:
+        names = sorted({e["filename"] for e in entries if e.get("resourceType") in _READ_FROM_INDEX})
+        passed_over = sorted(f"package/{e['filename']}" for e in entries if e.get("resourceType") not in _READ_FROM_INDEX)
+    documents: list[tuple[object, str]] = []
+    total = 0
+    for name in names:
+        file = _plain_file(folder, name, origin)
+        where = member_origin(origin, f"package/{name}")
+        size = file.stat().st_size
+        total += size
+        if size > limits.max_member_bytes:
+            raise InvalidContent("CONTENT_TOO_LARGE", origin=where, limit=limits.max_member_bytes,
+                                 setting="FHIR_PLUGIN_MAX_MEMBER_BYTES")
+        if total > limits.max_package_bytes:
+            raise InvalidContent("CONTENT_TOO_LARGE", origin=origin, limit=limits.max_package_bytes,
+                                 setting="FHIR_PLUGIN_MAX_PACKAGE_BYTES")
+        documents.append((_json(file.read_bytes(), where, limits.max_json_depth), where))
+    return Package(origin, manifest, _fhir_version(origin, manifest), documents, passed_over)
+
+
+def index_entry(filename: str, document: object) -> dict[str, Any] | None:
+    """The `.index.json` entry (index-version 2) of a resource file, None for JSON that is no resource."""
+    if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
+        return None
+    entry: dict[str, Any] = {"filename": filename, "resourceType": document["resourceType"]}
+    for key in ("id", "url", "version", "kind", "type", "supplements", "content"):
+        if isinstance(document.get(key), str):
+            entry[key] = document[key]
+    return entry

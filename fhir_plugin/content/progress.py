@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 
 @dataclass(frozen=True)
@@ -106,3 +106,41 @@ class LogProgress:
         line = TerminalProgress._plain_line(event)
         if line is not None:
             self.logger.info("%s", line)
+
+
+class InstallDisplay:
+    """Writes `fhir-plugin install`'s progress (package_install.InstallEvent) to `stream` (stderr by
+    default): on a terminal a bar redrawn in place while a package downloads and unpacks, then one
+    line per package; otherwise (a log, CI) only the lines."""
+
+    WIDTH = 24
+    LINES = {"present": "{package}: in the package cache already ({detail})",
+             "installed": "{package}: installed ({size}) in {detail}",
+             "skipped": "{package}: dependency skipped ({detail})",
+             "registry-failed": "{detail}: asking the next registry"}
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._drawn = 0  # the length of the bar on the terminal's line, 0: none
+        self._announced = False
+
+    def __call__(self, event: Any) -> None:
+        if event.stage in ("download", "unpack"):
+            if self.tty:
+                share = event.done / event.total if event.total else 0.0
+                filled = int(share * self.WIDTH)
+                amount = f"{human_size(event.done)} of {human_size(event.total)}" if event.total else human_size(event.done)
+                verb = "downloading" if event.stage == "download" else "unpacking"
+                line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {int(share * 100):3d}% {verb} {event.package} ({amount})"
+                self.stream.write("\r" + line.ljust(self._drawn))
+                self._drawn = len(line)
+            elif not self._announced:
+                self.stream.write(f"downloading {event.package} from {event.detail}\n")
+                self._announced = True
+        else:
+            text = self.LINES.get(event.stage, "{package}").format(package=event.package, detail=event.detail,
+                                                                   size=human_size(event.total))
+            self.stream.write(("\r" + text.ljust(self._drawn) if self._drawn else text) + "\n")
+            self._drawn, self._announced = 0, False
+        self.stream.flush()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-from ..config import bundled_dir
+from ..config import bundled_dir, content_paths, package_cache_dir
 from ..content.limits import Limits
 from ..content.loader import load_paths
+from ..content.package_cache import PackageCache, parse_specs, served_packages
 from ..content.progress import ProgressCallback
 from ..terminology.registry import Registry
 from ..terminology.service import TerminologyService
@@ -35,3 +37,13 @@ def load_service(paths: Iterable[Path] | None = None, *, progress: ProgressCallb
         return TerminologyService(load())
     store = cache if isinstance(cache, CompiledContentCache) else CompiledContentCache(cache)
     return TerminologyService(store.cached(chosen, load))
+
+
+def configured_paths(settings: Mapping[str, Any]) -> list[Path]:
+    """What the settings say to serve: FHIR_PLUGIN_CONTENT (or the bundled content), then the
+    folders of FHIR_PLUGIN_PACKAGES and their dependencies in the package cache (no network:
+    PackageUnavailable names a package that is not installed)."""
+    packages = served_packages(parse_specs(str(settings.get("FHIR_PLUGIN_PACKAGES") or "")),
+                               PackageCache(package_cache_dir(settings)),
+                               str(settings.get("FHIR_PLUGIN_PACKAGE_SKIP") or "").split())
+    return content_paths(settings) + packages

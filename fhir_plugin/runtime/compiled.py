@@ -4,7 +4,11 @@ Validating the complete ICD-10-CM (98,466 concepts) with the fhir.resources mode
 it takes seconds on every start; unpickling the result takes a fraction of that. An entry is keyed
 by a hash of everything the result depends on: the bytes (and relative names) of every content
 file, this package's source code, and the versions of Python and fhir.resources. Changed content
-or code therefore never reads a stale entry; it writes a new one.
+or code therefore never reads a stale entry; it writes a new one. An installed package (a folder of
+the package cache, tens of megabytes of StructureDefinitions beside the terminology) counts by the
+name, size and modification time of each file in its package/ folder instead of their bytes:
+installs write a package whole (package_cache.py), so a changed one has new times, and the key of
+the default content (FHIR core, THO) costs a few milliseconds, not a read of 130 MB.
 
 The cache is an optimisation only: an entry that cannot be read (missing, truncated, corrupt,
 from another build) or written (read-only or full disk) is skipped, and the content is loaded
@@ -29,6 +33,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TypeVar
 
+from ..content.packages import is_package_dir
 from ..terminology.caching import CacheStats
 
 T = TypeVar("T")
@@ -55,6 +60,11 @@ def content_key(paths: Sequence[Path]) -> str:
     """The cache key of loading `paths`: every file under them, by relative name and bytes."""
     digest = hashlib.sha256(code_version().encode())
     for index, path in enumerate(Path(p) for p in paths):
+        if is_package_dir(path):
+            for file in sorted((path / "package").iterdir()):
+                stat = file.stat()
+                digest.update(f"{index}\0{file.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+            continue
         files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
         for file in files:
             name = file.relative_to(path).as_posix() if path.is_dir() else file.name
@@ -65,7 +75,8 @@ def content_key(paths: Sequence[Path]) -> str:
 
 def _size(paths: Sequence[Path]) -> int:
     return sum(f.stat().st_size for p in map(Path, paths)
-               for f in (p.rglob("*") if p.is_dir() else [p]) if f.is_file())
+               for f in ((p / "package").iterdir() if is_package_dir(p) else p.rglob("*") if p.is_dir() else [p])
+               if f.is_file())
 
 
 class CompiledContentCache:

@@ -19,6 +19,7 @@ from typing import Any
 from ..fhirversions import FhirVersion
 from ..terminology.caching import CacheStats
 from ..terminology.errors import TerminologyError
+from ..terminology.registry import Registry
 from ..terminology.service import TerminologyService
 from .answers import AnswerCache
 from .compiled import CompiledContentCache
@@ -54,11 +55,12 @@ class Runtime:
             store.clean(self.layer)  # what a process killed mid-load left behind
         self.ready = True
 
-    def current(self) -> TerminologyService:
-        """The service to answer this request with."""
+    def current(self, version: FhirVersion | None = None) -> TerminologyService:
+        """The service to answer this request with: for an endpoint of `version`, the one that
+        prefers that FHIR release where the content holds core resources of several releases."""
         if self.store is not None and self.store.marker() != self._seen:
             self._refresh()
-        return self._service
+        return self._service if version is None else self._endpoints[version]
 
     def for_request(self, service: TerminologyService, tx_resources: Sequence[dict[str, Any]],
                     version: FhirVersion) -> TerminologyService:
@@ -145,6 +147,9 @@ class Runtime:
     def _adopt(self, layer: Layer) -> None:
         self.layer = layer
         self._service = self.base if layer.registry is self.base.registry else TerminologyService(layer.registry)
+        self._endpoints = {version: self._service if view is layer.registry else TerminologyService(view)
+                           for version in FhirVersion
+                           for view in [Registry.preferring(layer.registry, version.release)]}
         # A new registry has a new token, so no answer of the old content could be found for it;
         # dropping them frees the room at once (a request still running on the old content may
         # put one back, under the old token, where nothing finds it).

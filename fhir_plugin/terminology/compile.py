@@ -1,7 +1,9 @@
 """Turn validated R5 resource dicts into the engine's immutable index structures.
 
 Done once per resource at load; operations only read the result. Hierarchy comes from nested
-`concept` elements and from `parent`/`child` properties alike.
+`concept` elements and from `parent`/`child` properties alike: those codes, or any property the
+code system defines with the standard URIs of parent and child (HL7 Terminology's v3 code systems
+link their concepts with `subsumedBy`, defined as `http://hl7.org/fhir/concept-properties#parent`).
 """
 
 from __future__ import annotations
@@ -93,8 +95,18 @@ def _flatten(concepts: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str |
     return out
 
 
+_PARENT_URI = "http://hl7.org/fhir/concept-properties#parent"
+_CHILD_URI = "http://hl7.org/fhir/concept-properties#child"
+
+
+def _codes_of(resource: dict[str, Any], code: str, uri: str) -> frozenset[str]:
+    """`code`, and the codes of the properties the code system defines with `uri`."""
+    return frozenset([code, *(p["code"] for p in resource.get("property", []) if p.get("uri") == uri and "code" in p)])
+
+
 def compile_code_system(resource: dict[str, Any]) -> CodeSystemEntry:
     flat = _flatten(resource.get("concept", []))
+    parent_codes, child_codes = _codes_of(resource, "parent", _PARENT_URI), _codes_of(resource, "child", _CHILD_URI)
     parents: dict[str, list[str]] = {}
     children: dict[str, list[str]] = {}
 
@@ -104,13 +116,17 @@ def compile_code_system(resource: dict[str, Any]) -> CodeSystemEntry:
         if child not in children.setdefault(parent, []):
             children[parent].append(child)
 
+    named = (parent_codes | child_codes) - {"parent", "child"}
+    nestable = True
     for raw, parent in flat:
         if parent:
             link(parent, raw["code"])
         for prop in raw.get("property", []):
-            if prop.get("code") == "parent" and "valueCode" in prop:
+            if prop.get("code") in named:
+                nestable = False
+            if prop.get("code") in parent_codes and "valueCode" in prop:
                 link(prop["valueCode"], raw["code"])
-            elif prop.get("code") == "child" and "valueCode" in prop:
+            elif prop.get("code") in child_codes and "valueCode" in prop:
                 link(raw["code"], prop["valueCode"])
 
     not_selectable = set(_NOT_SELECTABLE_CODES) | {p["code"] for p in resource.get("property", [])
@@ -164,6 +180,7 @@ def compile_code_system(resource: dict[str, Any]) -> CodeSystemEntry:
         ),
         resource=resource,
         positions={code: index for index, code in enumerate(concepts)},
+        nestable=nestable,
     )
 
 

@@ -8,7 +8,7 @@ canonical `url|version`). Every request type has an example in its docstring.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from decimal import Decimal
 from typing import Any, Union
 
@@ -91,6 +91,9 @@ class CodeSystemEntry:
     # code -> the case-folded words $expand's text filter matches, filled as filters ask for them
     # (a mutable holder on a frozen entry: a supplemented copy must be given a new one).
     search_words: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # Whether expansions nest along the hierarchy: not when it comes from properties the code system
+    # names itself (THO's `subsumedBy`), which the reference server lists flat.
+    nestable: bool = field(default=True, compare=False)
 
     @property
     def canonical(self) -> str:
@@ -508,3 +511,24 @@ class TerminologyMetadata:
     serves (TerminologyCapabilities.codeSystem)."""
 
     code_systems: tuple[CodeSystemVersions, ...] = ()
+
+
+def _quick_setstate(cls: type) -> None:
+    """Unpickle `cls` (a slots dataclass) through its slots' own setters: the compiled content
+    cache holds about a million such objects with the complete ICD-10-CM and HL7 Terminology, and
+    the dataclasses module's __setstate__ looks its fields up again for every one of them (a third
+    of a warm start's unpickling, measured: 0.71 s -> 0.46 s for ICD-10-CM)."""
+    names = tuple(f.name for f in fields(cls))
+    setters = tuple(cls.__dict__[name].__set__ for name in names)
+
+    def __setstate__(self: Any, state: list[Any]) -> None:
+        for set_value, value in zip(setters, state):
+            set_value(self, value)
+
+    setattr(cls, "__setstate__", __setstate__)
+
+
+for _cls in list(globals().values()):
+    # frozen slots dataclasses: pickled as the list of their fields' values (dataclasses' __getstate__)
+    if isinstance(_cls, type) and is_dataclass(_cls) and "__getstate__" in _cls.__dict__:
+        _quick_setstate(_cls)

@@ -14,6 +14,11 @@ registry's `caches`, which an overlay shares with the registry below it unless g
 runtime gives the overlays of tx-resources caches bounded by bytes). What is computed from the
 resources of lower layers alone is kept there, under that layer's token (`home`): a thousand
 overlays over the same content share one evaluation of it.
+
+A registry may prefer one version (`prefer`, set by `preferring`): where a canonical has that
+version among others and a request names none, that one is used instead of the latest. It is how
+each FHIR endpoint answers with its own release of FHIR core content, which is versioned by FHIR
+release (administrative-gender 4.0.1 on /r4, 5.0.0 on /r5), from one registry holding both.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Set
-from typing import Any
+from typing import Any, TypeVar
 
 from .aliases import alias_index
 from .caching import BoundedCache, Budget, CacheStats
@@ -29,6 +34,7 @@ from .compile import compile_code_system, compile_concept_map, compile_resource_
 from .errors import UnknownCodeSystem, UnknownConceptMap
 from .models import CodeSystemEntry, ConceptMapEntry, ResourceEntry
 
+T = TypeVar("T")
 SEARCHABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")
 # What a registry keeps: the searchable types, and the NamingSystems that name code systems.
 KEPT_TYPES = (*SEARCHABLE_TYPES, "NamingSystem")
@@ -100,6 +106,8 @@ _tokens = itertools.count()
 
 
 class Registry:
+    prefer: str | None = None  # the version chosen when a request names none, where a canonical has it
+
     def __init__(self, resources: Iterable[dict[str, Any]] = (), parent: Registry | None = None,
                  compiled: Iterable[Compiled] | None = None, caches: RegistryCaches | None = None,
                  size: int = 0):
@@ -111,6 +119,7 @@ class Registry:
         self.parent = parent
         self.token = next(_tokens)
         self.size = size
+        self.prefer = parent.prefer if parent is not None else None
         self.caches: RegistryCaches = caches or (parent.caches if parent is not None else RegistryCaches())
         self._code_systems: dict[str, list[CodeSystemEntry]] = {}
         self._concept_maps: list[ConceptMapEntry] = []
@@ -136,6 +145,13 @@ class Registry:
         for url in touched:
             self._code_systems[url].sort(key=lambda e: version_key(e.version), reverse=True)
         self._index_aliases()
+        # (type, url) -> this layer's entries: a look-up by url is a dict look-up per layer, not a
+        # pass over thousands of value sets (HL7 Terminology has 2,499)
+        self._by_url: dict[tuple[str, str], list[ResourceEntry]] = {}
+        for rtype, entries in self._entries.items():
+            for generic in entries:
+                if generic.url:
+                    self._by_url.setdefault((rtype, generic.url), []).append(generic)
         # the canonicals whose look-ups this layer answers itself (or changes): code systems,
         # supplements and value sets, what value set evaluation looks up, and the identifiers it
         # gives code systems (or makes ambiguous)
@@ -169,7 +185,7 @@ class Registry:
         gone = {id(resource): resource for resource in removed}
         changed = Registry.__new__(Registry)
         changed.parent, changed.caches, changed.token = self.parent, self.caches, next(_tokens)
-        changed.size = self.size
+        changed.size, changed.prefer = self.size, self.prefer
         changed._code_systems = dict(self._code_systems)
         changed._concept_maps = [cm for cm in self._concept_maps if id(cm.resource) not in gone]
         changed._entries = {rtype: ([e for e in entries if id(e.resource) not in gone]
@@ -208,6 +224,32 @@ class Registry:
 
     # --- layers ---
 
+    @classmethod
+    def preferring(cls, base: Registry, version: str) -> Registry:
+        """A view of `base` that prefers `version` (see the module docstring): a layer without
+        content of its own, whose `urls` are the canonicals it answers otherwise than `base` does (so
+        that what is evaluated from them is kept apart). `base` itself when there are none."""
+        versions: dict[str, set[str | None]] = {}
+        canonicals = [*((cs.url, cs.version) for cs in base.code_systems()),
+                      *((vs.url, vs.version) for vs in base.entries("ValueSet")),
+                      *((cm.url, cm.version) for cm in base.concept_maps())]
+        for url, found in canonicals:
+            if url:
+                versions.setdefault(url, set()).add(found)
+        changed = {url for url, found in versions.items() if version in found and len(found) > 1}
+        if not changed:
+            return base
+        view = cls(parent=base)
+        view.prefer = version
+        view.urls = frozenset(changed) | view.urls
+        return view
+
+    def _preferred(self, versions: list[T]) -> list[T]:
+        """`versions` (newest first), those of the preferred version first."""
+        if self.prefer is None or len(versions) < 2:
+            return versions
+        return sorted(versions, key=lambda entry: getattr(entry, "version", None) != self.prefer)
+
     def layers(self) -> Iterator[Registry]:
         """This registry, then the ones below it."""
         layer: Registry | None = self
@@ -237,13 +279,17 @@ class Registry:
         return [cs for url in urls for cs in self.code_system_versions(url)]
 
     def code_system_versions(self, url: str) -> list[CodeSystemEntry]:
-        """Every version of `url`, newest first; the overlay's hide the same versions below it."""
+        """Every version of `url`, newest first (the preferred version first); the overlay's hide
+        the same versions below it."""
         own = self._code_systems.get(url, [])
         if self.parent is None:
-            return list(own)
+            return self._preferred(list(own))
+        if not own:  # the layers below have sorted them already (a view, most overlays)
+            return self._preferred(self.parent.code_system_versions(url))
         mine = {cs.version for cs in own}
         below = [cs for cs in self.parent.code_system_versions(url) if cs.version not in mine]
-        return sorted(own + below, key=lambda e: version_key(e.version), reverse=True) if below else list(own)
+        found = sorted(own + below, key=lambda e: version_key(e.version), reverse=True) if below else list(own)
+        return self._preferred(found)
 
     def code_system(self, url: str, version: str | None = None) -> CodeSystemEntry:
         """The code system `url` at `version` (latest when None); UnknownCodeSystem otherwise."""
@@ -276,7 +322,7 @@ class Registry:
         if not candidates:
             raise UnknownConceptMap("UNKNOWN_CONCEPTMAP", url=url, expression="url")
         if version is None:
-            return max(candidates, key=lambda cm: version_key(cm.version))
+            return self._preferred(sorted(candidates, key=lambda cm: version_key(cm.version), reverse=True))[0]
         for cm in candidates:
             if cm.version == version:
                 return cm
@@ -294,9 +340,16 @@ class Registry:
         return own + [e for e in self.parent.entries(resource_type) if (e.url, e.version) not in mine]
 
     def resource_versions(self, resource_type: str, url: str) -> list[ResourceEntry]:
-        """Every version of the canonical resource `url`, newest first."""
-        found = [e for e in self.entries(resource_type) if e.url == url]
-        return sorted(found, key=lambda e: version_key(e.version), reverse=True)
+        """Every version of the canonical resource `url`, newest first (the preferred version first);
+        a layer's hide the same versions below it."""
+        own = self._by_url.get((resource_type, url), [])
+        if not own and self.parent is not None:
+            return self._preferred(self.parent.resource_versions(resource_type, url))
+        found = list(own)
+        if self.parent is not None:
+            mine = {e.version for e in own}
+            found += [e for e in self.parent.resource_versions(resource_type, url) if e.version not in mine]
+        return self._preferred(sorted(found, key=lambda e: version_key(e.version), reverse=True))
 
     def by_id(self, resource_type: str, resource_id: str) -> ResourceEntry | None:
         own = self._by_id.get((resource_type, resource_id))

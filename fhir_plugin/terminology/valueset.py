@@ -293,7 +293,7 @@ def _include(registry: Registry, include: dict[str, Any], evaluation: Evaluation
         else:
             ordered = [c for c in cs.concepts if c in selected]
         filtered = bool(include.get("filter"))
-        members = [Member(cs.url, cs.version, code, cs.concepts[code].display, cs.concepts[code], cs, nestable=True,
+        members = [Member(cs.url, cs.version, code, cs.concepts[code].display, cs.concepts[code], cs, nestable=cs.nestable,
                           filtered=filtered)
                    for code in ordered]
     if imported:

@@ -57,8 +57,13 @@ class PluginState:
 
     @property
     def service(self) -> TerminologyService:
-        """The service for this request: the start-up content, with what was loaded since on top."""
+        """The start-up content, with what was loaded since on top."""
         return self.runtime.current()
+
+    def service_for(self, version: FhirVersion) -> TerminologyService:
+        """The service for a request to the endpoint of `version`: `service`, preferring that FHIR
+        release's core content where the content holds several (Runtime.current)."""
+        return self.runtime.current(version)
 
 
 def _state() -> PluginState:
@@ -72,12 +77,12 @@ def _state() -> PluginState:
 _SERVICE, _BODY = "fhir_plugin.service", "fhir_plugin.body"
 
 
-def _service() -> TerminologyService:
+def _service(version: FhirVersion) -> TerminologyService:
     """The service for this request, taken once: content reloaded meanwhile must not give one
     request (or its cached answer) two services."""
     environ = request.environ
     if _SERVICE not in environ:
-        environ[_SERVICE] = _state().service
+        environ[_SERVICE] = _state().service_for(version)
     service: TerminologyService = environ[_SERVICE]
     return service
 
@@ -89,7 +94,7 @@ def _operation(version: FhirVersion) -> tuple[list[params.Param], TerminologySer
     given = params.read_params(request, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(_BODY),
                                settings["FHIR_PLUGIN_MAX_JSON_DEPTH"], version)
     tx_resources = params.tx_resources(given, settings["FHIR_PLUGIN_MAX_TX_RESOURCES"])
-    return given, state.runtime.for_request(_service(), tx_resources, version)
+    return given, state.runtime.for_request(_service(version), tx_resources, version)
 
 
 def _inline(version: FhirVersion) -> params.Inline:
@@ -160,7 +165,7 @@ def _answer_key(req: Request, state: PluginState, version: FhirVersion) -> Hasha
     request.headers, for less."""
     environ = req.environ
     body = environ[_BODY] = params.read_body(req, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
-    service = environ.get(_SERVICE) or environ.setdefault(_SERVICE, state.service)  # as _service() takes it
+    service = environ.get(_SERVICE) or environ.setdefault(_SERVICE, state.service_for(version))  # as _service() takes it
     return (service.registry.token, version.value, environ["REQUEST_METHOD"], environ.get("SCRIPT_NAME"),
             environ.get("PATH_INFO"), environ.get("QUERY_STRING"), environ.get("HTTP_ACCEPT"),
             environ.get("HTTP_ACCEPT_LANGUAGE"), environ.get("CONTENT_TYPE"), coding_key(environ.get("HTTP_ACCEPT_ENCODING")),
@@ -206,7 +211,8 @@ OPERATION = ("GET", "POST")
 def metadata(version: FhirVersion) -> Response:
     state = _state()
     if request.args.get("mode") == "terminology":
-        return respond(version, terminology_capabilities(version, state.service.registry, state.software_version))
+        registry = state.service_for(version).registry
+        return respond(version, terminology_capabilities(version, registry, state.software_version))
     return respond(version, capability_statement(version, _base_url(), state.software_version))
 
 
@@ -285,7 +291,7 @@ def search(version: FhirVersion, resource_type: str) -> Response:
     strict = params_search.strict_handling(request.headers.get("Prefer"))
     criteria, page = params_search.search_request(request.args, resource_type, version, strict,
                                                   _state().settings["FHIR_PLUGIN_SEARCH_PAGE_SIZE"])
-    entries = _service().search(resource_type, criteria)
+    entries = _service(version).search(resource_type, criteria)
     return respond(version, searchset(_base_url(), resource_type, entries, page, version))
 
 
@@ -294,7 +300,7 @@ def read(version: FhirVersion, resource_type: str, resource_id: str) -> Response
     if wants_html(request.environ):
         return resource_page(resource_type, resource_id)
     subset = params_search.read_subset(request.args, resource_type, version)
-    return respond(version, ResourceView(_service().read(resource_type, resource_id).resource, subset))
+    return respond(version, ResourceView(_service(version).read(resource_type, resource_id).resource, subset))
 
 
 @route("/<path:path>", None)
@@ -307,6 +313,6 @@ def base(version: FhirVersion) -> Response:
     """POST: a batch or transaction Bundle (web/batch.py). GET: there is nothing to read at a base
     (as HAPI and tx.fhir.org answer, an OperationOutcome), which says where the CapabilityStatement is."""
     if request.method == "POST":
-        return batch.answer(version, _state().settings, _base_url(), {_SERVICE: _service()})
+        return batch.answer(version, _state().settings, _base_url(), {_SERVICE: _service(version)})
     here = request.path.rstrip("/")
     raise NoSuchEndpoint("BASE_NOT_READABLE", path=here, version=version.value, metadata=f"{here}/metadata")
