@@ -37,6 +37,7 @@ class Answer:
     status: int
     content_type: str
     headers: tuple[tuple[str, str], ...] = ()  # besides Content-Type and Content-Length (set from the body)
+    operation: str = ""  # what was asked ("$lookup"): the label of its metrics and access line
 
 
 def _slots(answer: Answer) -> int:
@@ -64,6 +65,14 @@ class AnswerCache:
 
     def get(self, key: Hashable) -> Answer | None:
         return self._answers.get(key) if self.size > 0 else None
+
+    def find(self, key: Hashable) -> Answer | None:
+        """Like get, but none found is not yet a miss: the caller counts it (`missed`) once it
+        knows the request is one the cache is for (the front door looks for every request)."""
+        return self._answers.find(key) if self.size > 0 else None
+
+    def missed(self) -> None:
+        self._answers.missed()
 
     def clear(self) -> None:
         self._answers.clear()

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from flask import Flask, Request, Response, current_app, request
 
+from ..runtime.answers import Answer
 from ..runtime.metrics import metrics
 
 access_log = logging.getLogger("fhir_plugin.access")
@@ -85,7 +86,8 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[:limit]}...({len(text) - limit} more)"
 
 
-def _operation(endpoint: str | None) -> str:
+def operation_of(endpoint: str | None) -> str:
+    """The operation label of a Flask endpoint (metrics and access log)."""
     found = _labels.get(endpoint)
     if found is None:
         view = (endpoint or "").rsplit(".", 1)[-1].removesuffix("_instance")
@@ -110,19 +112,13 @@ OBSERVED = "fhir_plugin.observed"  # app.extensions key: the app observes every 
 
 
 def observe(app: Flask, blueprints: list[str]) -> None:
-    """Observe the requests of `blueprints` in `app`, unless the app observes all of its own."""
+    """Observe the requests of `blueprints` in `app` (a host app) through its request hooks, unless
+    the app observes all of its own (app.StandaloneApp)."""
     if app.extensions.get(OBSERVED):
         return
     for name in blueprints:
         app.before_request_funcs.setdefault(name, []).append(begin)
         app.after_request_funcs.setdefault(name, []).append(finish)
-
-
-def observe_everything(app: Flask) -> None:
-    """Observe every request of `app` (the standalone app), before the plugin is mounted in it."""
-    app.extensions[OBSERVED] = True
-    app.before_request(begin)
-    app.after_request(finish)
 
 
 def begin() -> None:
@@ -132,21 +128,39 @@ def begin() -> None:
 
 
 def finish(response: Response) -> Response:
-    # The proxies are read once each (a proxy access costs a context look-up); the path is the raw
-    # one of the environ, as request.path would decode it for more.
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # flask types the proxy as a Request
+    """The after-request hook of the blueprints of a host app."""
+    return observed(response, request._get_current_object(), current_app)  # type: ignore[attr-defined]
+
+
+def observed(response: Response, req: Request, app: Flask) -> Response:
+    """`response` counted, logged and given its request id."""
     environ = req.environ
     started = environ.get(START)
     if started is None:  # a request that failed before `begin` could run
         return response
-    seconds = time.perf_counter() - started
     rid = environ[REQUEST_ID]
     response.headers[HEADER] = rid
-    operation = _operation(req.endpoint)
-    version = (req.view_args or {}).get("fhir_version", "")
-    cache = environ.get(CACHE, "none")
-    status = response.status_code
-    state: Any = current_app.extensions.get("fhir_plugin")
+    view_args = req.view_args
+    state: Any = app.extensions.get("fhir_plugin")
+    _record(environ, rid, operation_of(req.endpoint), view_args.get("fhir_version", "") if view_args else "",
+            response.status_code, environ.get(CACHE, "none"), time.perf_counter() - started,
+            response.headers.get("Content-Length"), state)
+    return response
+
+
+def record_hit(environ: dict[str, Any], headers: list[tuple[str, str]], answer: Answer, version: str,
+               state: Any, started: float) -> None:
+    """Observe an answer the answer cache's front door (web/front.py) gave without Flask: its
+    request id added to `headers`."""
+    rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
+    headers.append((HEADER, rid))
+    _record(environ, rid, answer.operation, version, answer.status, "hit", time.perf_counter() - started,
+            str(len(answer.body)), state)
+
+
+def _record(environ: dict[str, Any], rid: str, operation: str, version: str, status: int, cache: str,
+            seconds: float, length: str | None, state: Any) -> None:
+    """Count the request in the metrics and write its access line."""
     try:
         counts = metrics()
         counts.request(operation, version, status, cache, seconds)
@@ -156,20 +170,19 @@ def finish(response: Response) -> Response:
     except OSError as error:  # the metrics directory removed or full: the request is answered all the same
         _metrics_failed(error)
     chosen = state.settings["FHIR_PLUGIN_ACCESS_LOG"] if state is not None else "on"
-    if chosen != "off" and (_sink is not None or access_log.isEnabledFor(logging.INFO)):
-        length = response.headers.get("Content-Length")
-        line: dict[str, Any] = {
-            "time": _now(), "requestId": rid, "method": _cut(environ.get("REQUEST_METHOD", ""), MAX_METHOD),
-            "path": _cut(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), MAX_PATH),
-            "operation": operation, "fhirVersion": version, "status": status, "ms": round(seconds * 1000, 3),
-            "bytes": int(length) if length and length.isdigit() else None, "cache": cache}
-        if chosen == "query":
-            line["query"] = _cut(environ.get("QUERY_STRING", ""), MAX_QUERY)
-        if _sink is None:
-            access_log.info("%s", orjson.dumps(line).decode())
-            return response
-        try:
-            os.write(_sink, orjson.dumps(line) + b"\n")
-        except OSError:
-            pass  # a closed stderr must not fail the request it logs
-    return response
+    if chosen == "off" or (_sink is None and not access_log.isEnabledFor(logging.INFO)):
+        return
+    line: dict[str, Any] = {
+        "time": _now(), "requestId": rid, "method": _cut(environ.get("REQUEST_METHOD", ""), MAX_METHOD),
+        "path": _cut(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), MAX_PATH),
+        "operation": operation, "fhirVersion": version, "status": status, "ms": round(seconds * 1000, 3),
+        "bytes": int(length) if length and length.isdigit() else None, "cache": cache}
+    if chosen == "query":
+        line["query"] = _cut(environ.get("QUERY_STRING", ""), MAX_QUERY)
+    if _sink is None:
+        access_log.info("%s", orjson.dumps(line).decode())
+        return
+    try:
+        os.write(_sink, orjson.dumps(line) + b"\n")
+    except OSError:
+        pass  # a closed stderr must not fail the request it logs

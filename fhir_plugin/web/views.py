@@ -14,7 +14,6 @@ the view.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import partial
@@ -33,9 +32,9 @@ from ..terminology.errors import TerminologyError
 from ..terminology.service import TerminologyService
 from ..ui import resource_page, wants_html
 from . import batch, params, params_expand, params_search, params_validate, routing
-from .compression import coding_key
 from .errors import register_error_handlers, terminology_error
-from .observe import CACHE
+from .front import BODY, KEY, SERVICE, answer_key
+from .observe import CACHE, operation_of
 from .responses import respond
 
 bp = Blueprint("fhir_plugin", __name__)
@@ -74,7 +73,7 @@ def _state() -> PluginState:
 # --- what one request uses ---------------------------------------------------------------------
 # Per-request values live in the WSGI environ, which is the request's own (flask.g belongs to the
 # app context, which a host app or a test may keep open across requests).
-_SERVICE, _BODY = "fhir_plugin.service", "fhir_plugin.body"
+_SERVICE, _BODY = SERVICE, BODY  # shared with the answer cache's front door (web/front.py)
 
 
 def _service(version: FhirVersion) -> TerminologyService:
@@ -136,15 +135,20 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
     version = FhirVersion(fhir_version)
     state = _state()
     answers = state.runtime.answers
-    with time_budget(state.settings["FHIR_PLUGIN_TIME_BUDGET_MS"]):  # the engine looks at the clock
-        if not endpoint.cached or not answers.size:
+    budget = state.settings["FHIR_PLUGIN_TIME_BUDGET_MS"]
+    if not endpoint.cached or not answers.size:
+        with time_budget(budget):  # the engine looks at the clock
             return endpoint.view(version, **kwargs)
-        key = _answer_key(req, state, version)
-        kept = answers.get(key)
-        if kept is not None:
-            req.environ[CACHE] = "hit"
-            return _response(kept)
-        req.environ[CACHE] = "miss"
+    looked = KEY in req.environ  # by the front door, which found nothing
+    key = _answer_key(req, state, version)
+    kept = None if looked else answers.get(key)
+    if looked:
+        answers.missed()
+    if kept is not None:  # nothing to spend a budget on
+        req.environ[CACHE] = "hit"
+        return _response(kept)
+    req.environ[CACHE] = "miss"
+    with time_budget(budget):
         try:
             response = endpoint.view(version, **kwargs)
         except TerminologyError as error:
@@ -153,23 +157,22 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
             response = terminology_error(error)  # a 4xx is as deterministic as a 200: kept the same way
     if not (response.is_streamed or response.direct_passthrough):
         headers = tuple((k, v) for k, v in response.headers.items() if k not in ("Content-Type", "Content-Length"))
-        answers.put(key, Answer(response.get_data(), response.status_code, response.content_type or "", headers))
+        answers.put(key, Answer(response.get_data(), response.status_code, response.content_type or "", headers,
+                                operation_of(req.endpoint)))
     return response
 
 
 def _answer_key(req: Request, state: PluginState, version: FhirVersion) -> Hashable:
-    """Everything an answer's bytes depend on: the content (its registry's token), the version,
-    method, path, raw query, the headers that are read (Accept-Encoding too: an answer is kept as
-    sent, compressed or not), and the body (read here, once, inflated if it came compressed, and
-    parsed by the view on a miss). Read from the WSGI environ: the same values as request.path and
-    request.headers, for less."""
+    """The request's key in the answer cache (front.answer_key): the one the front door computed,
+    if it did. The body is read here, once, inflated if it came compressed, and parsed by the view
+    on a miss."""
     environ = req.environ
     body = environ[_BODY] = params.read_body(req, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
+    if KEY in environ:
+        known: Hashable = environ[KEY]
+        return known
     service = environ.get(_SERVICE) or environ.setdefault(_SERVICE, state.service_for(version))  # as _service() takes it
-    return (service.registry.token, version.value, environ["REQUEST_METHOD"], environ.get("SCRIPT_NAME"),
-            environ.get("PATH_INFO"), environ.get("QUERY_STRING"), environ.get("HTTP_ACCEPT"),
-            environ.get("HTTP_ACCEPT_LANGUAGE"), environ.get("CONTENT_TYPE"), coding_key(environ.get("HTTP_ACCEPT_ENCODING")),
-            hashlib.sha256(body).digest() if body else None)
+    return answer_key(environ, service.registry.token, version, body)
 
 
 def _response(answer: Answer) -> Response:

@@ -1,0 +1,108 @@
+"""The answer cache's front door: a request whose answer is kept (runtime/answers.py) is answered
+straight from the WSGI environ, before Flask makes a request object, a context and a route match
+for it.
+
+Validators and interface engines send the same `$lookup` or `$validate-code` many times a second.
+Through Flask such a hit costs about 60 µs of Python, 49 of them Flask's own (a hello-world view
+costs as much); here it costs the key, one dictionary look-up and the observation (web/observe.py),
+about a fifth of that. Only the standalone app (app.py) has this door: in a host app, requests
+belong to the host's own WSGI stack, and there the cache is looked up in `views.handle`.
+
+The door answers only what `views.handle` would answer with the same bytes: the key is the one
+`handle` stores answers under (`answer_key`: content token, FHIR version, method, path, raw query,
+the headers that are read, the body's digest), so a request is answered here only if an identical
+one was answered through Flask before, with the same content. Anything else passes through: HEAD,
+methods other than GET and POST, a POST whose body is compressed, chunked or larger than the
+request limit, paths outside the FHIR bases, and every miss. A POST body read here is handed on to
+Flask as it was read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any
+
+from werkzeug.http import HTTP_STATUS_CODES
+
+from ..fhirversions import FhirVersion
+from ..runtime.answers import Answer
+from .compression import coding_key
+from .observe import record_hit
+
+KEY = "fhir_plugin.answer_key"  # environ: the key computed here, so that views.handle does not again
+SERVICE, BODY = "fhir_plugin.service", "fhir_plugin.body"  # environ: the request's service and body
+
+StartResponse = Callable[..., Any]
+_STATUS = {code: f"{code} {phrase.upper()}" for code, phrase in HTTP_STATUS_CODES.items()}  # as werkzeug says them
+
+
+def answer_key(environ: Mapping[str, Any], token: Hashable, version: FhirVersion, body: bytes | None) -> Hashable:
+    """Everything an answer's bytes depend on (runtime/answers.py): the content (its registry's
+    token), the version, method, path, raw query, the headers that are read (Accept-Encoding as
+    what it chooses: an answer is kept as sent, compressed or not), and the body's digest."""
+    return (token, version.value, environ["REQUEST_METHOD"], environ.get("SCRIPT_NAME"),
+            environ.get("PATH_INFO"), environ.get("QUERY_STRING"), environ.get("HTTP_ACCEPT"),
+            environ.get("HTTP_ACCEPT_LANGUAGE"), environ.get("CONTENT_TYPE"),
+            coding_key(environ.get("HTTP_ACCEPT_ENCODING")), hashlib.sha256(body).digest() if body else None)
+
+
+class AnswerFront:
+    """Answers kept answers of `state` (a views.PluginState) for the bases `bases` (first path
+    segment -> FHIR version), or says None to pass the request on."""
+
+    def __init__(self, state: Any, bases: Mapping[str, FhirVersion]):
+        self.state = state
+        self.bases = dict(bases)
+        self.max_bytes: int = state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes] | None:
+        started = time.perf_counter()
+        answers = self.state.runtime.answers
+        if not answers.size:
+            return None
+        path: str = environ.get("PATH_INFO", "")
+        version = self.bases.get(path[1:path.find("/", 1)] if path.count("/") > 1 else path[1:])
+        if version is None:
+            return None
+        method = environ["REQUEST_METHOD"]
+        if method == "GET":
+            body = None
+        elif method == "POST":
+            body = self._body(environ)
+            if body is None:
+                return None
+        else:
+            return None
+        service = self.state.service_for(version)
+        environ[SERVICE] = service  # the one service of this request, if Flask answers it after all
+        key = environ[KEY] = answer_key(environ, service.registry.token, version, body)
+        kept: Answer | None = answers.find(key)
+        if kept is None:
+            return None
+        headers = [("Content-Type", kept.content_type), ("Content-Length", str(len(kept.body))), *kept.headers]
+        record_hit(environ, headers, kept, version.value, self.state, started)
+        start_response(_STATUS.get(kept.status) or f"{kept.status} UNKNOWN", headers)
+        return [kept.body]
+
+    def _body(self, environ: dict[str, Any]) -> bytes | None:
+        """A POST's body, read whole and handed on to Flask; None (nothing read) for one this door
+        leaves to Flask: compressed, chunked, without a length or beyond the request limit."""
+        length = environ.get("CONTENT_LENGTH")
+        if (not length or not length.isdigit() or int(length) > self.max_bytes
+                or environ.get("HTTP_CONTENT_ENCODING") or environ.get("HTTP_TRANSFER_ENCODING")):
+            return None
+        stream = environ["wsgi.input"]
+        wanted, data = int(length), bytearray()
+        while len(data) < wanted:
+            chunk = stream.read(wanted - len(data))
+            if not chunk:
+                break
+            data += chunk
+        body = bytes(data)
+        # Flask reads the body again from here; a body cut short stays short, and Flask's reading
+        # of it against Content-Length fails as it would have.
+        environ["wsgi.input"] = io.BytesIO(body)
+        return body if len(body) == wanted else None
