@@ -212,3 +212,18 @@ def test_the_door_counts_no_miss_for_what_is_never_kept(app):
     client.get(LOOKUP)
     stats = app.extensions["fhir_plugin"].runtime.answers.stats
     assert (stats.misses, stats.hits) == (1, 1)
+
+
+def test_a_page_naming_its_host_is_never_kept(app, flasked):
+    """An attack on the cache: a browser's read of a resource is the UI's page, whose links name
+    the host asked. A request with a forged Host must not leave its links for the next client."""
+    client = app.test_client()
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    path = "/r4/CodeSystem/icd-10-cm"
+    for _ in range(2):
+        forged = client.get(path, headers={**browser, "Host": "evil.example"})
+        assert forged.status_code == 200 and b"http://evil.example/" in forged.get_data()
+    honest = client.get(path, headers=browser)
+    assert b"evil.example" not in honest.get_data() and b"http://localhost/r4" in honest.get_data()
+    assert flasked.count == 3
+    assert app.extensions["fhir_plugin"].runtime.answers.stats.hits == 0

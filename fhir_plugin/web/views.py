@@ -155,7 +155,9 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
             if not error.deterministic:  # over the time budget: another time it may be answered
                 raise
             response = terminology_error(error)  # a 4xx is as deterministic as a 200: kept the same way
-    if not (response.is_streamed or response.direct_passthrough):
+    # A page of the UI (a read asked for as text/html) links to this host by name: kept, it would
+    # give one client's Host to the next; it is not a FHIR answer, and it is not kept.
+    if not (response.is_streamed or response.direct_passthrough or response.mimetype == "text/html"):
         headers = tuple((k, v) for k, v in response.headers.items() if k not in ("Content-Type", "Content-Length"))
         answers.put(key, Answer(response.get_data(), response.status_code, response.content_type or "", headers,
                                 operation_of(req.endpoint)))
