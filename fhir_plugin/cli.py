@@ -92,6 +92,7 @@ def _serve_with(host: str, port: int, workers: int, front: str, settings: dict[s
     from .server import run_gunicorn
     from .startup import banner, configure_logging
 
+    ignore_reloads_while_starting()
     print(f"fhir-plugin: loading {', '.join(str(p) for p in content_paths(settings))}", file=sys.stderr, flush=True)
     # Loaded here, before gunicorn forks, so that bad content stops the start with a one-line message.
     # The collector stays off until run_gunicorn freezes the content: the first collection after a
@@ -100,7 +101,6 @@ def _serve_with(host: str, port: int, workers: int, front: str, settings: dict[s
     import gc
 
     gc.disable()
-    ignore_reloads_while_starting()
     app = create_app(server=True, progress=TerminalProgress())
     configure_logging()  # once the start cannot fail for the content: the process is the server's now
     base = f"http://{f'[{host}]' if ':' in host else host}:{port}"

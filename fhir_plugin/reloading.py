@@ -180,7 +180,10 @@ def ignore_reloads_while_starting() -> None:
     def ignored(signum: int, frame: FrameType | None) -> None:
         os.write(2, b"fhir-plugin: a reload signal during the start is ignored: the content is being loaded\n")
 
-    signal.signal(signal.SIGHUP, ignored)
+    try:
+        signal.signal(signal.SIGHUP, ignored)
+    except ValueError:  # not the main thread (`serve` called in-process): gunicorn would refuse to run there too
+        pass
 
 
 # --- `fhir-plugin reload` --------------------------------------------------------------------------
