@@ -1,5 +1,5 @@
 """Reloading the content without a dropped request (issue 14, point 6), over real HTTP: a server of
-two workers (behind nginx when installed) serving a small copy of the bundled content and one file
+two workers (behind nginx when installed, and gunicorn alone) serving a small copy of the bundled content and one file
 of extra content, while client threads keep asking $lookup, $translate, $validate-code and /readyz
 for the whole module. Reloads by SIGHUP and by `fhir-plugin reload`: one with nothing changed,
 one after the extra file changed (the new answer is served, the old one never again), one with a
@@ -49,6 +49,7 @@ class Files:
     content: Path
     extra: Path
     pid: Path
+    front: str  # FHIR_PLUGIN_FRONT: nginx in front (when installed), or gunicorn alone
 
     @property
     def status(self) -> Path:
@@ -60,14 +61,14 @@ class Files:
         temporary.replace(self.extra)  # whole: a reload never reads half a file
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory) -> Files:
+@pytest.fixture(scope="module", params=["auto", "none"], ids=["front-auto", "gunicorn-alone"])
+def files(request, tmp_path_factory) -> Files:
     root = tmp_path_factory.mktemp("reload")
     content = root / "content"
     content.mkdir()
     for name in SMALL:  # small: a reload takes a fraction of a second (ICD-10-CM would take seconds)
         shutil.copy(RESOURCES / name, content / name)
-    found = Files(content, root / "my-codes.json", root / "server.pid")
+    found = Files(content, root / "my-codes.json", root / "server.pid", request.param)
     found.write_extra(my_codes("Alpha", "3"))
     return found
 
@@ -76,7 +77,8 @@ def files(tmp_path_factory) -> Files:
 def server(files) -> Iterator[LiveServer]:
     with running_server(workers=2, settings={"FHIR_PLUGIN_CONTENT": str(files.content),
                                              "FHIR_PLUGIN_EXTRA_CONTENT": str(files.extra),
-                                             "FHIR_PLUGIN_PID_FILE": str(files.pid)}) as live:
+                                             "FHIR_PLUGIN_PID_FILE": str(files.pid),
+                                             "FHIR_PLUGIN_FRONT": files.front}) as live:
         yield live
 
 
@@ -349,7 +351,7 @@ def test_no_request_failed_through_every_reload(server, files, clients):
     clients.finish()
     kinds = {kind: sum(1 for a in clients.answers if a.kind == kind) for kind, *_ in MIX}
     reloads = status(files)["finished"]
-    print(f"\n{len(clients.answers)} answers during {reloads} reloads, by kind: {kinds}; failures: "
+    print(f"\n{files.front}: {len(clients.answers)} answers during {reloads} reloads, by kind: {kinds}; failures: "
           f"{len(clients.failures)}")
     assert clients.failures == []
     assert all(count > 0 for count in kinds.values()), kinds
