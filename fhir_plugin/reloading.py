@@ -118,6 +118,7 @@ class Reloader:
         except Exception as error:  # noqa: BLE001 - whatever a load raises, the master serves on
             why = f"{type(error).__name__}: {error}"
         finally:
+            loaded = time.perf_counter() - began
             # The old content was frozen out of the collector's way; what of it is in reference
             # cycles is freed only by a collection of everything, and it must be freed before the
             # fork, or the new workers would carry it.
@@ -126,6 +127,7 @@ class Reloader:
             gc.freeze()
             if collecting:
                 gc.enable()
+        collected = time.perf_counter() - began - loaded
         if served is None:
             seconds = time.perf_counter() - began
             metrics().note_load("reload", seconds, ok=False)
@@ -133,13 +135,12 @@ class Reloader:
                       self.started, seconds, why)
             self._finish(False, why, seconds)
             return False
-        loaded = time.perf_counter() - began
         swap_workers()
         seconds = time.perf_counter() - began
         metrics().note_load("reload", seconds, ok=True)
         text = counts_text(served)
-        log.info("reload %d done in %.2f s (content %.2f s, then new workers for old): %s",
-                 self.started, seconds, loaded, text)
+        log.info("reload %d done in %.2f s (content %.2f s, garbage collection %.2f s, new workers for old "
+                 "%.2f s): %s", self.started, seconds, loaded, collected, seconds - loaded - collected, text)
         self._finish(True, text, seconds)
         return True
 

@@ -250,7 +250,7 @@ def test_sighup_reloads_and_replaces_every_worker(server, files, clients):
     log = server.output()
     assert "fhir-plugin INFO fhir_plugin.reload: reload 1: loading the content again" in log
     assert re.search(rf"fhir-plugin INFO fhir_plugin.reload: reload 1 done in \d+\.\d\d s \(content \d+\.\d\d s, "
-                     rf"then new workers for old\): {re.escape(SERVED)}\n", log)
+                     rf"garbage collection \d+\.\d\d s, new workers for old \d+\.\d\d s\): {re.escape(SERVED)}\n", log)
 
 
 def test_fhir_plugin_reload_serves_changed_content_and_never_the_old_answer(server, files, clients):
