@@ -356,3 +356,49 @@ def test_no_request_failed_through_every_reload(server, files, clients):
     assert clients.failures == []
     assert all(count > 0 for count in kinds.values()), kinds
     assert reloads >= 5
+
+
+# --- in-process: what a reload does with content loaded at run time -------------------------------
+
+TOKEN = "reload-token"
+LOADED = "http://example.org/fhir/CodeSystem/loaded"
+
+
+def test_a_reload_keeps_run_time_loads_on_top_and_refuses_a_conflict_with_them(tmp_path):
+    from fhir_plugin.app import create_app
+    from fhir_plugin.content.errors import InvalidContent
+    from fhir_plugin.extension import reload_content
+
+    content = tmp_path / "content"
+    content.mkdir()
+    for name in SMALL:
+        shutil.copy(RESOURCES / name, content / name)
+    extra = tmp_path / "my-codes.json"
+    extra.write_text(json.dumps(my_codes("Alpha", "3")))
+    app = create_app({"FHIR_PLUGIN_CONTENT": str(content), "FHIR_PLUGIN_EXTRA_CONTENT": str(extra),
+                      "FHIR_PLUGIN_PACKAGES": "", "FHIR_PLUGIN_ADMIN_TOKEN": TOKEN,
+                      "FHIR_PLUGIN_LOAD_DIR": str(tmp_path / "loaded")})
+    client = app.test_client()
+    loaded = {"resourceType": "CodeSystem", "id": "loaded", "url": LOADED, "version": "1", "status": "active",
+              "content": "complete", "concept": [{"code": "X", "display": "Loaded"}]}
+    assert client.post("/admin/content", query_string={"name": "loaded.json"}, data=json.dumps(loaded),
+                       headers={"Authorization": f"Bearer {TOKEN}"},
+                       content_type="application/fhir+json").status_code == 201
+
+    def display(system: str, code: str) -> str:
+        answer = client.get("/r4/CodeSystem/$lookup", query_string={"system": system, "code": code})
+        assert answer.status_code == 200, answer.get_json()
+        return _parameter(answer.get_json(), "display")
+
+    assert (display(MINE, "A"), display(LOADED, "X")) == ("Alpha", "Loaded")
+    extra.write_text(json.dumps(my_codes("Alpha, reloaded", "4")))
+    served = reload_content(app)
+    assert [entry for entry in served if entry[1] == MINE] == [("CodeSystem", MINE, "4", 1)]
+    assert (display(MINE, "A"), display(LOADED, "X")) == ("Alpha, reloaded", "Loaded")
+    # the new content now says something else under the loaded file's url|version
+    extra.write_text(json.dumps({**loaded, "id": "clash", "concept": [{"code": "X", "display": "Clash"}]}))
+    with pytest.raises(InvalidContent) as refused:
+        reload_content(app)
+    assert refused.value.text == (f"CodeSystem '{LOADED}' version '1' is loaded twice with different content: in "
+                                  f"the content the server started with and in loaded.json")
+    assert (display(MINE, "A"), display(LOADED, "X")) == ("Alpha, reloaded", "Loaded")
