@@ -216,6 +216,13 @@ def wait_metrics(server: LiveServer, expected: dict[str, float]) -> dict[str, fl
         time.sleep(0.25)
 
 
+def content_series(server: LiveServer, url: str) -> dict[str, float]:
+    """fhir_plugin_content of the code system `url`: version -> value (its concepts)."""
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    return {sample.labels["version"]: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == "fhir_plugin_content" and sample.labels.get("url") == url}
+
+
 def booted_workers(server: LiveServer) -> int:
     return server.output().count("Booting worker with pid")
 
@@ -268,6 +275,7 @@ def test_fhir_plugin_reload_serves_changed_content_and_never_the_old_answer(serv
     since = clients.mine_since(finished)
     assert since and set(since) == {("4", "Alpha, reloaded")}  # every worker, no answer cached before
     assert wait_metrics(server, {"ok": 2, "failed": 0, "durations": 2}) == {"ok": 2, "failed": 0, "durations": 2}
+    assert content_series(server, MINE) == {"3": 0.0, "4": 1.0}  # version 3 is no longer served
 
 
 def test_a_reload_that_fails_validation_serves_on_what_was_loaded_and_says_why(server, files, clients):
