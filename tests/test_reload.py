@@ -410,3 +410,14 @@ def test_a_reload_keeps_run_time_loads_on_top_and_refuses_a_conflict_with_them(t
     assert refused.value.text == (f"CodeSystem '{LOADED}' version '1' is loaded twice with different content: in "
                                   f"the content the server started with and in loaded.json")
     assert (display(MINE, "A"), display(LOADED, "X")) == ("Alpha, reloaded", "Loaded")
+
+
+def test_the_default_pid_file_is_named_by_the_port(tmp_path):
+    import tempfile
+
+    from fhir_plugin.config import pid_file
+
+    assert pid_file({}, 8080, environ={"XDG_RUNTIME_DIR": "/run/user/1000"}) == Path("/run/user/1000/fhir-plugin-8080.pid")
+    assert pid_file({}, 8081, environ={}) == Path(tempfile.gettempdir()) / f"fhir-plugin-{os.getuid()}-8081.pid"
+    assert pid_file({"FHIR_PLUGIN_PID_FILE": str(tmp_path / "x.pid")}, 8080,
+                    environ={"XDG_RUNTIME_DIR": "/run/user/1000"}) == tmp_path / "x.pid"
