@@ -223,7 +223,12 @@ def content_series(server: LiveServer, url: str) -> dict[str, float]:
             for sample in family.samples if sample.name == "fhir_plugin_content" and sample.labels.get("url") == url}
 
 
-def booted_workers(server: LiveServer) -> int:
+def booted_workers(server: LiveServer, at_least: int = 0) -> int:
+    """How many workers the log says were started (after waiting up to 5 s for `at_least`: a new
+    worker writes its line itself, just after the fork)."""
+    deadline = time.monotonic() + 5
+    while server.output().count("Booting worker with pid") < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
     return server.output().count("Booting worker with pid")
 
 
@@ -244,6 +249,7 @@ def test_the_server_writes_its_pid_file_and_a_status(server, files, clients):
            f"(pid file {files.pid})" in server.output().splitlines()
     time.sleep(1)  # the clients have been at it for a second before the first reload
     assert len(clients.answers) > 0, clients.failures
+    assert booted_workers(server, 2) == 2  # both up (the server answered once one was)
 
 
 def test_sighup_reloads_and_replaces_every_worker(server, files, clients):
@@ -251,7 +257,7 @@ def test_sighup_reloads_and_replaces_every_worker(server, files, clients):
     os.kill(server.pid, signal.SIGHUP)
     done = wait_finished(files, 1)
     assert (done["started"], done["ok"], done["message"]) == (1, True, SERVED)
-    assert booted_workers(server) == booted + 2  # two new workers for the two old ones
+    assert booted_workers(server, booted + 2) == booted + 2  # two new workers for the two old ones
     assert lookup_mine(server) == ("3", "Alpha")
     assert wait_metrics(server, {"ok": 1, "failed": 0, "durations": 1}) == {"ok": 1, "failed": 0, "durations": 1}
     log = server.output()
