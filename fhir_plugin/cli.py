@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from . import cli_content, cli_pairs
+from . import cli_content, cli_pairs, cli_reload
 from .fhirversions import FhirVersion, translate_dialect
 from .terminology.backend import TerminologyBackend
 from .terminology.errors import InvalidRequest, TerminologyError
@@ -86,10 +86,13 @@ def _serve_with(host: str, port: int, workers: int, front: str, settings: dict[s
     from .app import create_app
     from .content.progress import TerminalProgress
     from .config import content_paths
+    from .config import pid_file
     from .extension import STARTUP
+    from .reloading import Reloader, banner_line, ignore_reloads_while_starting
     from .server import run_gunicorn
     from .startup import banner, configure_logging
 
+    ignore_reloads_while_starting()
     print(f"fhir-plugin: loading {', '.join(str(p) for p in content_paths(settings))}", file=sys.stderr, flush=True)
     # Loaded here, before gunicorn forks, so that bad content stops the start with a one-line message.
     # The collector stays off until run_gunicorn freezes the content: the first collection after a
@@ -101,8 +104,10 @@ def _serve_with(host: str, port: int, workers: int, front: str, settings: dict[s
     app = create_app(server=True, progress=TerminalProgress())
     configure_logging()  # once the start cannot fail for the content: the process is the server's now
     base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
-    print("\n".join(banner(base, workers, __version__, settings, front, app.extensions[STARTUP])), flush=True)
-    run_gunicorn(app, host, port, workers, settings)
+    reloader = Reloader(app, pid_file(settings, port))
+    print("\n".join([*banner(base, workers, __version__, settings, front, app.extensions[STARTUP]),
+                     banner_line(reloader, port)]), flush=True)
+    run_gunicorn(app, host, port, workers, settings, reloader)
     return 0
 
 
@@ -456,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     conformance.add_argument("-v", "--verbose", action="store_true", help="list every failed test with its first difference")
     cli_content.add_parsers(commands)
     cli_pairs.add_parser(commands)
+    cli_reload.add_parser(commands)
     return parser
 
 
@@ -473,7 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     handlers = {"serve": _serve, "lookup": _lookup, "translate": _translate, "validate-code": _validate_code,
-                "expand": _expand, "subsumes": _subsumes, "conformance": _conformance, **cli_content.HANDLERS, **cli_pairs.HANDLERS}
+                "expand": _expand, "subsumes": _subsumes, "conformance": _conformance, **cli_content.HANDLERS, **cli_pairs.HANDLERS,
+                **cli_reload.HANDLERS}
     handler = handlers[args.command]
     try:
         return handler(args, settings)

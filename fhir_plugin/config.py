@@ -132,6 +132,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FHIR_PLUGIN_METRICS", "open", str,
             "who may read /metrics (Prometheus): open (whoever reaches the server), admin (the bearer token "
             "FHIR_PLUGIN_ADMIN_TOKEN), off (404)"),
+    Setting("FHIR_PLUGIN_PID_FILE", "", str,
+            "where `fhir-plugin serve` writes its process id, which `fhir-plugin reload` reads; empty: "
+            "fhir-plugin-<port>.pid in $XDG_RUNTIME_DIR, else fhir-plugin-<uid>-<port>.pid in the temporary directory"),
     Setting("FHIR_PLUGIN_TX_TESTS", "", str,
             "the HL7 terminology test suite folder of `fhir-plugin conformance`; empty: ../shared/tx-tests"),
 )
@@ -227,6 +230,20 @@ def cache_dir(settings: Mapping[str, Any], *, server: bool, environ: Mapping[str
     if settings.get("FHIR_PLUGIN_CACHE_DIR"):
         return Path(settings["FHIR_PLUGIN_CACHE_DIR"])
     return _user_dir(environ, "XDG_CACHE_HOME", ".cache") if server else None
+
+
+def pid_file(settings: Mapping[str, Any], port: int, environ: Mapping[str, str] | None = None) -> Path:
+    """Where the server listening on `port` writes its process id: FHIR_PLUGIN_PID_FILE, else a
+    name with the port (servers on several ports have one each) in the user's runtime directory, or
+    with the user id too in the shared temporary directory."""
+    if settings.get("FHIR_PLUGIN_PID_FILE"):
+        return Path(settings["FHIR_PLUGIN_PID_FILE"])
+    environ = os.environ if environ is None else environ
+    if environ.get("XDG_RUNTIME_DIR"):
+        return Path(environ["XDG_RUNTIME_DIR"]) / f"fhir-plugin-{port}.pid"
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"fhir-plugin-{os.getuid()}-{port}.pid"
 
 
 def package_cache_dir(settings: Mapping[str, Any]) -> Path:

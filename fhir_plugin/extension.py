@@ -36,6 +36,7 @@ from .web.views import PluginState, bp
 
 log = logging.getLogger("fhir_plugin")
 STARTUP = "fhir_plugin.startup"
+RELOAD = "fhir_plugin.reload"  # how to load the start-up content again (absent for an app given its service)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,12 @@ class FhirTerminology:
             except Exception:
                 metrics().note_load("startup", time.perf_counter() - started, ok=False)
                 raise
+
+            def rebuild() -> TerminologyService:  # the same sources, read again (a reload)
+                return load_service(configured_paths(settings), cache=compiled, limits=Limits.from_settings(settings),
+                                    progress=LogProgress())
+
+            app.extensions[RELOAD] = rebuild
         loaded = load_dir(settings)
         store = ContentStore(loaded, Limits.from_settings(settings), LoadBounds.from_settings(settings)) if loaded else None
         runtime = Runtime(service, store, answer_cache=settings["FHIR_PLUGIN_ANSWER_CACHE"], compiled=compiled,
@@ -125,3 +132,21 @@ def cache_stats(app: Flask) -> dict[str, CacheStats]:
     through it, compiled-content."""
     state: PluginState = app.extensions["fhir_plugin"]
     return state.runtime.cache_stats()
+
+
+def reload_content(app: Flask) -> list[Served]:
+    """Load `app`'s start-up content again from its sources (FHIR_PLUGIN_CONTENT or the bundled
+    content, FHIR_PLUGIN_EXTRA_CONTENT, the packages; the settings of the start, through the same
+    compiled-content cache) and serve it in this process from the next request, with what was
+    loaded at run time on top; returns what is served now. Raises what the load raises
+    (InvalidContent names the file) with nothing changed, and RuntimeError for an app that was
+    given its service (there is nothing to load it again from)."""
+    rebuild = app.extensions.get(RELOAD)
+    if rebuild is None:
+        raise RuntimeError("this app was given its content (service=...): there is nothing to reload it from")
+    service: TerminologyService = rebuild()
+    state: PluginState = app.extensions["fhir_plugin"]
+    state.runtime.serve(service)
+    served = inventory(service.registry)
+    metrics().note_content(served)
+    return served

@@ -54,7 +54,10 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .reloading import Reloader
 
 WORKER_SETTINGS = "gunicorn sync workers (one connection per request)"  # for the benchmark report
 NGINX_INSTALL = "apt-get install nginx"  # Debian and Ubuntu; root's, or with sudo
@@ -309,11 +312,13 @@ class NginxFront:
 # --- gunicorn -------------------------------------------------------------------------------------
 
 
-def run_gunicorn(app: Any, host: str, port: int, workers: int, settings: Mapping[str, Any] | None = None) -> None:
+def run_gunicorn(app: Any, host: str, port: int, workers: int, settings: Mapping[str, Any] | None = None,
+                 reloader: Reloader | None = None) -> None:
     """Serve `app` until interrupted, behind nginx unless FHIR_PLUGIN_FRONT says otherwise. The
     app is built before the fork (preload), so every worker shares the one loaded index
     copy-on-write. `settings`: FHIR_PLUGIN_FRONT, _CLIENT_TIMEOUT, _WORKER_TIMEOUT and
-    _MAX_REQUEST_BYTES (the environment's, or the defaults, when not given)."""
+    _MAX_REQUEST_BYTES (the environment's, or the defaults, when not given). `reloader`: what
+    SIGHUP does first (reloading.py); without it, only gunicorn's own new workers for old."""
     import gc
 
     from gunicorn import util
@@ -341,6 +346,12 @@ def run_gunicorn(app: Any, host: str, port: int, workers: int, settings: Mapping
     # writer here changes nothing else (the workers fork from this process and inherit it).
     util.write_error = write_outcome_error
 
+    def stop_front() -> None:
+        if reloader is not None:
+            reloader.withdraw()
+        if front is not None:
+            front.stop()
+
     class FrontArbiter(Arbiter):
         """gunicorn's master, which also starts, watches and stops the nginx in front."""
 
@@ -353,6 +364,24 @@ def run_gunicorn(app: Any, host: str, port: int, workers: int, settings: Mapping
                     self.stop()  # first: it removes the workers' socket from the front's directory
                     front.stop()
                     raise SystemExit(f"fhir-plugin: {failed}") from None
+            if reloader is not None:
+                reloader.announce()
+
+        def handle_hup(self) -> None:
+            # The content first, in this process; gunicorn's reload (new workers forked from this
+            # state, the old ones stopped gracefully) only if it loaded.
+            if reloader is None:
+                super().handle_hup()
+            else:
+                reloader.run(super().handle_hup)
+
+        def wait_for_signals(self, timeout: float | None = 1.0) -> list[int]:
+            signals: list[int] = super().wait_for_signals(timeout)
+            if reloader is None:
+                return signals
+            from .reloading import coalesce
+
+            return coalesce(signals)
 
         def manage_workers(self) -> None:
             if front is not None:
@@ -367,8 +396,7 @@ def run_gunicorn(app: Any, host: str, port: int, workers: int, settings: Mapping
                        # gunicorn >= 25.1 opens a control socket at one fixed path per user, so two
                        # servers on one machine would take it from each other; we do not use it.
                        "control_socket_disable": True}
-            if front is not None:
-                options["on_exit"] = lambda arbiter: front.stop()
+            options["on_exit"] = lambda arbiter: stop_front()
             if metrics_directory() is not None:  # a dead worker's live gauges stop counting
                 options["child_exit"] = lambda arbiter, worker: worker_exited(worker.pid)
             for key, value in options.items():
@@ -384,5 +412,4 @@ def run_gunicorn(app: Any, host: str, port: int, workers: int, settings: Mapping
     try:
         Server().run()
     finally:
-        if front is not None:
-            front.stop()
+        stop_front()

@@ -77,6 +77,12 @@ def test_the_unit_restarts_the_server_behind_the_system_nginx():
     assert int(unit["TimeoutStopSec"]) > 30
 
 
+def test_the_unit_reloads_through_fhir_plugin_reload():
+    unit = unit_settings()
+    assert (unit["ExecReload"], unit["RuntimeDirectory"], unit["FHIR_PLUGIN_PID_FILE"]) == (
+        "/opt/fhir-plugin/.venv/bin/fhir-plugin reload", "fhir-plugin", "/run/fhir-plugin/fhir-plugin.pid")
+
+
 # --- the nginx server block -----------------------------------------------------------------------
 
 

@@ -45,8 +45,9 @@ class Runtime:
         self.requests = RequestResources(request_memory)
         self.answers = AnswerCache(answer_cache)
         self.problems: dict[str, str] = {}  # file -> why it cannot be served (its version before, if any, is)
-        # /readyz: false until the content is served. Always true once built today (a server's
-        # workers exist only after the content is loaded); a reload that cannot serve would clear it.
+        # /readyz: false until the content is served. Always true once built: a server's workers
+        # exist only after the content is loaded, and a reload (server.py, reloading.py) loads the
+        # new content beside the old and swaps it in whole, so there is no moment that cannot serve.
         self.ready = False
         self._lock = threading.Lock()
         self._seen = store.marker() if store else None
@@ -82,9 +83,11 @@ class Runtime:
         """Serve `base` (with what was loaded at run time on top) from the next request on: a reload
         of the start-up content. Nothing answered from the old content is answered again."""
         with self._lock:
+            # built first: content in the store that cannot be laid on `base` raises with nothing changed
+            layer = (self.store.build(base.registry, self.layer.files) if self.store
+                     else Layer.of(base.registry, indexed=False))
             self.base = base
-            self._adopt(self.store.build(base.registry, self.layer.files) if self.store
-                        else Layer.of(base.registry, indexed=False))
+            self._adopt(layer)
 
     def summary(self) -> dict[str, Any]:
         """Every file of the load directory, as JSON for the admin endpoint: its state (loaded,

@@ -48,15 +48,18 @@ class Metrics:
         self.cache = {figure: Gauge(f"fhir_plugin_cache_{figure}", f"{figure} of each cache (Runtime.cache_stats), "
                                     "summed over the workers", ["cache"], **live)  # type: ignore[arg-type]
                       for figure in ("entries", "size", "maxsize", "hits", "misses", "evictions")}
-        # Written once by the process that loads the start-up content (the master, before the fork).
-        self.content = Gauge("fhir_plugin_content", "start-up content served: one series per resource, its "
+        # Written by the process that loads the start-up content (the master, before the fork), and
+        # again by it on a reload.
+        self.content = Gauge("fhir_plugin_content", "content served (from start-up or the last reload; 0: no "
+                             "longer served): one series per resource, its "
                              "size as value (concepts of a code system, includes of a value set, mapped elements "
                              "of a concept map)", ["type", "url", "version"],
                              multiprocess_mode="max")
-        self.loads = Counter("fhir_plugin_content_loads", "content loads: startup, load and unload (run time), "
-                             "by result", ["kind", "result"])
+        self.loads = Counter("fhir_plugin_content_loads", "content loads: startup, reload (SIGHUP), load and "
+                             "unload (run time), by result", ["kind", "result"])
         self.load_seconds = Histogram("fhir_plugin_content_load_seconds", "duration of content loads, by kind",
                                       ["kind"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+        self._served: set[tuple[str, str, str]] = set()
         self._children: dict[tuple[str, str, str, str], Any] = {}
         self._latency: dict[str, Any] = {}
         self._caches_at = 0.0
@@ -86,8 +89,15 @@ class Metrics:
                     gauge.labels(each.name).set(getattr(each, figure))
 
     def note_content(self, served: Iterable[tuple[str, str, str, int]]) -> None:
+        """The content served now. After a reload, a resource no longer served stays as a series of
+        value 0: multiprocess files cannot forget a series."""
+        now: set[tuple[str, str, str]] = set()
         for resource_type, url, version, size in served:
             self.content.labels(resource_type, url, version).set(size)
+            now.add((resource_type, url, version))
+        for gone in self._served - now:
+            self.content.labels(*gone).set(0)
+        self._served = now
 
     def note_load(self, kind: str, seconds: float, ok: bool) -> None:
         self.loads.labels(kind, "ok" if ok else "failed").inc()
