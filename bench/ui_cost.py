@@ -47,7 +47,9 @@ def main() -> int:
                    "wsgi.input": io.BytesIO(b""), "wsgi.errors": io.StringIO()}
         body = app.wsgi_app(environ, start_response)
         b"".join(body)
-        body.close()  # type: ignore[attr-defined]
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
 
     variants: dict[str, Callable[[], None]] = {}
     for label, (path, query, accept) in REQUESTS.items():

@@ -55,7 +55,7 @@ def test_value_sets_holding_is_what_asking_every_value_set_says(default_service)
     picked = random.Random(13)
     systems = [cs for cs in default_service.registry.code_systems() if cs.concepts]
     cases = [(ICD, "M62.81"), (ICD, "R26.2"), (CPT, "97116")]
-    cases += [(cs.url, picked.choice(sorted(cs.concepts))) for cs in picked.sample(systems, 12)]
+    cases += [(cs.url, picked.choice(sorted(cs.concepts))) for cs in picked.sample(systems, 8)]
     held = 0
     for system, code in cases:
         expected = _asking_every_value_set(default_service, system, code)
@@ -108,7 +108,7 @@ def _filters() -> list[str]:
     words = ["gait", "muscle", "weakness", "fracture", "left", "right", "of", "disorder", "abnormal", "sjögren",
              "ataxic", "m62", "r26", "displaced", "pain", "unspecified", "with", "and"]
     found = [" ".join(picked.choice(words)[:picked.randint(1, 7)] for _ in range(picked.randint(1, 3)))
-             for _ in range(150)]
+             for _ in range(50)]
     return found + ["- -", " ", "😀", "a", "M62.8", "gait tra", "dis dis", "é", "ab", "x" * 40]
 
 
@@ -116,10 +116,10 @@ def test_word_index_finds_what_scanning_finds(icd_evaluation):
     """The word index (textindex.py) against the definition: every word of the filter starts a word of
     the member's search text, tested member by member."""
     members = icd_evaluation.members
+    texts = [(expand._search_text(m), m) for m in members]
     for text in _filters():
         wanted = expand.filter_words(ExpandRequest(url="x", filter=text))
-        needles = [" " + word for word in wanted]
-        scanned = [m for m in members if all(n in expand._search_text(m) for n in needles)]
+        scanned = [m for t, m in texts if all(" " + word in t for word in wanted)]
         assert expand.text_filtered(icd_evaluation, wanted) == scanned, text
         assert expand.text_filtered(icd_evaluation, wanted, 10) == scanned[:10], text
     gait = expand.filter_words(ExpandRequest(url="x", filter="gait"))
@@ -167,29 +167,3 @@ def test_no_client_gets_another_clients_csrf_token(ui_app):
         assert f'value="{token}"' in form.text
         tokens.add(token)
     assert len(tokens) == 3
-
-
-def test_many_distinct_prefixes_and_pages_stay_within_the_answer_cache(service):
-    """An attacker's stream of new type-ahead texts and concept pages: each is computed once and
-    kept within FHIR_PLUGIN_ANSWER_CACHE slots (here 16 of 16 KiB), least recently used out; the word
-    index is one per evaluation, whatever the number of texts."""
-    app = create_app({"FHIR_PLUGIN_ANSWER_CACHE": "16"}, service=service)
-    client = app.test_client()
-    icd = service.code_system_by_id("icd-10-cm")
-    codes = sorted(icd.concepts)[:150]
-    for number, code in enumerate(codes):
-        assert client.get("/ui/CodeSystem/icd-10-cm/suggest", query_string={"q": f"a{number:03d}"}).status_code == 200
-        assert client.get(f"/ui/CodeSystem/icd-10-cm/concept/{code}", headers=HTML).status_code == 200
-    answers = cache_stats(app)["answers"]
-    assert (answers.entries, answers.size, answers.maxsize) == (16, 16, 16)
-    assert answers.evictions == 2 * 150 - 16
-    value_set = resolve_value_set(service.registry, f"{ICD}?fhir_vs")
-    assert list(evaluate(service.registry, value_set).search) == ["words"]
-
-
-def test_raw_query_bytes_that_are_not_utf8_are_a_400(ui_app):
-    client = ui_app.test_client()
-    for path in ("/ui/CodeSystem/icd-10-cm/suggest", "/ui/CodeSystem/icd-10-cm", "/ui/check"):
-        response = client.get(path, environ_overrides={"QUERY_STRING": "q=\xf6"}, headers=HTML)
-        assert response.status_code == 400, path
-        assert "the query string is not valid UTF-8" in response.text
