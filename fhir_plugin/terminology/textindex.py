@@ -9,9 +9,9 @@ starts are a range found by bisection and the members are the union of their pos
 most selective word of the filter (the fewest positions in its range, read from running totals)
 gives the candidates; the others are checked on each candidate's text, as before.
 
-Memory: about 4 bytes per (member, distinct word) and one string per distinct word, built once
-per kept evaluation, like the text index it replaces (for ICD-10-CM about 1.1 million positions
-and 40,000 words).
+Memory: 4 bytes per (member, distinct word) and one string per distinct word, built once per kept
+evaluation, like the one-string index it replaces (for ICD-10-CM 1.1 million positions and 24,551
+words: 9.6 MB by tracemalloc, against 8.4 MB of text and its offsets for that string).
 """
 
 from __future__ import annotations
