@@ -58,5 +58,5 @@ def create_app(config: Mapping[str, Any] | None = None, service: TerminologyServ
     app.config["MAX_CONTENT_LENGTH"] = state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]
     register_error_handlers(app)
     default = FhirVersion(state.settings["FHIR_PLUGIN_DEFAULT_VERSION"])
-    app.front = AnswerFront(state, {**{v.value.lower(): v for v in FhirVersion}, "fhir": default})
+    app.front = AnswerFront(state, {**{v.value.lower(): v for v in FhirVersion}, "fhir": default}, ui="/ui/")
     return app

@@ -128,8 +128,8 @@ class FhirTerminology:
 def cache_stats(app: Flask) -> dict[str, CacheStats]:
     """The figures of every cache behind `app`'s FHIR endpoints (size, hits, misses, evictions), by
     name: answers, tx-resources, tx-overlays, inline-resources, tx-evaluations,
-    tx-supplemented-code-systems, evaluations, supplemented-code-systems and, when content was read
-    through it, compiled-content."""
+    tx-supplemented-code-systems, evaluations, supplemented-code-systems, value-set-systems (the UI's
+    concept page) and, when content was read through it, compiled-content."""
     state: PluginState = app.extensions["fhir_plugin"]
     return state.runtime.cache_stats()
 

@@ -9,6 +9,10 @@ import time
 import pytest
 
 from fhir_plugin import create_app
+from fhir_plugin.extension import cache_stats
+from fhir_plugin.terminology import expand
+from fhir_plugin.terminology.models import ExpandRequest
+from fhir_plugin.terminology.valueset import evaluate, resolve_value_set
 from helpers import ICD
 
 HTML = {"Accept": "text/html"}
@@ -62,3 +66,32 @@ def test_implicit_value_set_of_a_code_system(client):
     assert [c["code"] for c in response.get_json()["expansion"]["contains"]] == ["R26.0"]
     response = client.get("/r4/ValueSet/$expand", query_string={"url": "http://example.org/none?fhir_vs"})
     assert response.status_code == 404
+
+
+def test_many_distinct_prefixes_and_pages_stay_within_the_answer_cache(service):
+    """An attacker's stream of new type-ahead texts and concept pages: each is computed once and
+    kept within FHIR_PLUGIN_ANSWER_CACHE slots (here 16 of 16 KiB), least recently used out; the word
+    index is one per evaluation, whatever the number of texts."""
+    app = create_app({"FHIR_PLUGIN_ANSWER_CACHE": "16"}, service=service)
+    client = app.test_client()
+    icd = service.code_system_by_id("icd-10-cm")
+    codes = sorted(icd.concepts)[:150]
+    for number, code in enumerate(codes):
+        assert client.get("/ui/CodeSystem/icd-10-cm/suggest", query_string={"q": f"a{number:03d}"}).status_code == 200
+        assert client.get(f"/ui/CodeSystem/icd-10-cm/concept/{code}", headers=HTML).status_code == 200
+    answers = cache_stats(app)["answers"]
+    assert (answers.entries, answers.size, answers.maxsize) == (16, 16, 16)
+    assert answers.evictions == 2 * 150 - 16
+    value_set = resolve_value_set(service.registry, f"{ICD}?fhir_vs")
+    search = evaluate(service.registry, value_set, expand._options(ExpandRequest(url=f"{ICD}?fhir_vs"))).search
+    assert sorted(search) == ["words"]
+
+
+def test_raw_query_bytes_that_are_not_utf8_are_a_400(ui_client, caplog):
+    caplog.set_level(logging.INFO)
+    client = ui_client
+    for path in ("/ui/CodeSystem/icd-10-cm/suggest", "/ui/CodeSystem/icd-10-cm", "/ui/check"):
+        response = client.get(path, environ_overrides={"QUERY_STRING": "q=\xf6"}, headers=HTML)
+        assert response.status_code == 400, path
+        assert "the query string is not valid UTF-8" in response.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

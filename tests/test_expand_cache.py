@@ -11,6 +11,7 @@ from fhir_plugin.render.expansion import value_set as rendered
 from fhir_plugin.terminology.expand import expand_value_set, text_filtered, text_matches, words
 from fhir_plugin.terminology.models import ExpandRequest
 from fhir_plugin.terminology.registry import Registry, RegistryCaches
+from fhir_plugin.terminology.textindex import WordIndex
 from fhir_plugin.terminology.valueset import EvaluationOptions, evaluate
 
 WHOLE_ICD = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [{"system": ICD}]}}
@@ -32,7 +33,7 @@ def test_the_text_index_finds_what_a_scan_finds_on_the_whole_icd_10_cm(service, 
     evaluation = evaluate(service.registry, WHOLE_ICD)
     wanted = words(text)
     indexed = text_filtered(evaluation, wanted)
-    assert evaluation.search["text"]  # the index was built, not the scan taken
+    assert isinstance(evaluation.search["words"], WordIndex)  # the index was built, not the scan taken
     assert indexed == [m for m in evaluation.members if text_matches(m, wanted)]
     assert [m.code for m in indexed][:5] == first[:5] and len(indexed) == total
     answer = rendered(service.expand(ExpandRequest(value_set=WHOLE_ICD, filter=text, count=5)))["expansion"]

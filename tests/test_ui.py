@@ -262,3 +262,34 @@ def test_hostile_display_and_comment_loaded_at_run_time_are_shown_as_text(http, 
         text = page(http, server, path)
         assert "<script>alert" not in text and "<img src=x" not in text, path
         assert ESCAPED in text, path
+
+
+def _value_sets_shown(text: str) -> list[str]:
+    section = text.split("<h2>Value sets that hold it</h2>", 1)[1]
+    return re.findall(r'<li><a href="/ui/ValueSet/([^"]+)">', section)
+
+
+def test_a_value_set_loaded_at_run_time_shows_on_the_concept_page_at_once(http, server):
+    """The concept page is kept (ui/kept.py) and the value sets' systems are indexed per content
+    (terminology/holders.py): a load makes a new content, so the next page lists the new value set."""
+    path = "/ui/CodeSystem/icd-10-cm/concept/M62.84"
+    assert _value_sets_shown(page(http, server, path)) == []
+    assert _value_sets_shown(page(http, server, path)) == []  # the kept page
+    value_sets = [{"resourceType": "ValueSet", "id": "loaded-muscle", "url": "http://example.org/vs/loaded-muscle",
+                   "status": "active", "title": "Loaded: other specified muscle disorders", "compose": {"include": [
+                       {"system": ICD, "filter": [{"property": "concept", "op": "is-a", "value": "M62.8"}]}]}},
+                  {"resourceType": "ValueSet", "id": "loaded-import", "url": "http://example.org/vs/loaded-import",
+                   "status": "active", "compose": {"include": [{"valueSet": ["http://example.org/vs/loaded-muscle"]}]}}]
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in value_sets]}
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/fhir+json"}
+    loaded = http.post(f"{server.url}/admin/content", params={"name": "muscle.json"}, data=json.dumps(bundle),
+                       headers=auth, timeout=30)
+    assert loaded.status_code in (200, 201), loaded.text
+    try:
+        assert _value_sets_shown(page(http, server, path)) == ["loaded-muscle", "loaded-import"]
+        assert _value_sets_shown(page(http, server, "/ui/CodeSystem/icd-10-cm/concept/M62.81")) == [
+            "loaded-muscle", "loaded-import", "icd-10-cm-gait-training-diagnoses"]  # search order: loaded first
+    finally:
+        removed = http.delete(f"{server.url}/admin/content/muscle.json", headers=auth, timeout=30)
+        assert removed.status_code in (200, 204), removed.text
+    assert _value_sets_shown(page(http, server, path)) == []

@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..fhirversions import FhirVersion
-from ..terminology.caching import CacheStats
+from ..terminology.caching import BoundedCache, CacheStats
 from ..terminology.errors import TerminologyError
+from ..terminology.holders import ValueSetSystems
 from ..terminology.registry import Registry
 from ..terminology.service import TerminologyService
 from .answers import AnswerCache
@@ -44,6 +45,9 @@ class Runtime:
         self.compiled = compiled
         self.requests = RequestResources(request_memory)
         self.answers = AnswerCache(answer_cache)
+        # the UI's concept page: which value sets may hold codes of which system, per content (a
+        # few hundred KB each; the views of one content and a load's old and new one fit)
+        self._value_set_systems: BoundedCache[ValueSetSystems] = BoundedCache("value-set-systems", 4)
         self.problems: dict[str, str] = {}  # file -> why it cannot be served (its version before, if any, is)
         # /readyz: false until the content is served. Always true once built: a server's workers
         # exist only after the content is loaded, and a reload (server.py, reloading.py) loads the
@@ -72,9 +76,20 @@ class Runtime:
         """A resource given inline in a request, validated (R4 or R5, `version` tried first)."""
         return self.requests.inline(resource, origin, version)
 
+    def value_set_systems(self, service: TerminologyService) -> ValueSetSystems:
+        """The systems each value set of `service` can hold codes of (holders.py), built on first
+        use per content: a run-time load makes a new registry, with a new token."""
+        registry = service.registry
+        found = self._value_set_systems.get(registry.token)
+        if found is None:
+            found = ValueSetSystems(registry, service.search("ValueSet", {}))
+            self._value_set_systems.put(registry.token, found)
+        return found
+
     def cache_stats(self) -> dict[str, CacheStats]:
         """Every cache this runtime's answers go through, by name: the one place to read them."""
-        found = [self.answers.stats, *self.requests.stats(), *self._service.registry.caches.stats()]
+        found = [self.answers.stats, self._value_set_systems.stats, *self.requests.stats(),
+                 *self._service.registry.caches.stats()]
         if self.compiled is not None:
             found.append(self.compiled.stats)
         return {stats.name: stats for stats in found}
@@ -157,6 +172,7 @@ class Runtime:
         # dropping them frees the room at once (a request still running on the old content may
         # put one back, under the old token, where nothing finds it).
         self.answers.clear()
+        self._value_set_systems.clear()
 
     def _note(self, problems: Mapping[str, TerminologyError]) -> None:
         """Keep the problems of files that cannot be served; log each once, not on every change."""

@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from bisect import bisect_right
 from dataclasses import replace
 from datetime import datetime, timezone
-from itertools import accumulate
+from itertools import islice
 from typing import Any
 
 from . import budget
@@ -39,6 +38,7 @@ from .expansion import contains_tree
 from .identifiers import Renamer
 from .models import ExpandRequest, ExpandResult, ExpansionParameter, versions_by_system
 from .registry import Registry
+from .textindex import WordIndex
 from .valueset import (Evaluation, EvaluationOptions, Member, canonical_of, compose_parameters, evaluate,
                        resolve_value_set, status_warnings)
 # The ValueSet's own elements an expansion repeats: its identity and status, not its definition
@@ -117,35 +117,21 @@ def _holds_all(text: str, needles: list[str]) -> bool:
 _INDEXED_MEMBERS = 5_000
 
 
-def text_filtered(evaluation: Evaluation, wanted: list[str]) -> list[Member]:
+def text_filtered(evaluation: Evaluation, wanted: list[str], limit: int | None = None) -> list[Member]:
     """The evaluation's members that match every word of the text filter (`filter_words`), in
-    order. A large kept evaluation gets one string of all its members' words (built once, shared
-    by its copies), so the first word is found by str.find, in C, and only those hits are checked
-    for the others. Each member examined costs one substring test per word, at most."""
+    order (the first `limit` of them, if given). A large kept evaluation gets an index of its
+    members' words (textindex.py: built once, shared by its copies), so that a word finds the
+    members it starts a word of by bisection, and only those are checked for the other words."""
     members = evaluation.members
-    needles = [" " + word for word in wanted]
-    if len(members) < _INDEXED_MEMBERS or not needles:
-        return [m for m in members if _holds_all(_search_text(m), needles)]
+    if len(members) < _INDEXED_MEMBERS:
+        needles = [" " + word for word in wanted]
+        found = (m for m in members if _holds_all(_search_text(m), needles))
+        return list(found if limit is None else islice(found, limit))
     budget.check()
-    index = evaluation.search.get("text")
+    index: WordIndex | None = evaluation.search.get("words")
     if index is None:
-        texts = [_search_text(m) for m in members]
-        starts = [0, *accumulate(len(t) + 1 for t in texts)][:-1]
-        index = evaluation.search["text"] = ("\n".join(texts), starts)
-    blob, starts = index
-    first, others = needles[0], needles[1:]
-    found: list[Member] = []
-    at = blob.find(first)
-    examined = 0
-    while at >= 0:
-        examined += 1
-        if not examined % budget.STRIDE:
-            budget.check()
-        line = bisect_right(starts, at) - 1
-        if _holds_all(_search_text(members[line]), others):
-            found.append(members[line])
-        at = blob.find(first, starts[line + 1] if line + 1 < len(starts) else len(blob))
-    return found
+        index = evaluation.search["words"] = WordIndex([_search_text(m) for m in budget.checked(members)])
+    return [members[position] for position in index.matches(wanted, limit)]
 
 
 def _is_inactive(member: Member) -> bool:
@@ -237,6 +223,18 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
         total=total, offset=offset if paged else None, parameters=_echo(request, evaluation, language),
         properties=properties, contains=contains,
         fragment_of=evaluation.used_fragments[0].partition("|")[0] if evaluation.used_fragments else None)
+
+
+def first_matches(registry: Registry, request: ExpandRequest, limit: int) -> list[Member]:
+    """The first `limit` members of `request.url`'s expansion under its text filter: the members of
+    $expand's first page (count=`limit`), without counting the others (a type-ahead shows no
+    total). For a request that names no language, no version rule and no other filter (what the
+    UI asks); their display is the member's, as in that page."""
+    value_set = resolve_value_set(registry, request.url or "", request.value_set_version, _options(request))
+    evaluation = evaluate(registry, value_set, options=_options(request))
+    if evaluation.unknown_systems:
+        raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_EXP", system=evaluation.unknown_systems[0], expression="system")
+    return text_filtered(evaluation, filter_words(request), limit)
 
 
 def _echo(request: ExpandRequest, evaluation: Evaluation, language: str | None) -> tuple[ExpansionParameter, ...]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..terminology.errors import TerminologyError
+from ..terminology.expand import first_matches
+from ..terminology.holders import ValueSetSystems, value_sets_holding
 from ..terminology.models import (
     CodeSystemEntry,
     Coding,
@@ -14,7 +15,6 @@ from ..terminology.models import (
     ExpandResult,
     LookupRequest,
     TranslateRequest,
-    ValidateCodeRequest,
 )
 from ..terminology.service import TerminologyService
 
@@ -78,6 +78,13 @@ def search(service: TerminologyService, cs: CodeSystemEntry, text: str, page: in
     return service.expand(ExpandRequest(url=f"{cs.url}?fhir_vs", filter=text, offset=page * count, count=count))
 
 
+def suggestions(service: TerminologyService, cs: CodeSystemEntry, text: str) -> list[tuple[str, str]]:
+    """The first SUGGESTIONS (code, display) that match `text`: those of `search`'s first page,
+    without counting the rest (the engine's word index finds them: expand.first_matches)."""
+    found = first_matches(service.registry, ExpandRequest(url=f"{cs.url}?fhir_vs", filter=text), SUGGESTIONS)
+    return [(member.code, member.display or "") for member in found]
+
+
 def roots(cs: CodeSystemEntry) -> list[tuple[str, str]]:
     """The top of the hierarchy (concepts without a parent), in code system order."""
     found = []
@@ -93,8 +100,9 @@ def _property_text(value: object) -> str:
     return "true" if value is True else "false" if value is False else str(value)
 
 
-def concept(service: TerminologyService, cs: CodeSystemEntry, code: str) -> ConceptView:
-    """Everything the concept page shows; the engine's NotFound for an unknown code."""
+def concept(service: TerminologyService, cs: CodeSystemEntry, code: str, systems: ValueSetSystems) -> ConceptView:
+    """Everything the concept page shows; the engine's NotFound for an unknown code. `systems`:
+    the value sets of `service`'s content with the systems they can hold (holders.py)."""
     found = service.lookup(LookupRequest(system=cs.url, code=code, version=cs.version))
     view = ConceptView(cs, found.code, found.display or "", found.definition or "")
     for d in found.designations:
@@ -108,7 +116,8 @@ def concept(service: TerminologyService, cs: CodeSystemEntry, code: str) -> Conc
             shown = _property_text(p.value)
             view.properties.append((p.code, f"{shown} ({p.description})" if p.description else shown))
     view.maps = maps_of(service, cs.url, found.code)
-    view.value_sets = value_sets_holding(service, cs.url, found.code)
+    view.value_sets = [(entry.id or "", entry.title or entry.name or entry.url or "")
+                       for entry in value_sets_holding(service, systems, cs.url, found.code)]
     return view
 
 
@@ -147,19 +156,6 @@ def maps_of(service: TerminologyService, system: str, code: str) -> list[MapRow]
         rows.append(MapRow(link(service, source.system, source.code, source.display), link(service, system, code),
                            match.relationship, _comment(resource, source.code or "", code), map_id, title))
     return rows
-
-
-def value_sets_holding(service: TerminologyService, system: str, code: str) -> list[tuple[str, str]]:
-    found = []
-    for entry in service.search("ValueSet", {}):
-        try:
-            result = service.validate_code(ValidateCodeRequest(codings=(Coding(system, code),), url=entry.url,
-                                                               value_set_version=entry.version, membership_only=True))
-        except TerminologyError:
-            continue  # a value set that cannot be evaluated holds nothing we can show
-        if result.result:
-            found.append((entry.id or "", entry.title or entry.name or entry.url or ""))
-    return found
 
 
 def map_rows(service: TerminologyService, resource: dict[str, Any]) -> list[MapRow]:

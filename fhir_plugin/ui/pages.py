@@ -9,10 +9,12 @@ from flask import Blueprint, Response, current_app, make_response, render_templa
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
+from ..render.errors import InvalidBody
 from ..terminology.errors import TerminologyError
 from ..terminology.models import ExpandRequest
 from ..terminology.service import TerminologyService
 from . import data
+from .kept import kept
 from .safety import secure_headers
 
 ui = Blueprint("fhir_plugin_ui", __name__, template_folder="templates", static_folder="static")
@@ -53,6 +55,18 @@ def _page_number() -> int:
         return 0
 
 
+@ui.before_request
+def utf8_query() -> None:
+    """Raw bytes in the query string that are not UTF-8 are a 400 page: request.args would fail on
+    them (a 500). Percent-escaped ones are not (werkzeug leaves them escaped)."""
+    raw = request.query_string
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidBody("BODY_BAD_PARAMETERS", reason="the query string is not valid UTF-8") from None
+
+
 @ui.errorhandler(TerminologyError)
 def error_page(error: TerminologyError) -> Response:
     return page("error.html", error.status, error=error, fhir_request=None)
@@ -86,23 +100,26 @@ def code_system(resource_id: str) -> Response:
 
 
 @ui.get("/CodeSystem/<resource_id>/suggest")
+@kept
 def suggest(resource_id: str) -> Response:
     """Type-ahead: the first matches of the text as JSON ([{code, display, href}])."""
     svc = service()
     cs = svc.code_system_by_id(resource_id)
     text = request.args.get("q", "").strip()[:_MAX_QUERY]
-    found = data.search(svc, cs, text, 0, data.SUGGESTIONS).contains if text else ()
+    found = data.suggestions(svc, cs, text) if text else []
     return current_app.response_class(
-        current_app.json.dumps([{"code": e.code, "display": e.display or "",
-                                 "href": url_for(".concept", resource_id=resource_id, code=e.code)} for e in found]),
+        current_app.json.dumps([{"code": code, "display": display,
+                                 "href": url_for(".concept", resource_id=resource_id, code=code)}
+                                for code, display in found]),
         mimetype="application/json")
 
 
 @ui.get("/CodeSystem/<resource_id>/concept/<path:code>")
+@kept
 def concept(resource_id: str, code: str) -> Response:
     svc = service()
     cs = svc.code_system_by_id(resource_id)
-    view = data.concept(svc, cs, code)
+    view = data.concept(svc, cs, code, current_app.extensions["fhir_plugin"].runtime.value_set_systems(svc))
     return page("concept.html", view=view, fhir_request=fhir_url("lookup", system=cs.url, code=view.code))
 
 

@@ -15,11 +15,13 @@ CSRF_COOKIE = "fhir_plugin_csrf"
 CSRF_FIELD = "csrf_token"
 
 
+SECURE_HEADERS = (("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
+                  ("Referrer-Policy", "same-origin"), ("X-Frame-Options", "DENY"))
+
+
 def secure_headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["X-Frame-Options"] = "DENY"
+    for name, value in SECURE_HEADERS:
+        response.headers[name] = value
     return response
 
 

@@ -13,7 +13,9 @@ The door answers only what `views.handle` would answer with the same bytes: the 
 the headers that are read, the body's digest), so a request is answered here only if an identical
 one was answered through Flask before, with the same content. Anything else passes through: HEAD,
 methods other than GET and POST, a POST whose body is compressed, chunked or larger than the
-request limit, paths outside the FHIR bases, and every miss. A POST body read here is handed on to
+request limit, paths outside the FHIR bases, and every miss. The UI's concept pages and type-ahead
+answers, which ui/kept.py keeps under its own key (`page_key`: the Host is part of it), are given
+here the same way, for a GET below the UI's path. A POST body read here is handed on to
 Flask as it was read.
 """
 
@@ -29,6 +31,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from ..fhirversions import FhirVersion
 from ..runtime.answers import Answer
+from ..ui.kept import page_key
 from .compression import coding_key
 from .observe import record_hit
 
@@ -53,9 +56,11 @@ class AnswerFront:
     """Answers kept answers of `state` (a views.PluginState) for the bases `bases` (first path
     segment -> FHIR version), or says None to pass the request on."""
 
-    def __init__(self, state: Any, bases: Mapping[str, FhirVersion]):
+    def __init__(self, state: Any, bases: Mapping[str, FhirVersion], ui: str | None = None):
+        """`ui`: the path the UI's pages start with ("/ui/"), whose kept pages this door gives too."""
         self.state = state
         self.bases = dict(bases)
+        self.ui = ui
         self.max_bytes: int = state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes] | None:
@@ -65,9 +70,11 @@ class AnswerFront:
             return None
         path: str = environ.get("PATH_INFO", "")
         version = self.bases.get(path[1:path.find("/", 1)] if path.count("/") > 1 else path[1:])
-        if version is None:
-            return None
         method = environ["REQUEST_METHOD"]
+        if version is None:
+            if self.ui is not None and method == "GET" and path.startswith(self.ui):
+                return self._page(environ, start_response, answers, started)
+            return None
         if method == "GET":
             body = None
         elif method == "POST":
@@ -84,6 +91,17 @@ class AnswerFront:
             return None
         headers = [("Content-Type", kept.content_type), ("Content-Length", str(len(kept.body))), *kept.headers]
         record_hit(environ, headers, kept, version.value, self.state, started)
+        start_response(_STATUS.get(kept.status) or f"{kept.status} UNKNOWN", headers)
+        return [kept.body]
+
+    def _page(self, environ: dict[str, Any], start_response: StartResponse, answers: Any,
+              started: float) -> Iterable[bytes] | None:
+        """A kept UI page or type-ahead answer (ui/kept.py), under the key the UI kept it with."""
+        kept: Answer | None = answers.find(page_key(environ, self.state.service.registry.token))
+        if kept is None:
+            return None
+        headers = [("Content-Type", kept.content_type), ("Content-Length", str(len(kept.body))), *kept.headers]
+        record_hit(environ, headers, kept, "", self.state, started)
         start_response(_STATUS.get(kept.status) or f"{kept.status} UNKNOWN", headers)
         return [kept.body]
 
