@@ -1,0 +1,373 @@
+"""Content loaded at run time kept in PostgreSQL (FHIR_PLUGIN_LOAD_DATABASE): the store of replicas
+on several machines, which share no file system (the directory store needs one with a working
+`flock`, which network file systems do not reliably give).
+
+The database holds each loaded file's bytes, under its name, and a generation number that every
+load and unload increases in the same transaction. A transaction takes an advisory lock first, so
+changes are made one at a time across every replica, as the directory's `flock` makes them; it
+checks the change against everything loaded (read inside the lock) and NOTIFYs the new generation,
+which PostgreSQL delivers only when the transaction commits.
+
+Each process has one listener thread, started on its first request (a thread does not survive
+gunicorn's fork; psycopg finishes a connection only in the process that opened it, so a forked
+copy is harmless): it LISTENs, and reads the generation on every notification and at least every
+FHIR_PLUGIN_LOAD_POLL seconds (the fallback when a notification is lost: a connection cut and
+remade). A request compares that number in memory, as the directory store compares the marker's
+stat: no database round trip per request. When it changed, the request that sees it catches up:
+one query for the names and digests, one for the bytes of the files that changed, which are
+validated and compiled (or, when another worker of the same server did it first, read from the
+compiled forms kept in a private directory, as the directory store keeps them).
+
+The database going away is not an error of the requests: the content already served stays
+served, a load or unload is refused (LoadStoreUnavailable, 503), the listener says so once in the
+log and tries again every poll; once back, it bumps what requests compare, so that every process
+catches up with whatever was committed meanwhile. A database with another schema version is the
+same: logged, loads refused, the content the server has served. Neither stops a start: a replica
+that cannot reach the database starts with its start-up content and catches up when it can.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import random
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..content.limits import LoadBounds, Limits
+from ..terminology.errors import TerminologyError
+from ..terminology.registry import Registry
+from .errors import LoadStoreUnavailable, UnknownLoad
+from .store import Change, ContentStore, Layer, LoadedFile, checked_name, default_name
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+CHANNEL = "fhir_plugin_loads"
+LOCK = 0x66686972_6c6f6164  # the advisory lock of changes: b"fhirload"
+META = "fhir_plugin_meta"
+LOADS = "fhir_plugin_loads"
+CONNECT_TIMEOUT = 5  # seconds; a load waits at most this long for a database that does not answer
+
+_SCHEMA = f"""
+CREATE TABLE {META} (key text PRIMARY KEY, value bigint NOT NULL);
+CREATE TABLE {LOADS} (name text PRIMARY KEY, digest text NOT NULL, data bytea NOT NULL,
+                      loaded_at timestamptz NOT NULL DEFAULT now());
+"""
+
+Marker = tuple[int, int, int]  # the database's epoch, its generation, and this process's catch-up nudges
+
+
+class DatabaseStore(ContentStore):
+    def __init__(self, conninfo: str, limits: Limits | None = None, bounds: LoadBounds | None = None,
+                 poll: float = 5.0):
+        """`conninfo`: a libpq connection string or URI. The compiled forms of what is read are kept in
+        a private temporary directory, shared by the workers forked from this process."""
+        scratch = Path(tempfile.mkdtemp(prefix="fhir-plugin-loads-"))
+        super().__init__(scratch, limits, bounds)
+        self.conninfo = conninfo
+        self.where = _shown_conninfo(conninfo)
+        self.poll = max(float(poll), 0.1)
+        self.problem: str | None = None  # why the database cannot be used right now (logged once)
+        self._generation: Marker | None = None
+        self._nudges = 0
+        self._retry = False  # a catch-up failed: nudge once the database answers again
+        self._names: list[str] = []
+        self._digests: dict[str, tuple[str, LoadedFile]] = {}  # name -> (digest of its bytes, as read)
+        self._failed_rows: dict[str, tuple[str, TerminologyError]] = {}
+        self._listener: threading.Thread | None = None
+        self._stop = threading.Event()
+        atexit.register(_remove_scratch, scratch, os.getpid())
+        own = weakref.ref(self)
+
+        def forked() -> None:
+            store = own()
+            if store is not None:
+                store._forked()
+
+        os.register_at_fork(after_in_child=forked)
+
+    # --- what requests compare --------------------------------------------------------------
+
+    def marker(self) -> Marker | None:
+        """The generation the listener last read (None before it read one): memory only."""
+        if self._listener is None:
+            self._listen()
+        return self._generation
+
+    def files(self) -> list[Path]:
+        return [Path(name) for name in self._names]
+
+    def location(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"directory": None, "database": self.where}
+        if self.problem:
+            found["databaseProblem"] = self.problem
+        return found
+
+    def close(self) -> None:
+        """Stop this process's listener (tests; a server's processes just exit)."""
+        self._stop.set()
+        if self._listener is not None and self._listener is not threading.current_thread():
+            self._listener.join(self.poll + CONNECT_TIMEOUT + 1)
+
+    def _forked(self) -> None:
+        self._listener = None
+        self._stop = threading.Event()
+
+    def _listen(self) -> None:
+        self._listener = threading.Thread(target=self._run, name="fhir-plugin-load-listener", daemon=True)
+        self._listener.start()
+
+    def _run(self) -> None:
+        import psycopg
+
+        while not self._stop.is_set():
+            try:
+                with self._connect(autocommit=True) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    self._read_generation(connection)
+                    self._available()
+                    while not self._stop.is_set():
+                        for _ in connection.notifies(timeout=self.poll, stop_after=1):
+                            pass
+                        self._read_generation(connection)
+            except (psycopg.Error, LoadStoreUnavailable) as error:
+                self._unavailable(error)
+            self._stop.wait(self.poll)
+
+    def _read_generation(self, connection: psycopg.Connection[Any]) -> None:
+        meta = self._meta(connection)
+        if self._retry:
+            self._retry = False
+            self._nudges += 1
+        self._generation = (meta.get("epoch", 0), meta.get("generation", 0), self._nudges)
+
+    # --- the database -----------------------------------------------------------------------
+
+    def _connect(self, autocommit: bool = False) -> psycopg.Connection[Any]:
+        import psycopg
+
+        options = psycopg.conninfo.conninfo_to_dict(self.conninfo)
+        # A cut network must not leave a listener waiting forever on a connection that is gone.
+        for key, value in (("connect_timeout", CONNECT_TIMEOUT), ("keepalives_idle", 10),
+                           ("keepalives_interval", 5), ("keepalives_count", 3), ("tcp_user_timeout", 20_000),
+                           ("application_name", "fhir-plugin")):
+            options.setdefault(key, value)
+        return psycopg.connect(psycopg.conninfo.make_conninfo("", **options), autocommit=autocommit)
+
+    def _meta(self, connection: psycopg.Connection[Any], create: bool = False) -> dict[str, int]:
+        """The schema's meta rows (schema version, epoch, generation), creating the schema when
+        `create` and there is none; LoadStoreUnavailable for another schema version."""
+        found = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (META,)).fetchone()
+        if not (found and found[0]):
+            if not create:
+                return {}
+            with connection.transaction():
+                connection.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
+                again = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (META,)).fetchone()
+                if not (again and again[0]):
+                    connection.execute(_SCHEMA.encode())
+                    # the epoch tells a database made again from one that went on: both count from 0
+                    connection.execute(f"INSERT INTO {META} VALUES ('schema', %s), ('generation', 0), ('epoch', %s)",
+                                       (SCHEMA_VERSION, random.getrandbits(62)))
+                    log.info("created the schema (version %d) of content loaded at run time in %s",
+                             SCHEMA_VERSION, self.where)
+        meta = {str(key): int(value) for key, value in connection.execute(f"SELECT key, value FROM {META}")}
+        if meta.get("schema") != SCHEMA_VERSION:
+            raise LoadStoreUnavailable("LOAD_DATABASE_SCHEMA", where=self.where, found=meta.get("schema"),
+                                       expected=SCHEMA_VERSION)
+        return meta
+
+    def _unavailable(self, error: Exception) -> LoadStoreUnavailable:
+        """Note that the database cannot be used (logged once per distinct reason) and the error a
+        load or unload answers with."""
+        if isinstance(error, LoadStoreUnavailable):
+            problem, refused = error.text, error
+        else:
+            reason = " ".join(str(error).split()).rstrip(".") or type(error).__name__
+            problem = f"the database of content loaded at run time ({self.where}) cannot be used: {reason}"
+            refused = LoadStoreUnavailable("LOAD_DATABASE_UNREACHABLE", where=self.where)
+        if problem != self.problem:
+            log.error("%s; serving what was loaded before, trying again every %g s", problem, self.poll)
+        self.problem = problem
+        self._retry = True
+        return refused
+
+    def _available(self) -> None:
+        if self.problem is not None:
+            log.warning("the database of content loaded at run time (%s) answers again: catching up", self.where)
+            self.problem = None
+
+    # --- reading and changing ---------------------------------------------------------------
+
+    def build(self, base: Registry, known: Mapping[str, LoadedFile] | None = None) -> Layer:
+        """`base` with what the database holds; the start-up content alone (and a line in the log)
+        when the database cannot be reached: the replica catches up once it can. Unlike a directory,
+        a row that cannot be served (loaded by another version of this code) does not stop the
+        start: every replica reads the same rows, so stopping would stop them all, again and again."""
+        import psycopg
+
+        try:
+            with self._connect() as connection:
+                self._meta(connection, create=True)
+                connection.commit()
+        except (psycopg.Error, LoadStoreUnavailable) as error:
+            self._unavailable(error)
+            return Layer.of(base)
+        layer, problems = self.refreshed(Layer.of(base), known)
+        for name, problem in problems.items():
+            log.error("content loaded at run time cannot be served: %s: %s", name, problem.text)
+        return layer
+
+    def refreshed(self, layer: Layer, known: Mapping[str, LoadedFile] | None = None,
+                  override: tuple[str, LoadedFile | None] | None = None) -> tuple[Layer, dict[str, TerminologyError]]:
+        import psycopg
+
+        try:
+            with self._connect() as connection:
+                if not self._meta(connection):
+                    return self._caught_up(layer, {}, known, override, connection)
+                return self._caught_up(layer, self._digests_in(connection), known, override, connection)
+        except (psycopg.Error, LoadStoreUnavailable) as error:
+            self._unavailable(error)
+            return layer, {}
+
+    def _digests_in(self, connection: psycopg.Connection[Any]) -> dict[str, str]:
+        return {str(name): str(digest) for name, digest in
+                connection.execute(f"SELECT name, digest FROM {LOADS} ORDER BY name")}
+
+    def _caught_up(self, layer: Layer, listing: dict[str, str], known: Mapping[str, LoadedFile] | None,
+                   override: tuple[str, LoadedFile | None] | None,
+                   connection: psycopg.Connection[Any]) -> tuple[Layer, dict[str, TerminologyError]]:
+        """`layer` with the files of `listing` (name -> digest, what the database holds), reading
+        the bytes of those that changed only; as ContentStore.refreshed."""
+        known = layer.files if known is None else known
+        if override is not None:
+            listing.pop(override[0], None)
+        changes: dict[str, LoadedFile | None] = {}
+        problems: dict[str, TerminologyError] = {}
+        wanted: list[str] = []
+        for name, digest in listing.items():
+            file, kept = known.get(name), self._digests.get(name)
+            if file is not None and kept == (digest, file):
+                if layer.files.get(name) is not file:
+                    changes[name] = file
+                continue
+            failed = self._failed_rows.get(name)
+            if failed is not None and failed[0] == digest:
+                problems[name] = failed[1]
+                continue
+            wanted.append(name)
+        if wanted:
+            for name, digest, data in connection.execute(
+                    f"SELECT name, digest, data FROM {LOADS} WHERE name = ANY(%s)", (wanted,)):
+                try:
+                    changes[name] = self._compiled_file(name, bytes(data), digest)
+                except TerminologyError as error:
+                    self._failed_rows[name] = (digest, error)
+                    problems[name] = error
+        changes.update({name: None for name in layer.files if name not in listing})
+        if override is not None:
+            changes[override[0]] = override[1]
+        layer, conflicts = layer.changed(changes, strict=override[0] if override else None)
+        self._names = sorted({*listing, *([override[0]] if override and override[1] else [])})
+        return layer, {**problems, **conflicts}
+
+    def _compiled_file(self, name: str, data: bytes, digest: str, bounds: LoadBounds | None = None) -> LoadedFile:
+        """The file `name` of bytes `data` validated and compiled (or its compiled form read back)."""
+        folder = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.directory))
+        try:
+            path = folder / name
+            path.write_bytes(data)
+            file = self._read(name, path, None, bounds)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._digests[name] = (digest, file)
+        return file
+
+    def add(self, layer: Layer, data: bytes, name: str | None = None) -> Change:
+        """Load `data` as `name`: validated here first, then written, checked against everything
+        loaded and announced in one transaction; LoadStoreUnavailable if the database cannot be used."""
+        import psycopg
+
+        name = checked_name(name) if name else default_name(data)
+        self.bounds.check_bytes(data, name)
+        digest = hashlib.sha256(data).hexdigest()
+        fresh = self._compiled_file(name, data, digest, self.bounds)  # no lock is held while validating
+        try:
+            with self._connect() as connection:
+                self._meta(connection, create=True)
+                with connection.transaction():
+                    connection.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
+                    layer, problems = self._caught_up(layer, self._digests_in(connection), None, (name, fresh),
+                                                      connection)
+                    row = connection.execute(
+                        f"INSERT INTO {LOADS} (name, digest, data) VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE "
+                        "SET digest = excluded.digest, data = excluded.data, loaded_at = now() "
+                        "RETURNING (xmax = 0)", (name, digest, data)).fetchone()
+                    marker = self._announce(connection)
+        except (psycopg.Error, LoadStoreUnavailable) as error:
+            raise self._unavailable(error) from None
+        self._digests[name] = (digest, fresh)
+        self._failed_rows.pop(name, None)
+        return Change(layer, name, bool(row and row[0]), marker, problems)
+
+    def remove(self, layer: Layer, name: str) -> Change:
+        import psycopg
+
+        checked_name(name)
+        try:
+            with self._connect() as connection:
+                self._meta(connection, create=True)
+                with connection.transaction():
+                    connection.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
+                    listing = self._digests_in(connection)
+                    if name not in listing:
+                        raise UnknownLoad("LOADED_NOT_FOUND", name=name)
+                    layer, problems = self._caught_up(layer, listing, None, (name, None), connection)
+                    connection.execute(f"DELETE FROM {LOADS} WHERE name = %s", (name,))
+                    marker = self._announce(connection)
+        except (psycopg.Error, LoadStoreUnavailable) as error:
+            raise self._unavailable(error) from None
+        self._digests.pop(name, None)
+        self._failed_rows.pop(name, None)
+        return Change(layer, name, False, marker, problems)
+
+    def _announce(self, connection: psycopg.Connection[Any]) -> Marker:
+        """One more generation, NOTIFYed (delivered at commit); the marker this process will read."""
+        generation = connection.execute(
+            f"UPDATE {META} SET value = value + 1 WHERE key = 'generation' RETURNING value").fetchone()
+        epoch = connection.execute(f"SELECT value FROM {META} WHERE key = 'epoch'").fetchone()
+        assert generation is not None and epoch is not None  # the schema's rows, checked by _meta
+        connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(generation[0])))
+        return int(epoch[0]), int(generation[0]), self._nudges
+
+    def clean(self, layer: Layer | None = None) -> list[str]:
+        return []  # nothing is staged in the database: a transaction that did not finish left nothing
+
+
+def _shown_conninfo(conninfo: str) -> str:
+    """The connection string without its password, for messages and the log."""
+    try:
+        import psycopg
+
+        options = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except Exception:  # noqa: BLE001 - psycopg missing or a string it cannot read: show neither
+        return "the configured database"
+    return " ".join(f"{key}={options[key]}" for key in ("host", "port", "dbname", "user") if options.get(key)) or \
+        "the default database"
+
+
+def _remove_scratch(scratch: Path, pid: int) -> None:
+    if os.getpid() == pid:  # workers forked from the process that made it exit first
+        shutil.rmtree(scratch, ignore_errors=True)
