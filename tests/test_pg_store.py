@@ -138,15 +138,23 @@ def test_a_process_started_later_catches_up_from_the_table(service, database, re
         store_of(late).close()
 
 
-def test_the_per_request_check_reads_memory_only(replicas, monkeypatch):
-    one, _ = replicas
-    assert display(one) == 404
-    store = store_of(one)
-    eventually(lambda: store.marker() is not None, True)
-    display(one)  # caught up with the first generation the listener read
-    monkeypatch.setattr(DatabaseStore, "_connect", lambda *a, **k: pytest.fail("a request reached the database"))
+def test_requests_never_reach_the_database_even_to_catch_up(replicas, monkeypatch):
+    """The per-request check compares a number in memory; catching up with a change reads the
+    listener's snapshot (what the database held at that generation), not the database."""
+    one, other = replicas
+    assert (display(one), display(other)) == (404, 404)
+    store = store_of(other)
+    assert eventually(lambda: store.marker() is not None and store.marker()[0] >= 0, True)
+    display(other)  # caught up with the first generation its listener read
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a request of the other replica reached the database")
+
+    monkeypatch.setattr(store, "_connect", refused)  # its listener keeps the connection it has
+    assert one.post("/admin/content?name=demo.json", data=demo(), headers=AUTH).status_code == 201
+    assert eventually(lambda: display(other), "Alpha") == "Alpha"
     for _ in range(50):
-        assert display(one) == 404
+        assert display(other) == "Alpha"
 
 
 def test_a_database_that_cannot_be_reached_refuses_loads_and_serving_goes_on(service, caplog):

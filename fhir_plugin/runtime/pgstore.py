@@ -29,6 +29,7 @@ that cannot reach the database starts with its start-up content and catches up w
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import hashlib
 import logging
 import os
@@ -37,7 +38,8 @@ import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +70,19 @@ CREATE TABLE {LOADS} (name text PRIMARY KEY, digest text NOT NULL, data bytea NO
 Marker = tuple[int, int, int]  # the database's epoch, its generation, and this process's catch-up nudges
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What the database held at a generation, as a listener read it: every load's name and digest,
+    and the bytes of those its process had not read then."""
+
+    marker: Marker
+    listing: Mapping[str, str]
+    data: Mapping[str, tuple[str, bytes]]
+
+    def rows(self, names: list[str]) -> list[tuple[str, str, bytes]]:
+        return [(name, *self.data[name]) for name in names if name in self.data]
+
+
 class DatabaseStore(ContentStore):
     def __init__(self, conninfo: str, limits: Limits | None = None, bounds: LoadBounds | None = None,
                  poll: float = 5.0):
@@ -80,6 +95,8 @@ class DatabaseStore(ContentStore):
         self.poll = max(float(poll), 0.1)
         self.problem: str | None = None  # why the database cannot be used right now (logged once)
         self._generation: Marker | None = None
+        self._snapshot: Snapshot | None = None  # what the database held at `_generation`
+        self._installing = threading.Lock()
         self._nudges = 0
         self._retry = False  # a catch-up failed: nudge once the database answers again
         self._names: list[str] = []
@@ -123,6 +140,10 @@ class DatabaseStore(ContentStore):
     def _forked(self) -> None:
         self._listener = None
         self._stop = threading.Event()
+        self._installing = threading.Lock()  # the listener thread that may have held it is not in this process
+        # A worker may be forked long after its master read the database (gunicorn replaces workers):
+        # its first request catches up from the table, whatever the master saw.
+        self._generation = (-1, -1, -1)
 
     def _listen(self) -> None:
         self._listener = threading.Thread(target=self._run, name="fhir-plugin-load-listener", daemon=True)
@@ -146,11 +167,37 @@ class DatabaseStore(ContentStore):
             self._stop.wait(self.poll)
 
     def _read_generation(self, connection: psycopg.Connection[Any]) -> None:
-        meta = self._meta(connection)
-        if self._retry:
-            self._retry = False
-            self._nudges += 1
-        self._generation = (meta.get("epoch", 0), meta.get("generation", 0), self._nudges)
+        """Read the generation and, when it changed, what requests will need to catch up: the names
+        and digests of the loads, and the bytes of those this process has not read, in one snapshot
+        (so that a request catches up without the database, even one that went away since)."""
+        with connection.transaction():
+            connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            meta = self._meta(connection)
+            if self._retry:
+                self._retry = False
+                self._nudges += 1
+            marker = (meta.get("epoch", 0), meta.get("generation", 0), self._nudges)
+            snapshot = self._snapshot
+            if snapshot is None or snapshot.marker[:2] != marker[:2]:
+                listing = self._digests_in(connection) if meta else {}
+                held = dict(self._digests)
+                wanted = [name for name, digest in listing.items() if held.get(name, ("",))[0] != digest]
+                data = {name: (digest, data) for name, digest, data in self._rows(connection, wanted)}
+                snapshot = Snapshot(marker, listing, data)
+            else:
+                snapshot = dataclasses.replace(snapshot, marker=marker)
+        self._install(snapshot)
+
+    def _install(self, snapshot: Snapshot) -> None:
+        """Serve from `snapshot` on, unless a newer one is there already: a listener's read may
+        end after this process's own change was committed and installed."""
+        with self._installing:
+            current = self._snapshot
+            if current is not None and current.marker[0] == snapshot.marker[0] and \
+                    current.marker[1] > snapshot.marker[1]:
+                return
+            self._snapshot = snapshot
+            self._generation = snapshot.marker
 
     # --- the database -----------------------------------------------------------------------
 
@@ -231,26 +278,42 @@ class DatabaseStore(ContentStore):
 
     def refreshed(self, layer: Layer, known: Mapping[str, LoadedFile] | None = None,
                   override: tuple[str, LoadedFile | None] | None = None) -> tuple[Layer, dict[str, TerminologyError]]:
+        """As ContentStore.refreshed: from the listener's snapshot when it is of the generation
+        requests compare (no round trip), else from the database; when that cannot be reached,
+        from the last snapshot, or `layer` as it is."""
         import psycopg
 
+        snapshot = self._snapshot
+        if override is None and snapshot is not None and snapshot.marker == self._generation:
+            return self._caught_up(layer, dict(snapshot.listing), known, None, snapshot.rows)
         try:
             with self._connect() as connection:
-                if not self._meta(connection):
-                    return self._caught_up(layer, {}, known, override, connection)
-                return self._caught_up(layer, self._digests_in(connection), known, override, connection)
+                listing = self._digests_in(connection) if self._meta(connection) else {}
+                return self._caught_up(layer, listing, known, override,
+                                       lambda names: self._rows(connection, names))
         except (psycopg.Error, LoadStoreUnavailable) as error:
             self._unavailable(error)
+            if snapshot is not None and override is None:
+                return self._caught_up(layer, dict(snapshot.listing), known, None, snapshot.rows)
             return layer, {}
 
     def _digests_in(self, connection: psycopg.Connection[Any]) -> dict[str, str]:
         return {str(name): str(digest) for name, digest in
                 connection.execute(f"SELECT name, digest FROM {LOADS} ORDER BY name")}
 
+    @staticmethod
+    def _rows(connection: psycopg.Connection[Any], names: list[str]) -> list[tuple[str, str, bytes]]:
+        if not names:
+            return []
+        return [(str(name), str(digest), bytes(data)) for name, digest, data in
+                connection.execute(f"SELECT name, digest, data FROM {LOADS} WHERE name = ANY(%s)", (names,))]
+
     def _caught_up(self, layer: Layer, listing: dict[str, str], known: Mapping[str, LoadedFile] | None,
                    override: tuple[str, LoadedFile | None] | None,
-                   connection: psycopg.Connection[Any]) -> tuple[Layer, dict[str, TerminologyError]]:
+                   rows: Callable[[list[str]], Iterable[tuple[str, str, bytes]]],
+                   ) -> tuple[Layer, dict[str, TerminologyError]]:
         """`layer` with the files of `listing` (name -> digest, what the database holds), reading
-        the bytes of those that changed only; as ContentStore.refreshed."""
+        the bytes of those that changed only (`rows`: name, digest, bytes of the names asked for)."""
         known = layer.files if known is None else known
         if override is not None:
             listing.pop(override[0], None)
@@ -269,10 +332,9 @@ class DatabaseStore(ContentStore):
                 continue
             wanted.append(name)
         if wanted:
-            for name, digest, data in connection.execute(
-                    f"SELECT name, digest, data FROM {LOADS} WHERE name = ANY(%s)", (wanted,)):
+            for name, digest, data in rows(wanted):
                 try:
-                    changes[name] = self._compiled_file(name, bytes(data), digest)
+                    changes[name] = self._compiled_file(name, data, digest)
                 except TerminologyError as error:
                     self._failed_rows[name] = (digest, error)
                     problems[name] = error
@@ -309,8 +371,9 @@ class DatabaseStore(ContentStore):
                 self._meta(connection, create=True)
                 with connection.transaction():
                     connection.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
-                    layer, problems = self._caught_up(layer, self._digests_in(connection), None, (name, fresh),
-                                                      connection)
+                    listing = self._digests_in(connection)
+                    layer, problems = self._caught_up(layer, dict(listing), None, (name, fresh),
+                                                      lambda names: self._rows(connection, names))
                     row = connection.execute(
                         f"INSERT INTO {LOADS} (name, digest, data) VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE "
                         "SET digest = excluded.digest, data = excluded.data, loaded_at = now() "
@@ -319,6 +382,7 @@ class DatabaseStore(ContentStore):
         except (psycopg.Error, LoadStoreUnavailable) as error:
             raise self._unavailable(error) from None
         self._digests[name] = (digest, fresh)
+        self._install(Snapshot(marker, {**listing, name: digest}, {}))
         self._failed_rows.pop(name, None)
         return Change(layer, name, bool(row and row[0]), marker, problems)
 
@@ -334,12 +398,14 @@ class DatabaseStore(ContentStore):
                     listing = self._digests_in(connection)
                     if name not in listing:
                         raise UnknownLoad("LOADED_NOT_FOUND", name=name)
-                    layer, problems = self._caught_up(layer, listing, None, (name, None), connection)
+                    layer, problems = self._caught_up(layer, dict(listing), None, (name, None),
+                                                      lambda names: self._rows(connection, names))
                     connection.execute(f"DELETE FROM {LOADS} WHERE name = %s", (name,))
                     marker = self._announce(connection)
         except (psycopg.Error, LoadStoreUnavailable) as error:
             raise self._unavailable(error) from None
         self._digests.pop(name, None)
+        self._install(Snapshot(marker, {key: value for key, value in listing.items() if key != name}, {}))
         self._failed_rows.pop(name, None)
         return Change(layer, name, False, marker, problems)
 
