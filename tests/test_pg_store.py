@@ -233,3 +233,30 @@ def test_the_database_going_away_loses_nothing_committed(service, cluster, repli
                           ("Alpha", 404, "Again")) == ("Alpha", 404, "Again")
     listing = other.get("/admin/content", headers=AUTH).get_json()
     assert [file["name"] for file in listing["files"]] == ["again.json", "demo.json"]
+
+
+def test_a_change_without_a_notification_is_found_by_the_poll(replicas, database):
+    """LISTEN/NOTIFY loses a notification sent while a listener's connection is being remade: the
+    poll (FHIR_PLUGIN_LOAD_POLL, 1 s here) finds the generation changed all the same. The change is
+    written here as a load writes it, but without NOTIFY."""
+    import hashlib
+
+    one, other = replicas
+    assert one.post("/admin/content?name=first.json", data=demo(), headers=AUTH).status_code == 201  # the schema
+    assert eventually(lambda: display(other), "Alpha") == "Alpha"
+    data = demo("2", "Polled")
+    with psycopg.connect(database) as connection:
+        connection.execute("INSERT INTO fhir_plugin_loads (name, digest, data) VALUES (%s, %s, %s)",
+                           ("polled.json", hashlib.sha256(data).hexdigest(), data))
+        connection.execute("UPDATE fhir_plugin_meta SET value = value + 1 WHERE key = 'generation'")
+    assert eventually(lambda: (display(one, "2"), display(other, "2")), ("Polled", "Polled")) == ("Polled", "Polled")
+
+
+def test_without_psycopg_the_setting_is_refused_with_a_line_to_act_on(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "psycopg" else real(name, *a))
+    with pytest.raises(ValueError) as refused:
+        DatabaseStore("host=db")
+    assert str(refused.value) == "FHIR_PLUGIN_LOAD_DATABASE needs psycopg 3: pip install 'fhir-plugin[postgres]'"

@@ -31,6 +31,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import hashlib
+import importlib.util
 import logging
 import os
 import random
@@ -88,10 +89,12 @@ class DatabaseStore(ContentStore):
                  poll: float = 5.0):
         """`conninfo`: a libpq connection string or URI. The compiled forms of what is read are kept in
         a private temporary directory, shared by the workers forked from this process."""
+        if importlib.util.find_spec("psycopg") is None:
+            raise ValueError("FHIR_PLUGIN_LOAD_DATABASE needs psycopg 3: pip install 'fhir-plugin[postgres]'")
         scratch = Path(tempfile.mkdtemp(prefix="fhir-plugin-loads-"))
         super().__init__(scratch, limits, bounds)
         self.conninfo = conninfo
-        self.where = _shown_conninfo(conninfo)
+        self.where = shown_conninfo(conninfo)
         self.poll = max(float(poll), 0.1)
         self.problem: str | None = None  # why the database cannot be used right now (logged once)
         self._generation: Marker | None = None
@@ -422,7 +425,7 @@ class DatabaseStore(ContentStore):
         return []  # nothing is staged in the database: a transaction that did not finish left nothing
 
 
-def _shown_conninfo(conninfo: str) -> str:
+def shown_conninfo(conninfo: str) -> str:
     """The connection string without its password, for messages and the log."""
     try:
         import psycopg
