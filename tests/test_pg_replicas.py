@@ -253,9 +253,12 @@ def test_the_database_going_away_during_a_load_loses_nothing_and_is_told(replica
         while load(other.url, "after.json", codes("11", "After")).status_code == 503:
             assert time.monotonic() - started < 30
             time.sleep(0.2)
+        accepted = time.monotonic() - started
         for base in (one.url, other.url, front):
             assert served_after(base, "11", "After") >= 0
             assert (display(base, "8"), display(base, "9"), display(base, "10")) == ("Committed", 404, 404)
+        print(f"\nthe database back: a load accepted after {accepted:.1f} s, served by both replicas after "
+              f"{time.monotonic() - started:.1f} s")
         with psycopg.connect(database) as connection:
             names = [row[0] for row in connection.execute("SELECT name FROM fhir_plugin_loads ORDER BY name")]
         assert "lost.json" not in names and "while-down.json" not in names

@@ -260,3 +260,15 @@ def test_without_psycopg_the_setting_is_refused_with_a_line_to_act_on(monkeypatc
     with pytest.raises(ValueError) as refused:
         DatabaseStore("host=db")
     assert str(refused.value) == "FHIR_PLUGIN_LOAD_DATABASE needs psycopg 3: pip install 'fhir-plugin[postgres]'"
+
+
+@pytest.mark.parametrize("conninfo, shown", [
+    ("postgresql://loader:s3cret@db.internal:5433/loads", "host=db.internal port=5433 dbname=loads user=loader"),
+    ("host=db password=s3cret dbname=loads", "host=db dbname=loads"),
+    ("", "the default database"),
+    ("host='unclosed", "the configured database"),
+])
+def test_the_password_is_never_shown(conninfo, shown):
+    from fhir_plugin.runtime.pgstore import shown_conninfo
+
+    assert shown_conninfo(conninfo) == shown
