@@ -13,7 +13,7 @@ from typing import Any
 from .config import base_content_paths, extra_content_paths
 from .extension import Startup
 from .runtime.inventory import inventory_lines
-from .runtime.pgstore import shown_conninfo
+from .runtime.pgschema import shown_conninfo
 from .web.observe import write_access_lines_to
 
 

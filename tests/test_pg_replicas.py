@@ -35,7 +35,7 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: pip i
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MINE = "http://example.org/fhir/CodeSystem/replicated"
-LOCK = 0x66686972_6C6F6164  # runtime/pgstore.py's advisory lock of changes
+from fhir_plugin.runtime.pgschema import LOCK  # noqa: E402 - the advisory lock of changes
 
 
 def codes(version: str, display: str) -> bytes:

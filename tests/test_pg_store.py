@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from fhir_plugin import create_app
-from fhir_plugin.runtime.pgstore import SCHEMA_VERSION, DatabaseStore
+from fhir_plugin.runtime.pgschema import LOCK, SCHEMA_VERSION
+from fhir_plugin.runtime.pgstore import DatabaseStore
 from live_server import free_port
 from postgres import Cluster, throwaway_cluster
 
@@ -209,7 +210,7 @@ def test_the_database_going_away_loses_nothing_committed(service, cluster, repli
     assert eventually(lambda: display(other), "Alpha") == "Alpha"
     # a load waiting for the lock when the database goes away: its transaction is lost, and told
     blocker = psycopg.connect(store_of(one).conninfo)
-    blocker.execute("SELECT pg_advisory_xact_lock(%s)", (0x66686972_6C6F6164,))
+    blocker.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
     import threading
 
     answers: list = []
@@ -269,6 +270,6 @@ def test_without_psycopg_the_setting_is_refused_with_a_line_to_act_on(monkeypatc
     ("host='unclosed", "the configured database"),
 ])
 def test_the_password_is_never_shown(conninfo, shown):
-    from fhir_plugin.runtime.pgstore import shown_conninfo
+    from fhir_plugin.runtime.pgschema import shown_conninfo
 
     assert shown_conninfo(conninfo) == shown

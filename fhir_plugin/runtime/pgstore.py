@@ -34,13 +34,11 @@ import hashlib
 import importlib.util
 import logging
 import os
-import random
 import shutil
 import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,41 +46,14 @@ from ..content.limits import LoadBounds, Limits
 from ..terminology.errors import TerminologyError
 from ..terminology.registry import Registry
 from .errors import LoadStoreUnavailable, UnknownLoad
+from .pgschema import (CHANNEL, CONNECT_TIMEOUT, Marker, Snapshot, announce, connect, delete, digests, lock, read_meta,
+                       rows, shown_conninfo, write)
 from .store import Change, ContentStore, Layer, LoadedFile, checked_name, default_name
 
 if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-CHANNEL = "fhir_plugin_loads"
-LOCK = 0x66686972_6c6f6164  # the advisory lock of changes: b"fhirload"
-META = "fhir_plugin_meta"
-LOADS = "fhir_plugin_loads"
-CONNECT_TIMEOUT = 5  # seconds; a load waits at most this long for a database that does not answer
-
-_SCHEMA = f"""
-CREATE TABLE {META} (key text PRIMARY KEY, value bigint NOT NULL);
-CREATE TABLE {LOADS} (name text PRIMARY KEY, digest text NOT NULL, data bytea NOT NULL,
-                      loaded_at timestamptz NOT NULL DEFAULT now());
-"""
-
-Marker = tuple[int, int, int]  # the database's epoch, its generation, and this process's catch-up nudges
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the database held at a generation, as a listener read it: every load's name and digest,
-    and the bytes of those its process had not read then."""
-
-    marker: Marker
-    listing: Mapping[str, str]
-    data: Mapping[str, tuple[str, bytes]]
-
-    def rows(self, names: list[str]) -> list[tuple[str, str, bytes]]:
-        return [(name, *self.data[name]) for name in names if name in self.data]
-
 
 class DatabaseStore(ContentStore):
     def __init__(self, conninfo: str, limits: Limits | None = None, bounds: LoadBounds | None = None,
@@ -182,10 +153,10 @@ class DatabaseStore(ContentStore):
             marker = (meta.get("epoch", 0), meta.get("generation", 0), self._nudges)
             snapshot = self._snapshot
             if snapshot is None or snapshot.marker[:2] != marker[:2]:
-                listing = self._digests_in(connection) if meta else {}
+                listing = digests(connection) if meta else {}
                 held = dict(self._digests)
                 wanted = [name for name, digest in listing.items() if held.get(name, ("",))[0] != digest]
-                data = {name: (digest, data) for name, digest, data in self._rows(connection, wanted)}
+                data = {name: (digest, data) for name, digest, data in rows(connection, wanted)}
                 snapshot = Snapshot(marker, listing, data)
             else:
                 snapshot = dataclasses.replace(snapshot, marker=marker)
@@ -205,38 +176,10 @@ class DatabaseStore(ContentStore):
     # --- the database -----------------------------------------------------------------------
 
     def _connect(self, autocommit: bool = False) -> psycopg.Connection[Any]:
-        import psycopg
-
-        options = psycopg.conninfo.conninfo_to_dict(self.conninfo)
-        # A cut network must not leave a listener waiting forever on a connection that is gone.
-        for key, value in (("connect_timeout", CONNECT_TIMEOUT), ("keepalives_idle", 10),
-                           ("keepalives_interval", 5), ("keepalives_count", 3), ("tcp_user_timeout", 20_000),
-                           ("application_name", "fhir-plugin")):
-            options.setdefault(key, value)
-        return psycopg.connect(psycopg.conninfo.make_conninfo("", **options), autocommit=autocommit)
+        return connect(self.conninfo, autocommit)
 
     def _meta(self, connection: psycopg.Connection[Any], create: bool = False) -> dict[str, int]:
-        """The schema's meta rows (schema version, epoch, generation), creating the schema when
-        `create` and there is none; LoadStoreUnavailable for another schema version."""
-        found = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (META,)).fetchone()
-        if not (found and found[0]):
-            if not create:
-                return {}
-            with connection.transaction():
-                connection.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
-                again = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (META,)).fetchone()
-                if not (again and again[0]):
-                    connection.execute(_SCHEMA.encode())
-                    # the epoch tells a database made again from one that went on: both count from 0
-                    connection.execute(f"INSERT INTO {META} VALUES ('schema', %s), ('generation', 0), ('epoch', %s)",
-                                       (SCHEMA_VERSION, random.getrandbits(62)))
-                    log.info("created the schema (version %d) of content loaded at run time in %s",
-                             SCHEMA_VERSION, self.where)
-        meta = {str(key): int(value) for key, value in connection.execute(f"SELECT key, value FROM {META}")}
-        if meta.get("schema") != SCHEMA_VERSION:
-            raise LoadStoreUnavailable("LOAD_DATABASE_SCHEMA", where=self.where, found=meta.get("schema"),
-                                       expected=SCHEMA_VERSION)
-        return meta
+        return read_meta(connection, self.where, create)
 
     def _unavailable(self, error: Exception) -> LoadStoreUnavailable:
         """Note that the database cannot be used (logged once per distinct reason) and the error a
@@ -291,25 +234,14 @@ class DatabaseStore(ContentStore):
             return self._caught_up(layer, dict(snapshot.listing), known, None, snapshot.rows)
         try:
             with self._connect() as connection:
-                listing = self._digests_in(connection) if self._meta(connection) else {}
+                listing = digests(connection) if self._meta(connection) else {}
                 return self._caught_up(layer, listing, known, override,
-                                       lambda names: self._rows(connection, names))
+                                       lambda names: rows(connection, names))
         except (psycopg.Error, LoadStoreUnavailable) as error:
             self._unavailable(error)
             if snapshot is not None and override is None:
                 return self._caught_up(layer, dict(snapshot.listing), known, None, snapshot.rows)
             return layer, {}
-
-    def _digests_in(self, connection: psycopg.Connection[Any]) -> dict[str, str]:
-        return {str(name): str(digest) for name, digest in
-                connection.execute(f"SELECT name, digest FROM {LOADS} ORDER BY name")}
-
-    @staticmethod
-    def _rows(connection: psycopg.Connection[Any], names: list[str]) -> list[tuple[str, str, bytes]]:
-        if not names:
-            return []
-        return [(str(name), str(digest), bytes(data)) for name, digest, data in
-                connection.execute(f"SELECT name, digest, data FROM {LOADS} WHERE name = ANY(%s)", (names,))]
 
     def _caught_up(self, layer: Layer, listing: dict[str, str], known: Mapping[str, LoadedFile] | None,
                    override: tuple[str, LoadedFile | None] | None,
@@ -373,21 +305,18 @@ class DatabaseStore(ContentStore):
             with self._connect() as connection:
                 self._meta(connection, create=True)
                 with connection.transaction():
-                    connection.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
-                    listing = self._digests_in(connection)
+                    lock(connection)
+                    listing = digests(connection)
                     layer, problems = self._caught_up(layer, dict(listing), None, (name, fresh),
-                                                      lambda names: self._rows(connection, names))
-                    row = connection.execute(
-                        f"INSERT INTO {LOADS} (name, digest, data) VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE "
-                        "SET digest = excluded.digest, data = excluded.data, loaded_at = now() "
-                        "RETURNING (xmax = 0)", (name, digest, data)).fetchone()
-                    marker = self._announce(connection)
+                                                      lambda names: rows(connection, names))
+                    created = write(connection, name, digest, data)
+                    marker = (*announce(connection), self._nudges)
         except (psycopg.Error, LoadStoreUnavailable) as error:
             raise self._unavailable(error) from None
         self._digests[name] = (digest, fresh)
         self._install(Snapshot(marker, {**listing, name: digest}, {}))
         self._failed_rows.pop(name, None)
-        return Change(layer, name, bool(row and row[0]), marker, problems)
+        return Change(layer, name, created, marker, problems)
 
     def remove(self, layer: Layer, name: str) -> Change:
         import psycopg
@@ -397,14 +326,14 @@ class DatabaseStore(ContentStore):
             with self._connect() as connection:
                 self._meta(connection, create=True)
                 with connection.transaction():
-                    connection.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
-                    listing = self._digests_in(connection)
+                    lock(connection)
+                    listing = digests(connection)
                     if name not in listing:
                         raise UnknownLoad("LOADED_NOT_FOUND", name=name)
                     layer, problems = self._caught_up(layer, dict(listing), None, (name, None),
-                                                      lambda names: self._rows(connection, names))
-                    connection.execute(f"DELETE FROM {LOADS} WHERE name = %s", (name,))
-                    marker = self._announce(connection)
+                                                      lambda names: rows(connection, names))
+                    delete(connection, name)
+                    marker = (*announce(connection), self._nudges)
         except (psycopg.Error, LoadStoreUnavailable) as error:
             raise self._unavailable(error) from None
         self._digests.pop(name, None)
@@ -412,29 +341,8 @@ class DatabaseStore(ContentStore):
         self._failed_rows.pop(name, None)
         return Change(layer, name, False, marker, problems)
 
-    def _announce(self, connection: psycopg.Connection[Any]) -> Marker:
-        """One more generation, NOTIFYed (delivered at commit); the marker this process will read."""
-        generation = connection.execute(
-            f"UPDATE {META} SET value = value + 1 WHERE key = 'generation' RETURNING value").fetchone()
-        epoch = connection.execute(f"SELECT value FROM {META} WHERE key = 'epoch'").fetchone()
-        assert generation is not None and epoch is not None  # the schema's rows, checked by _meta
-        connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(generation[0])))
-        return int(epoch[0]), int(generation[0]), self._nudges
-
     def clean(self, layer: Layer | None = None) -> list[str]:
         return []  # nothing is staged in the database: a transaction that did not finish left nothing
-
-
-def shown_conninfo(conninfo: str) -> str:
-    """The connection string without its password, for messages and the log."""
-    try:
-        import psycopg
-
-        options = psycopg.conninfo.conninfo_to_dict(conninfo)
-    except Exception:  # noqa: BLE001 - psycopg missing or a string it cannot read: show neither
-        return "the configured database"
-    return " ".join(f"{key}={options[key]}" for key in ("host", "port", "dbname", "user") if options.get(key)) or \
-        "the default database"
 
 
 def _remove_scratch(scratch: Path, pid: int) -> None:
