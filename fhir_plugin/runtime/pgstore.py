@@ -71,6 +71,7 @@ class DatabaseStore(ContentStore):
         self._generation: Marker | None = None
         self._snapshot: Snapshot | None = None  # what the database held at `_generation`
         self._installing = threading.Lock()
+        self._noting = threading.Lock()
         self._nudges = 0
         self._retry = False  # a catch-up failed: nudge once the database answers again
         self._names: list[str] = []
@@ -114,7 +115,8 @@ class DatabaseStore(ContentStore):
     def _forked(self) -> None:
         self._listener = None
         self._stop = threading.Event()
-        self._installing = threading.Lock()  # the listener thread that may have held it is not in this process
+        # the listener thread that may have held these is not in this process
+        self._installing, self._noting = threading.Lock(), threading.Lock()
         # A worker may be forked long after its master read the database (gunicorn replaces workers):
         # its first request catches up from the table, whatever the master saw.
         self._generation = (-1, -1, -1)
@@ -137,6 +139,9 @@ class DatabaseStore(ContentStore):
                             pass
                         self._read_generation(connection)
             except (psycopg.Error, LoadStoreUnavailable) as error:
+                self._unavailable(error)
+            except Exception as error:  # noqa: BLE001 - a listener that died would leave its process behind for good
+                log.exception("the listener of %s failed; trying again", self.where)
                 self._unavailable(error)
             self._stop.wait(self.poll)
 
@@ -190,10 +195,11 @@ class DatabaseStore(ContentStore):
             reason = " ".join(str(error).split()).rstrip(".") or type(error).__name__
             problem = f"the database of content loaded at run time ({self.where}) cannot be used: {reason}"
             refused = LoadStoreUnavailable("LOAD_DATABASE_UNREACHABLE", where=self.where)
-        if problem != self.problem:
-            log.error("%s; serving what was loaded before, trying again every %g s", problem, self.poll)
-        self.problem = problem
-        self._retry = True
+        with self._noting:  # the start and the listener may fail at once: one line for both
+            if problem != self.problem:
+                log.error("%s; serving what was loaded before, trying again every %g s", problem, self.poll)
+            self.problem = problem
+            self._retry = True
         return refused
 
     def _available(self) -> None:
