@@ -8,15 +8,16 @@ changes are made one at a time across every replica, as the directory's `flock` 
 checks the change against everything loaded (read inside the lock) and NOTIFYs the new generation,
 which PostgreSQL delivers only when the transaction commits.
 
-Each process has one listener thread, started on its first request (a thread does not survive
-gunicorn's fork; psycopg finishes a connection only in the process that opened it, so a forked
-copy is harmless): it LISTENs, and reads the generation on every notification and at least every
-FHIR_PLUGIN_LOAD_POLL seconds (the fallback when a notification is lost: a connection cut and
-remade). A request compares that number in memory, as the directory store compares the marker's
-stat: no database round trip per request. When it changed, the request that sees it catches up:
-one query for the names and digests, one for the bytes of the files that changed, which are
-validated and compiled (or, when another worker of the same server did it first, read from the
-compiled forms kept in a private directory, as the directory store keeps them).
+Each process has one listener thread, started with the process (a thread does not survive
+gunicorn's fork: a forked child starts its own at once; psycopg finishes a connection only in the
+process that opened it, so a forked copy is harmless). It LISTENs and, on every notification and at
+least every FHIR_PLUGIN_LOAD_POLL seconds (the fallback when a notification is lost: a connection
+cut and remade), reads the generation and, when it changed, a snapshot: the loads' names and
+digests and the bytes of those its process has not read. A request compares that generation in
+memory, as the directory store compares the marker's stat, and when it changed catches up from the
+snapshot: no database round trip per request, nor to catch up. The files that changed are validated
+and compiled (or, when another worker of the same server did it first, read from the compiled forms
+kept in a private directory, as the directory store keeps them).
 
 The database going away is not an error of the requests: the content already served stays
 served, a load or unload is refused (LoadStoreUnavailable, 503), the listener says so once in the
@@ -48,7 +49,7 @@ from ..terminology.registry import Registry
 from .errors import LoadStoreUnavailable, UnknownLoad
 from .pgschema import (CHANNEL, CONNECT_TIMEOUT, Marker, Snapshot, announce, connect, delete, digests, lock, read_meta,
                        rows, shown_conninfo, write)
-from .store import Change, ContentStore, Layer, LoadedFile, checked_name, default_name
+from .store import MARKER, Change, ContentStore, Layer, LoadedFile, checked_name, default_name
 
 if TYPE_CHECKING:
     import psycopg
@@ -73,6 +74,7 @@ class DatabaseStore(ContentStore):
         self._installing = threading.Lock()
         self._noting = threading.Lock()
         self._nudges = 0
+        self._local_read = 0  # the size of this server's marker file when this process last read the database
         self._retry = False  # a catch-up failed: nudge once the database answers again
         self._names: list[str] = []
         self._digests: dict[str, tuple[str, LoadedFile]] = {}  # name -> (digest of its bytes, as read)
@@ -92,10 +94,31 @@ class DatabaseStore(ContentStore):
     # --- what requests compare --------------------------------------------------------------
 
     def marker(self) -> Marker | None:
-        """The generation the listener last read (None before it read one): memory only."""
+        """The generation the listener last read (None before it read one), plus the size of this
+        server's own marker file: one `stat`, no database round trip. That file grows with every
+        change made by a worker of this server, so that its other workers serve a load from their
+        next request, as with a directory, without waiting for the notification."""
         if self._listener is None:
             self._listen()
-        return self._generation
+        generation = self._generation
+        return None if generation is None else (generation[0], generation[1], generation[2] + self._local())
+
+    def _local(self) -> int:
+        try:
+            return os.stat(self.directory / MARKER).st_size
+        except OSError:
+            return 0
+
+    def _told_locally(self, marker: Marker) -> Marker:
+        """Tell this server's other workers of a change this one committed (see `marker`)."""
+        try:
+            with open(self.directory / MARKER, "a", encoding="ascii") as file:
+                file.write("changed\n")
+                file.flush()
+                self._local_read = file.tell()
+        except OSError as error:  # the change is committed all the same: the others learn it by NOTIFY
+            log.warning("cannot tell this server's other workers of a change at once: %s", error)
+        return marker[0], marker[1], marker[2] + self._local_read
 
     def files(self) -> list[Path]:
         return [Path(name) for name in self._names]
@@ -118,8 +141,11 @@ class DatabaseStore(ContentStore):
         # the listener thread that may have held these is not in this process
         self._installing, self._noting = threading.Lock(), threading.Lock()
         # A worker may be forked long after its master read the database (gunicorn replaces workers):
-        # its first request catches up from the table, whatever the master saw.
+        # its first request catches up from the table, whatever the master saw. Its listener starts
+        # now, not on that request: if the database goes away before it, the worker still has the
+        # snapshot of everything committed until then.
         self._generation = (-1, -1, -1)
+        self._listen()
 
     def _listen(self) -> None:
         self._listener = threading.Thread(target=self._run, name="fhir-plugin-load-listener", daemon=True)
@@ -235,14 +261,17 @@ class DatabaseStore(ContentStore):
         from the last snapshot, or `layer` as it is."""
         import psycopg
 
-        snapshot = self._snapshot
-        if override is None and snapshot is not None and snapshot.marker == self._generation:
+        snapshot, local = self._snapshot, self._local()
+        # a change by another worker of this server (`local` grew) may be newer than the snapshot
+        if override is None and snapshot is not None and snapshot.marker == self._generation and \
+                local == self._local_read:
             return self._caught_up(layer, dict(snapshot.listing), known, None, snapshot.rows)
         try:
             with self._connect() as connection:
                 listing = digests(connection) if self._meta(connection) else {}
-                return self._caught_up(layer, listing, known, override,
-                                       lambda names: rows(connection, names))
+                caught_up = self._caught_up(layer, listing, known, override, lambda names: rows(connection, names))
+            self._local_read = local
+            return caught_up
         except (psycopg.Error, LoadStoreUnavailable) as error:
             self._unavailable(error)
             if snapshot is not None and override is None:
@@ -321,6 +350,7 @@ class DatabaseStore(ContentStore):
             raise self._unavailable(error) from None
         self._digests[name] = (digest, fresh)
         self._install(Snapshot(marker, {**listing, name: digest}, {}))
+        marker = self._told_locally(marker)
         self._failed_rows.pop(name, None)
         return Change(layer, name, created, marker, problems)
 
@@ -344,6 +374,7 @@ class DatabaseStore(ContentStore):
             raise self._unavailable(error) from None
         self._digests.pop(name, None)
         self._install(Snapshot(marker, {key: value for key, value in listing.items() if key != name}, {}))
+        marker = self._told_locally(marker)
         self._failed_rows.pop(name, None)
         return Change(layer, name, False, marker, problems)
 
