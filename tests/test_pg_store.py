@@ -223,6 +223,8 @@ def test_the_database_going_away_loses_nothing_committed(service, cluster, repli
         loading.join(30)
         assert issue(answers[0])[:3] == (503, "transient", "LOAD_DATABASE_UNREACHABLE")
         assert (display(one), display(other)) == ("Alpha", "Alpha")  # what was loaded stays served
+        one.application.extensions["fhir_plugin"].runtime.serve(service)  # a reload meanwhile keeps it too
+        assert display(one) == "Alpha"
         assert one.post("/admin/content?name=x.json", data=demo("3"), headers=AUTH).status_code == 503
     finally:
         cluster.start()

@@ -248,7 +248,10 @@ class DatabaseStore(ContentStore):
                 connection.commit()
         except (psycopg.Error, LoadStoreUnavailable) as error:
             self._unavailable(error)
-            return Layer.of(base)
+            snapshot = self._snapshot  # a reload (Runtime.serve) while the database is away: what it had
+            if snapshot is None:
+                return Layer.of(base)
+            return self._caught_up(Layer.of(base), dict(snapshot.listing), known, None, snapshot.rows)[0]
         layer, problems = self.refreshed(Layer.of(base), known)
         for name, problem in problems.items():
             log.error("content loaded at run time cannot be served: %s: %s", name, problem.text)
