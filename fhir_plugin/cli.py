@@ -101,7 +101,11 @@ def _serve_with(host: str, port: int, workers: int, front: str, settings: dict[s
     import gc
 
     gc.disable()
-    app = create_app(server=True, progress=TerminalProgress())
+    try:
+        app = create_app(server=True, progress=TerminalProgress())
+    except ValueError as error:  # a setting that cannot be served with (psycopg missing for the load database)
+        print(f"fhir-plugin: {error}", file=sys.stderr)
+        return 2
     configure_logging()  # once the start cannot fail for the content: the process is the server's now
     base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     reloader = Reloader(app, pid_file(settings, port))

@@ -123,6 +123,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FHIR_PLUGIN_LOAD_DIR", "", str,
             "where content loaded at run time is kept; empty: $XDG_DATA_HOME/fhir_plugin/loaded with an admin "
             "token, else none"),
+    Setting("FHIR_PLUGIN_LOAD_DATABASE", "", str,
+            "a PostgreSQL connection string (libpq: `host=db dbname=fhir user=fhir` or postgresql://...): content "
+            "loaded at run time is kept there, shared by every replica, instead of FHIR_PLUGIN_LOAD_DIR; needs "
+            "`pip install fhir-plugin[postgres]`"),
+    Setting("FHIR_PLUGIN_LOAD_POLL", 5, int,
+            "seconds between two reads of the load database's generation by each process, the fallback when a "
+            "notification (LISTEN/NOTIFY) is lost, and between two tries while the database cannot be reached"),
     Setting("FHIR_PLUGIN_CACHE_DIR", "", str,
             "where the server caches compiled content; empty: $XDG_CACHE_HOME/fhir_plugin for `fhir-plugin serve` "
             "and `load`, none for an embedding app or the library"),

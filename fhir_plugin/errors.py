@@ -42,6 +42,9 @@ Status table (decided once; tests/test_http_errors.py pins it):
                                                once inflated
     UnsupportedMediaType  415   not-supported  the body is in a format we cannot read (plain text, multipart), or
                                                in a content coding we cannot inflate (UnsupportedContentEncoding)
+    LoadStoreUnavailable  503   transient      a load or unload while the database of run-time loads
+                                               (FHIR_PLUGIN_LOAD_DATABASE) cannot be reached or holds
+                                               another schema version; what is served stays served
     ServerUnreachable     503   transient      (client only) the remote server did not answer
 
 Where each is defined: the engine's in fhir_plugin.terminology.errors, loading content in
@@ -57,7 +60,7 @@ from .content.errors import InvalidContent, LoadTooCostly
 from .render.errors import (BodyTooDeep, BundleTooCostly, EncodingNotAcceptable, InvalidBody, InvalidBundle,
                             InvalidSearch, MethodNotAllowed, NoSuchEndpoint, NotAcceptable, RequestTooLarge,
                             TransactionFailed, UnsupportedContentEncoding, UnsupportedMediaType, WriteRefused)
-from .runtime.errors import CsrfRejected, Forbidden, InvalidLoadName, Unauthorized, UnknownLoad
+from .runtime.errors import CsrfRejected, Forbidden, InvalidLoadName, LoadStoreUnavailable, Unauthorized, UnknownLoad
 from .terminology.errors import (ANSWER_MESSAGES, CircularValueSet, InvalidDisplayLanguage, InvalidRequest,
                                  InvalidValidateRequest, InvalidValueSet, NotFound, NotSupported, OverBudget,
                                  TerminologyError, TooCostly, UnknownCode, UnknownCodeSystem, UnknownConceptMap,
@@ -73,7 +76,7 @@ ANSWER_IDS: frozenset[str] = frozenset(ANSWER_MESSAGES)
 __all__ = ["ANSWER_IDS", "ERROR_CLASSES", "MESSAGES", "BodyTooDeep", "BundleTooCostly", "CircularValueSet", "CsrfRejected",
            "EncodingNotAcceptable", "Forbidden", "InvalidBody", "InvalidBundle", "InvalidContent", "InvalidSearch",
            "InvalidDisplayLanguage", "InvalidLoadName", "InvalidRequest", "InvalidValidateRequest",
-           "InvalidValueSet", "LoadTooCostly", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound",
+           "InvalidValueSet", "LoadStoreUnavailable", "LoadTooCostly", "MethodNotAllowed", "NoSuchEndpoint", "NotAcceptable", "NotFound",
            "NotSupported", "OverBudget", "RequestTooLarge", "ServerUnreachable", "TerminologyError", "TooCostly",
            "TransactionFailed",
            "Unauthorized", "UnknownCode", "UnknownCodeSystem", "UnknownConceptMap", "UnknownLoad", "UnknownSupplement",

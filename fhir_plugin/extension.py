@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
@@ -23,6 +25,7 @@ from .runtime.compiled import CompiledContentCache
 from .runtime.inventory import Served, inventory, inventory_lines
 from .runtime.metrics import metrics
 from .runtime.live import Runtime
+from .runtime.pgstore import DatabaseStore
 from .runtime.store import ContentStore
 from .terminology.service import TerminologyService
 from .version import __version__
@@ -95,8 +98,7 @@ class FhirTerminology:
                                     progress=LogProgress())
 
             app.extensions[RELOAD] = rebuild
-        loaded = load_dir(settings)
-        store = ContentStore(loaded, Limits.from_settings(settings), LoadBounds.from_settings(settings)) if loaded else None
+        store = _load_store(settings)
         runtime = Runtime(service, store, answer_cache=settings["FHIR_PLUGIN_ANSWER_CACHE"], compiled=compiled,
                           request_memory=settings["FHIR_PLUGIN_TX_RESOURCE_MEMORY"] * 1024 * 1024)
         seconds = time.perf_counter() - started
@@ -123,6 +125,16 @@ class FhirTerminology:
                         [admin.name, *(f"fhir_plugin_{path}" for path, _ in bases)],
                         own_paths=bool(prefix) or self._own_root)
         observe(app, [ops.name, admin.name, routing.fallback.name, *(f"fhir_plugin_{path}" for path, _ in bases)])
+
+
+def _load_store(settings: Mapping[str, Any]) -> ContentStore | None:
+    """Where content loaded at run time is kept: the database of FHIR_PLUGIN_LOAD_DATABASE (replicas
+    on several machines), else the directory of FHIR_PLUGIN_LOAD_DIR, else nowhere."""
+    limits, bounds = Limits.from_settings(settings), LoadBounds.from_settings(settings)
+    if settings["FHIR_PLUGIN_LOAD_DATABASE"]:
+        return DatabaseStore(settings["FHIR_PLUGIN_LOAD_DATABASE"], limits, bounds, poll=settings["FHIR_PLUGIN_LOAD_POLL"])
+    loaded = load_dir(settings)
+    return ContentStore(loaded, limits, bounds) if loaded else None
 
 
 def cache_stats(app: Flask) -> dict[str, CacheStats]:

@@ -13,6 +13,7 @@ from typing import Any
 from .config import base_content_paths, extra_content_paths
 from .extension import Startup
 from .runtime.inventory import inventory_lines
+from .runtime.pgschema import shown_conninfo
 from .web.observe import write_access_lines_to
 
 
@@ -89,6 +90,8 @@ def banner(base: str, workers: int, version: str, settings: Mapping[str, Any], f
         f"({settings['FHIR_PLUGIN_METRICS']}); access log: {access}",
         *content_lines(settings),
         cache,
+        *([f"  run-time loads: PostgreSQL {shown_conninfo(settings['FHIR_PLUGIN_LOAD_DATABASE'])}, shared by every "
+           "replica"] if settings["FHIR_PLUGIN_LOAD_DATABASE"] else []),
         f"  loaded in {startup.seconds:.1f} s: {counts.get('CodeSystem', 0)} code system(s), "
         f"{counts.get('ValueSet', 0)} value set(s), {counts.get('ConceptMap', 0)} concept map(s)",
         *(f"    {line}" for line in inventory_lines(startup.served)),

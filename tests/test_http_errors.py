@@ -49,7 +49,7 @@ SERVER_ROWS = [row for row in TABLE if not row[3].startswith("(client only)")]
 def test_the_table_is_parsed():
     assert [row[0] for row in SERVER_ROWS] == [
         "InvalidRequest", "InvalidContent", "Unauthorized", "Forbidden", "NotSupported", "NotFound",
-        "MethodNotAllowed", "NotAcceptable", "RequestTooLarge", "UnsupportedMediaType"]
+        "MethodNotAllowed", "NotAcceptable", "RequestTooLarge", "UnsupportedMediaType", "LoadStoreUnavailable"]
 
 
 @pytest.mark.parametrize("name, status, issue_code, when", TABLE, ids=[row[0] for row in TABLE])
@@ -122,6 +122,16 @@ def admin_client(service, tmp_path):
     return create_app(settings, service=service).test_client()
 
 
+@pytest.fixture
+def database_client(service):
+    """Loads kept in a database that cannot be reached (nothing listens on port 1)."""
+    settings = {"FHIR_PLUGIN_ADMIN_TOKEN": "t0ken", "FHIR_PLUGIN_LOAD_POLL": 60,
+                "FHIR_PLUGIN_LOAD_DATABASE": "host=127.0.0.1 port=1 dbname=loads user=fhir connect_timeout=2"}
+    app = create_app(settings, service=service)
+    yield app.test_client()
+    app.extensions["fhir_plugin"].runtime.store.close()
+
+
 # --- each row, each endpoint family ----------------------------------------------------------
 
 LOOKUP = f"/r4/CodeSystem/$lookup?system={CPT}&code=97116"
@@ -186,6 +196,13 @@ ROW_CASES = [
     case("InvalidContent", "admin", "POST", "/admin/content?name=x.json",
          "x.json: not valid JSON: Expecting value: line 1 column 1 (char 0)", "CONTENT_NOT_JSON",
          client="admin_client", data="nonsense", headers={"Authorization": "Bearer t0ken"}),
+    *(case("LoadStoreUnavailable", "admin", method, path,
+           "The database of content loaded at run time (host=127.0.0.1 port=1 dbname=loads user=fhir) cannot be "
+           "reached: nothing was loaded or unloaded, and this server keeps serving what it has; try again once the "
+           "database is back (the server log says why it cannot be reached)", "LOAD_DATABASE_UNREACHABLE",
+           client="database_client", data='{"resourceType": "Bundle", "type": "collection"}',
+           headers={"Authorization": "Bearer t0ken"})
+      for method, path in (("POST", "/admin/content?name=x.json"), ("DELETE", "/admin/content/x.json"))),
     # Unauthorized, Forbidden: the admin endpoints, with a token set and (the default) without
     *(case("Unauthorized", "admin", method, "/admin/content",
            "This admin endpoint needs the header 'Authorization: Bearer <FHIR_PLUGIN_ADMIN_TOKEN>'",

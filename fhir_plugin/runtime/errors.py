@@ -39,3 +39,21 @@ class CsrfRejected(Forbidden):
 
     messages = {"UI_CSRF_REJECTED": "This form was not sent from this server's page (its CSRF token is missing or "
                                     "wrong): reload the page and send it again"}
+
+
+class LoadStoreUnavailable(TerminologyError):
+    """A load or unload while the database of run-time loads (FHIR_PLUGIN_LOAD_DATABASE) cannot be
+    used: not the client's fault, and worth trying again (503). What is served stays served."""
+
+    status = 503
+    issue_code = "transient"
+    messages = {
+        "LOAD_DATABASE_UNREACHABLE": (
+            "The database of content loaded at run time ({where}) cannot be reached: nothing was loaded or unloaded, "
+            "and this server keeps serving what it has; try again once the database is back (the server log says "
+            "why it cannot be reached)"),
+        "LOAD_DATABASE_SCHEMA": (
+            "The database of content loaded at run time ({where}) holds schema version {found}, and this server "
+            "needs version {expected}: nothing was loaded or unloaded, and this server keeps serving what it has; "
+            "upgrade the servers that share this database to one version"),
+    }

@@ -124,7 +124,7 @@ class Runtime:
             if name in problems:
                 described["problem"] = problems[name]
             files.append(described)
-        listing: dict[str, Any] = {"directory": str(self.store.directory) if self.store else None, "files": files}
+        listing: dict[str, Any] = {**(self.store.location() if self.store else {"directory": None}), "files": files}
         if problems:
             listing["problem"] = "\n".join(problems.values())
         return listing

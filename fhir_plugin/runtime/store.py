@@ -236,6 +236,10 @@ class ContentStore:
             return None
         return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
+    def location(self) -> dict[str, Any]:
+        """Where loads are kept, for the admin endpoint's listing."""
+        return {"directory": str(self.directory)}
+
     def files(self) -> list[Path]:
         return [path for path, _ in self._listing().values()]
 
