@@ -8,7 +8,6 @@ stands in for `displayLanguage` when that is absent.
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from typing import Any
 
@@ -74,7 +73,16 @@ def expand_request(params: list[Param], instance: dict[str, Any] | None = None, 
             raise InvalidRequest("PARAM_CONFLICT", parameter="url", other="the ValueSet of the path", value=given, other_value=instance.get("url"),
                                  expression="url")
         value_set = instance
-    request = ExpandRequest(
+    # The server's limits go in with the rest: a dataclasses.replace per limit costs more than the
+    # rest of this function.
+    limits: dict[str, int] = {}
+    if max_expansion is not None:
+        limits["max_expansion"] = max_expansion
+    if filter_limits is not None:
+        limits["max_filter_words"], limits["max_filter_word_length"] = filter_limits
+    if max_nesting is not None:
+        limits["max_nesting"] = max_nesting
+    return ExpandRequest(
         url=v.get("url"), value_set=value_set, value_set_version=v.get("valueSetVersion"),
         filter=v.get("filter"), date=v.get("date"), offset=integers.get("offset"), count=integers.get("count"),
         include_designations=v.get("includeDesignations"), designations=tuple(v.get("designation", ())),
@@ -86,15 +94,8 @@ def expand_request(params: list[Param], instance: dict[str, Any] | None = None, 
         check_system_versions=tuple(v.get("check-system-version", ())),
         force_system_versions=tuple(v.get("force-system-version", ())),
         properties=tuple(v.get("property", ())), use_supplements=tuple(v.get("useSupplement", ())),
-        default_value_set_versions=tuple(v.get("default-valueset-version", ())),
+        default_value_set_versions=tuple(v.get("default-valueset-version", ())), **limits,
     )
-    if max_expansion is not None:
-        request = replace(request, max_expansion=max_expansion)
-    if filter_limits is not None:
-        request = replace(request, max_filter_words=filter_limits[0], max_filter_word_length=filter_limits[1])
-    if max_nesting is not None:
-        request = replace(request, max_nesting=max_nesting)
-    return request
 
 
 def max_nesting(max_json_depth: int) -> int:
