@@ -227,3 +227,29 @@ def test_a_page_naming_its_host_is_never_kept(app, flasked):
     assert b"evil.example" not in honest.get_data() and b"http://localhost/r4" in honest.get_data()
     assert flasked.count == 3
     assert app.extensions["fhir_plugin"].runtime.answers.stats.hits == 0
+
+
+def test_the_door_looks_only_where_answers_are_kept(app):
+    """front.may_be_kept says of a path what the views' routes say (route(..., cached=True)): every
+    rule of a FHIR base, with sample values in its placeholders."""
+    import re
+    from functools import partial
+
+    from fhir_plugin.web import front
+
+    checked = {}
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("fhir_plugin_r4."):
+            continue
+        view = app.view_functions[rule.endpoint]
+        if not isinstance(view, partial):
+            continue
+        path = re.sub(r"<(?:[^:>]*:)?([^>]+)>", lambda m: {"resource_type": "CodeSystem"}.get(m.group(1), "x"),
+                      rule.rule)
+        checked[path] = (front.may_be_kept(path), view.args[0].cached)
+    assert {path for path, (door, view) in checked.items() if door != view} == set()
+    assert sorted(path for path, (door, _) in checked.items() if door) == [
+        "/r4/CodeSystem/$lookup", "/r4/CodeSystem/$subsumes", "/r4/CodeSystem/$validate-code", "/r4/CodeSystem/x",
+        "/r4/CodeSystem/x/$lookup", "/r4/CodeSystem/x/$subsumes", "/r4/CodeSystem/x/$validate-code",
+        "/r4/ConceptMap/$translate", "/r4/ConceptMap/x/$translate", "/r4/ValueSet/$validate-code",
+        "/r4/ValueSet/x/$validate-code"]

@@ -39,6 +39,17 @@ KEY = "fhir_plugin.answer_key"  # environ: the key computed here, so that views.
 SERVICE, BODY = "fhir_plugin.service", "fhir_plugin.body"  # environ: the request's service and body
 
 StartResponse = Callable[..., Any]
+# The operations whose answers views.handle keeps (route(..., cached=True)); besides them only reads
+# (`/{base}/{type}/{id}`) are kept. A request for anything else ($expand, searches, metadata, a
+# Bundle) is not looked for: on its way to Flask it would only pay for a key (tests pin the two
+# lists together).
+KEPT_OPERATIONS = frozenset({"$lookup", "$subsumes", "$translate", "$validate-code"})
+
+
+def may_be_kept(path: str) -> bool:
+    """Whether an answer to `path` (a PATH_INFO below a FHIR base) can be in the answer cache."""
+    last = path[path.rfind("/") + 1:]
+    return last in KEPT_OPERATIONS if last.startswith("$") else path.count("/") == 3
 _STATUS = {code: f"{code} {phrase.upper()}" for code, phrase in HTTP_STATUS_CODES.items()}  # as werkzeug says them
 
 
@@ -74,6 +85,8 @@ class AnswerFront:
         if version is None:
             if self.ui is not None and method == "GET" and path.startswith(self.ui):
                 return self._page(environ, start_response, answers, started)
+            return None
+        if not may_be_kept(path):
             return None
         if method == "GET":
             body = None
