@@ -50,6 +50,8 @@ def may_be_kept(path: str) -> bool:
     """Whether an answer to `path` (a PATH_INFO below a FHIR base) can be in the answer cache."""
     last = path[path.rfind("/") + 1:]
     return last in KEPT_OPERATIONS if last.startswith("$") else path.count("/") == 3
+
+
 _STATUS = {code: f"{code} {phrase.upper()}" for code, phrase in HTTP_STATUS_CODES.items()}  # as werkzeug says them
 
 
@@ -99,22 +101,21 @@ class AnswerFront:
         service = self.state.service_for(version)
         environ[SERVICE] = service  # the one service of this request, if Flask answers it after all
         key = environ[KEY] = answer_key(environ, service.registry.token, version, body)
-        kept: Answer | None = answers.find(key)
-        if kept is None:
-            return None
-        headers = [("Content-Type", kept.content_type), ("Content-Length", str(len(kept.body))), *kept.headers]
-        record_hit(environ, headers, kept, version.value, self.state, started)
-        start_response(_STATUS.get(kept.status) or f"{kept.status} UNKNOWN", headers)
-        return [kept.body]
+        return self._give(answers.find(key), version.value, environ, start_response, started)
 
     def _page(self, environ: dict[str, Any], start_response: StartResponse, answers: Any,
               started: float) -> Iterable[bytes] | None:
         """A kept UI page or type-ahead answer (ui/kept.py), under the key the UI kept it with."""
-        kept: Answer | None = answers.find(page_key(environ, self.state.service.registry.token))
+        kept = answers.find(page_key(environ, self.state.service.registry.token))
+        return self._give(kept, "", environ, start_response, started)
+
+    def _give(self, kept: Answer | None, version: str, environ: dict[str, Any], start_response: StartResponse,
+              started: float) -> Iterable[bytes] | None:
+        """`kept` sent and observed as werkzeug would send it; None if nothing was kept."""
         if kept is None:
             return None
         headers = [("Content-Type", kept.content_type), ("Content-Length", str(len(kept.body))), *kept.headers]
-        record_hit(environ, headers, kept, "", self.state, started)
+        record_hit(environ, headers, kept, version, self.state, started)
         start_response(_STATUS.get(kept.status) or f"{kept.status} UNKNOWN", headers)
         return [kept.body]
 

@@ -73,16 +73,16 @@ def _state() -> PluginState:
 # --- what one request uses ---------------------------------------------------------------------
 # Per-request values live in the WSGI environ, which is the request's own (flask.g belongs to the
 # app context, which a host app or a test may keep open across requests).
-_SERVICE, _BODY = SERVICE, BODY  # shared with the answer cache's front door (web/front.py)
+# SERVICE and BODY (web/front.py): the front door may have put them there already.
 
 
 def _service(version: FhirVersion) -> TerminologyService:
     """The service for this request, taken once: content reloaded meanwhile must not give one
     request (or its cached answer) two services."""
     environ = request.environ
-    if _SERVICE not in environ:
-        environ[_SERVICE] = _state().service_for(version)
-    service: TerminologyService = environ[_SERVICE]
+    if SERVICE not in environ:
+        environ[SERVICE] = _state().service_for(version)
+    service: TerminologyService = environ[SERVICE]
     return service
 
 
@@ -90,7 +90,7 @@ def _operation(version: FhirVersion) -> tuple[list[params.Param], TerminologySer
     """The request's parameters, and the service with its tx-resource parameters on top."""
     state = _state()
     settings = state.settings
-    given = params.read_params(request, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(_BODY),
+    given = params.read_params(request, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(BODY),
                                settings["FHIR_PLUGIN_MAX_JSON_DEPTH"], version)
     tx_resources = params.tx_resources(given, settings["FHIR_PLUGIN_MAX_TX_RESOURCES"])
     return given, state.runtime.for_request(_service(version), tx_resources, version)
@@ -169,11 +169,11 @@ def _answer_key(req: Request, state: PluginState, version: FhirVersion) -> Hasha
     if it did. The body is read here, once, inflated if it came compressed, and parsed by the view
     on a miss."""
     environ = req.environ
-    body = environ[_BODY] = params.read_body(req, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
+    body = environ[BODY] = params.read_body(req, state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"])
     if KEY in environ:
         known: Hashable = environ[KEY]
         return known
-    service = environ.get(_SERVICE) or environ.setdefault(_SERVICE, state.service_for(version))  # as _service() takes it
+    service = environ.get(SERVICE) or environ.setdefault(SERVICE, state.service_for(version))  # as _service() takes it
     return answer_key(environ, service.registry.token, version, body)
 
 
@@ -318,6 +318,6 @@ def base(version: FhirVersion) -> Response:
     """POST: a batch or transaction Bundle (web/batch.py). GET: there is nothing to read at a base
     (as HAPI and tx.fhir.org answer, an OperationOutcome), which says where the CapabilityStatement is."""
     if request.method == "POST":
-        return batch.answer(version, _state().settings, _base_url(), {_SERVICE: _service(version)})
+        return batch.answer(version, _state().settings, _base_url(), {SERVICE: _service(version)})
     here = request.path.rstrip("/")
     raise NoSuchEndpoint("BASE_NOT_READABLE", path=here, version=version.value, metadata=f"{here}/metadata")
