@@ -14,6 +14,7 @@ from .fhirversions import FhirVersion
 from .terminology.service import TerminologyService
 from .web.errors import register_error_handlers
 from .web.front import AnswerFront
+from .web.lane import Lanes
 from .web.observe import OBSERVED, begin, observed
 
 
@@ -21,8 +22,9 @@ class StandaloneApp(Flask):
     """The standalone app. Every request is observed (web/observe.py), also those to paths no route
     matches, by the two methods Flask calls for every request rather than by hooks (a hook goes
     through `ensure_sync` and a loop over the blueprints: about 1.5 µs a call, a tenth of what the
-    observation costs); and kept answers are given by the answer cache's front door
-    (web/front.py) before Flask sees the request."""
+    observation costs); kept answers are given by the answer cache's front door (web/front.py)
+    before Flask sees the request, and the door sends an operation it has no answer for down the
+    lane (web/lane.py), which calls the view without Flask's request context."""
 
     front: AnswerFront | None = None
 
@@ -58,5 +60,6 @@ def create_app(config: Mapping[str, Any] | None = None, service: TerminologyServ
     app.config["MAX_CONTENT_LENGTH"] = state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]
     register_error_handlers(app)
     default = FhirVersion(state.settings["FHIR_PLUGIN_DEFAULT_VERSION"])
-    app.front = AnswerFront(state, {**{v.value.lower(): v for v in FhirVersion}, "fhir": default}, ui="/ui/")
+    app.front = AnswerFront(state, {**{v.value.lower(): v for v in FhirVersion}, "fhir": default}, ui="/ui/",
+                            lanes=Lanes(app))
     return app

@@ -1,7 +1,7 @@
 """Batch and transaction Bundles POSTed to a FHIR base (FHIR http.html#transaction).
 
 Every entry is a request of its own (a read, a search or an operation, by GET or POST), answered
-by the same view and the same `views.handle` as that request sent alone: the answer cache, the
+by the same view and the same `views.answer` as that request sent alone: the answer cache, the
 checks, the errors and the rendering are the single request's, so an entry answers exactly what
 the request would alone, and a repeated entry is an answer-cache hit. An entry is not a WSGI round
 trip: its request is a WSGI environ made from the Bundle's (its headers, less the body's), routed

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Request, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from ..render.errors import MethodNotAllowed
@@ -29,17 +29,21 @@ from .responses import outcome_response
 log = logging.getLogger(__name__)
 
 
-def terminology_error(error: TerminologyError) -> Response:
-    response = outcome_response(request, error_outcome(error), error.status)
+# Each handler answers for `req`, by default Flask's current request: web/lane.py names the request
+# it answers without a request context.
+
+
+def terminology_error(error: TerminologyError, req: Request | None = None) -> Response:
+    response = outcome_response(req or _current(), error_outcome(error), error.status)
     response.headers.extend(getattr(error, "headers", ()))  # e.g. the codings a 415 would have taken
     if isinstance(error, MethodNotAllowed) and error.allow:
         response.headers["Allow"] = ", ".join(error.allow)
     return response
 
 
-def http_error(error: HTTPException) -> Response:
+def http_error(error: HTTPException, req: Request | None = None) -> Response:
     status = error.code or 400
-    response = outcome_response(request, http_outcome(status, error.description or error.name), status)
+    response = outcome_response(req or _current(), http_outcome(status, error.description or error.name), status)
     for name, value in error.get_headers():  # werkzeug's 405 names the methods the path takes
         if name == "Allow":
             response.headers["Allow"] = value
@@ -129,10 +133,16 @@ def error_log(app: Flask) -> ErrorLog:
     return found
 
 
-def unexpected_error(error: Exception) -> Response:
+def unexpected_error(error: Exception, req: Request | None = None) -> Response:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # flask types the proxy as a Flask
-    error_log(app).report(error, request.method, request.path, request.environ.get(REQUEST_ID, ""))
-    return outcome_response(request, http_outcome(500, "Internal server error; the details are in the server log"), 500)
+    req = req or _current()
+    error_log(app).report(error, req.method, req.path, req.environ.get(REQUEST_ID, ""))
+    return outcome_response(req, http_outcome(500, "Internal server error; the details are in the server log"), 500)
+
+
+def _current() -> Request:
+    found: Request = request._get_current_object()  # type: ignore[attr-defined]  # flask types the proxy as a Request
+    return found
 
 
 def register_error_handlers(target: Flask | Blueprint, *, unexpected: bool = True) -> None:

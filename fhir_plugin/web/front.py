@@ -6,17 +6,18 @@ Validators and interface engines send the same `$lookup` or `$validate-code` man
 Through Flask such a hit costs about 60 µs of Python, 49 of them Flask's own (a hello-world view
 costs as much); here it costs the key, one dictionary look-up and the observation (web/observe.py),
 about a fifth of that. Only the standalone app (app.py) has this door: in a host app, requests
-belong to the host's own WSGI stack, and there the cache is looked up in `views.handle`.
+belong to the host's own WSGI stack, and there the cache is looked up in `views.answer`.
 
-The door answers only what `views.handle` would answer with the same bytes: the key is the one
-`handle` stores answers under (`answer_key`: content token, FHIR version, method, path, raw query,
+The door answers only what `views.answer` would answer with the same bytes: the key is the one
+`answer` stores answers under (`answer_key`: content token, FHIR version, method, path, raw query,
 the headers that are read, the body's digest), so a request is answered here only if an identical
-one was answered through Flask before, with the same content. Anything else passes through: HEAD,
-methods other than GET and POST, a POST whose body is compressed, chunked or larger than the
-request limit, paths outside the FHIR bases, and every miss. The UI's concept pages and type-ahead
+one was answered before, with the same content. Anything else passes through: HEAD, methods
+other than GET and POST, a POST whose body is compressed, chunked or larger than the request limit
+(not looked for), paths outside the FHIR bases, and every miss: to the lane (web/lane.py) if it is
+an operation's, else to Flask. The UI's concept pages and type-ahead
 answers, which ui/kept.py keeps under its own key (`page_key`: the Host is part of it), are given
-here the same way, for a GET below the UI's path. A POST body read here is handed on to
-Flask as it was read.
+here the same way, for a GET below the UI's path. A POST body read here is handed on as it was
+read.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import hashlib
 import io
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -35,11 +36,22 @@ from ..ui.kept import page_key
 from .compression import coding_key
 from .observe import record_hit
 
-KEY = "fhir_plugin.answer_key"  # environ: the key computed here, so that views.handle does not again
+StartResponse = Callable[..., Any]
+
+
+class Lanes(Protocol):
+    """web/lane.Lanes, as the door uses it (lane.py imports the views, which import this module)."""
+
+    def find(self, path: str) -> tuple[Any, dict[str, str]] | None: ...
+
+    def answer(self, environ: dict[str, Any], start_response: StartResponse, version: FhirVersion, lane: Any,
+               kwargs: dict[str, str], started: float) -> Iterable[bytes]: ...
+
+
+KEY = "fhir_plugin.answer_key"  # environ: the key computed here, so that views.answer does not again
 SERVICE, BODY = "fhir_plugin.service", "fhir_plugin.body"  # environ: the request's service and body
 
-StartResponse = Callable[..., Any]
-# The operations whose answers views.handle keeps (route(..., cached=True)); besides them only reads
+# The operations whose answers views.answer keeps (route(..., cached=True)); besides them only reads
 # (`/{base}/{type}/{id}`) are kept. A request for anything else ($expand, searches, metadata, a
 # Bundle) is not looked for: on its way to Flask it would only pay for a key (tests pin the two
 # lists together).
@@ -69,39 +81,42 @@ class AnswerFront:
     """Answers kept answers of `state` (a views.PluginState) for the bases `bases` (first path
     segment -> FHIR version), or says None to pass the request on."""
 
-    def __init__(self, state: Any, bases: Mapping[str, FhirVersion], ui: str | None = None):
-        """`ui`: the path the UI's pages start with ("/ui/"), whose kept pages this door gives too."""
+    def __init__(self, state: Any, bases: Mapping[str, FhirVersion], ui: str | None = None,
+                 lanes: Lanes | None = None):
+        """`ui`: the path the UI's pages start with ("/ui/"), whose kept pages this door gives too.
+        `lanes` (web/lane.py): where an operation's request goes when nothing is kept for it,
+        instead of to Flask."""
         self.state = state
         self.bases = dict(bases)
         self.ui = ui
+        self.lanes = lanes
         self.max_bytes: int = state.settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes] | None:
         started = time.perf_counter()
         answers = self.state.runtime.answers
-        if not answers.size:
-            return None
         path: str = environ.get("PATH_INFO", "")
         version = self.bases.get(path[1:path.find("/", 1)] if path.count("/") > 1 else path[1:])
         method = environ["REQUEST_METHOD"]
         if version is None:
-            if self.ui is not None and method == "GET" and path.startswith(self.ui):
+            if self.ui is not None and method == "GET" and path.startswith(self.ui) and answers.size:
                 return self._page(environ, start_response, answers, started)
             return None
-        if not may_be_kept(path):
+        if method != "GET" and method != "POST":
             return None
-        if method == "GET":
-            body = None
-        elif method == "POST":
-            body = self._body(environ)
-            if body is None:
-                return None
-        else:
+        lane = self.lanes.find(path) if self.lanes is not None else None
+        if answers.size and (lane[0].endpoint.cached if lane is not None else may_be_kept(path)):
+            body = None if method == "GET" else self._body(environ)
+            if method == "GET" or body is not None:
+                service = self.state.service_for(version)
+                environ[SERVICE] = service  # the one service of this request, if it is answered after all
+                key = environ[KEY] = answer_key(environ, service.registry.token, version, body)
+                given = self._give(answers.find(key), version.value, environ, start_response, started)
+                if given is not None:
+                    return given
+        if lane is None or self.lanes is None:
             return None
-        service = self.state.service_for(version)
-        environ[SERVICE] = service  # the one service of this request, if Flask answers it after all
-        key = environ[KEY] = answer_key(environ, service.registry.token, version, body)
-        return self._give(answers.find(key), version.value, environ, start_response, started)
+        return self.lanes.answer(environ, start_response, version, lane[0], lane[1], started)
 
     def _page(self, environ: dict[str, Any], start_response: StartResponse, answers: Any,
               started: float) -> Iterable[bytes] | None:

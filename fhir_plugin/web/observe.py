@@ -122,8 +122,12 @@ def observe(app: Flask, blueprints: list[str]) -> None:
 
 
 def begin() -> None:
-    environ = request.environ
-    environ[START] = time.perf_counter()
+    start(request.environ, time.perf_counter())
+
+
+def start(environ: dict[str, Any], started: float) -> None:
+    """The request of `environ` began at `started` (time.perf_counter): its id is chosen."""
+    environ[START] = started
     environ[REQUEST_ID] = request_id(environ.get("HTTP_X_REQUEST_ID"))
 
 

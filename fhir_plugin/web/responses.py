@@ -20,18 +20,21 @@ def _min_bytes() -> int:
     return DEFAULT_MIN_BYTES if state is None else int(state.settings["FHIR_PLUGIN_GZIP_MIN_BYTES"])
 
 
-def respond(version: FhirVersion, result: object, status: int = 200) -> Response:
-    """`result` (a typed result or an internal resource) rendered for `version`, as the client asked."""
-    mimetype = response_mimetype(request.args.get("_format"), request.headers.get("Accept"))
-    pretty = request.args.get("_pretty") == "true"
+def respond(req: Request, version: FhirVersion, result: object, status: int = 200) -> Response:
+    """`result` (a typed result or an internal resource) rendered for `version`, as `req` asks."""
+    args = req.args
+    mimetype = response_mimetype(args.get("_format"), req.headers.get("Accept"))
+    pretty = args.get("_pretty") == "true"
     rendered = document(result, version)
     body = dumps(rendered, pretty) if mimetype not in XML_TYPES else write(rendered, mimetype, version, pretty)
-    return encoded(Response(body, status=status, mimetype=mimetype))
+    return encoded(Response(body, status=status, mimetype=mimetype), req)
 
 
-def encoded(response: Response) -> Response:
-    """`response` compressed as the current request's Accept-Encoding allows (web.compression)."""
-    return encode(response, request.headers.get("Accept-Encoding"), _min_bytes())
+def encoded(response: Response, req: Request | None = None) -> Response:
+    """`response` compressed as the Accept-Encoding of `req` (by default the current request)
+    allows (web.compression)."""
+    headers = (req or request).headers
+    return encode(response, headers.get("Accept-Encoding"), _min_bytes())
 
 
 def _outcome_mimetype(req: Request) -> str:

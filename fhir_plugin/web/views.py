@@ -7,9 +7,11 @@ the instance level (`/CodeSystem/$lookup` and `/CodeSystem/{id}/$lookup`). Every
 every method, so that a wrong method is answered here, with an OperationOutcome and `Allow`,
 instead of by the host application; no rule redirects (web/routing.py).
 
-Every request goes through `handle`: check the path and method, then, for the operations whose
+Every request goes through `answer`: check the path and method, then, for the operations whose
 answer depends only on the request and the content, the answer cache (runtime/answers.py), then
-the view.
+the view. Flask calls it through `handle`, the view function of every rule; in the standalone app
+the lane (web/lane.py) calls it for the operations without Flask's request context, so views take
+the request as an argument instead of reading `flask.request`.
 """
 
 from __future__ import annotations
@@ -76,24 +78,24 @@ def _state() -> PluginState:
 # SERVICE and BODY (web/front.py): the front door may have put them there already.
 
 
-def _service(version: FhirVersion) -> TerminologyService:
+def _service(req: Request, version: FhirVersion) -> TerminologyService:
     """The service for this request, taken once: content reloaded meanwhile must not give one
     request (or its cached answer) two services."""
-    environ = request.environ
+    environ = req.environ
     if SERVICE not in environ:
         environ[SERVICE] = _state().service_for(version)
     service: TerminologyService = environ[SERVICE]
     return service
 
 
-def _operation(version: FhirVersion) -> tuple[list[params.Param], TerminologyService]:
+def _operation(req: Request, version: FhirVersion) -> tuple[list[params.Param], TerminologyService]:
     """The request's parameters, and the service with its tx-resource parameters on top."""
     state = _state()
     settings = state.settings
-    given = params.read_params(request, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], request.environ.get(BODY),
+    given = params.read_params(req, settings["FHIR_PLUGIN_MAX_REQUEST_BYTES"], req.environ.get(BODY),
                                settings["FHIR_PLUGIN_MAX_JSON_DEPTH"], version)
     tx_resources = params.tx_resources(given, settings["FHIR_PLUGIN_MAX_TX_RESOURCES"])
-    return given, state.runtime.for_request(_service(version), tx_resources, version)
+    return given, state.runtime.for_request(_service(req, version), tx_resources, version)
 
 
 def _inline(version: FhirVersion) -> params.Inline:
@@ -119,11 +121,19 @@ class Endpoint:
     cached: bool  # the answer depends only on the request and the content
     allow: tuple[str, ...] = ()  # the Allow header: methods, HEAD with GET, OPTIONS
     accepted: frozenset[str] = frozenset()  # methods that reach the view: methods, HEAD with GET
+    lane: bool = False  # the view needs nothing of Flask's request context: web/lane.py may call it
 
 
 def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
+    """The Flask view of every rule."""
     # Taken from the proxy once: each proxy access costs a context look-up.
     req: Request = request._get_current_object()  # type: ignore[attr-defined]  # flask types the proxy as a Request
+    return answer(req, endpoint, FhirVersion(fhir_version), kwargs)
+
+
+def answer(req: Request, endpoint: Endpoint, version: FhirVersion, kwargs: dict[str, str]) -> Response:
+    """The answer to `req` (routed to `endpoint` with `kwargs`), from Flask (`handle`) or from the
+    standalone app's lane (web/lane.py), which pushes an app context but no request context."""
     operation = next((v for v in kwargs.values() if v.startswith("$")), None)
     if operation is not None:  # e.g. /ValueSet/$compare matched the read route: no such operation
         raise routing.no_such_operation(operation, kwargs.get("resource_type", ""))
@@ -132,13 +142,12 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
             return routing.options_response(endpoint.allow)
         raise MethodNotAllowed("METHOD_NOT_ALLOWED", method=req.method, path=req.path, allow=endpoint.allow)
     params.check_query_string(req)  # first: request.args fails on raw bytes that are not UTF-8
-    version = FhirVersion(fhir_version)
     state = _state()
     answers = state.runtime.answers
     budget = state.settings["FHIR_PLUGIN_TIME_BUDGET_MS"]
     if not endpoint.cached or not answers.size:
         with time_budget(budget):  # the engine looks at the clock
-            return endpoint.view(version, **kwargs)
+            return endpoint.view(req, version, **kwargs)
     looked = KEY in req.environ  # by the front door, which found nothing
     key = _answer_key(req, state, version)
     kept = None if looked else answers.get(key)
@@ -150,11 +159,11 @@ def handle(endpoint: Endpoint, fhir_version: str, **kwargs: str) -> Response:
     req.environ[CACHE] = "miss"
     with time_budget(budget):
         try:
-            response = endpoint.view(version, **kwargs)
+            response = endpoint.view(req, version, **kwargs)
         except TerminologyError as error:
             if not error.deterministic:  # over the time budget: another time it may be answered
                 raise
-            response = terminology_error(error)  # a 4xx is as deterministic as a 200: kept the same way
+            response = terminology_error(error, req)  # a 4xx is as deterministic as a 200: kept the same way
     # A page of the UI (a read asked for as text/html) links to this host by name: kept, it would
     # give one client's Host to the next; it is not a FHIR answer, and it is not kept.
     if not (response.is_streamed or response.direct_passthrough or response.mimetype == "text/html"):
@@ -186,13 +195,13 @@ def _response(answer: Answer) -> Response:
 
 
 def route(rule: str, methods: tuple[str, ...] | None = ("GET",), *, instance_of: str | None = None,
-          cached: bool = False) -> Callable[[View], View]:
+          cached: bool = False, lane: bool = False) -> Callable[[View], View]:
     """Register a view for `rule` under every method (`methods`: those it takes; None: the view
     answers any); with `instance_of` (a resource type) also for the instance level,
     `/{type}/<resource_id>/...`, where the view gets `resource_id`."""
     def register(view: View) -> View:
         allowed = routing.allow(methods or ())
-        endpoint = Endpoint(view, methods, cached, allowed, frozenset(allowed) - {"OPTIONS"})
+        endpoint = Endpoint(view, methods, cached, allowed, frozenset(allowed) - {"OPTIONS"}, lane)
         rules = [rule]
         if instance_of is not None:
             rules.append(rule.replace(f"/{instance_of}/", f"/{instance_of}/<resource_id>/", 1))
@@ -213,111 +222,111 @@ OPERATION = ("GET", "POST")
 
 
 @route("/metadata")
-def metadata(version: FhirVersion) -> Response:
+def metadata(req: Request, version: FhirVersion) -> Response:
     state = _state()
-    if request.args.get("mode") == "terminology":
+    if req.args.get("mode") == "terminology":
         registry = state.service_for(version).registry
-        return respond(version, terminology_capabilities(version, registry, state.software_version))
-    return respond(version, capability_statement(version, _base_url(), state.software_version))
+        return respond(req, version, terminology_capabilities(version, registry, state.software_version))
+    return respond(req, version, capability_statement(version, _base_url(), state.software_version))
 
 
-@route("/$versions", OPERATION)
-def versions(version: FhirVersion) -> Response:
-    return respond(version, versions_parameters(version))
+@route("/$versions", OPERATION, lane=True)
+def versions(req: Request, version: FhirVersion) -> Response:
+    return respond(req, version, versions_parameters(version))
 
 
-@route("/CodeSystem/$lookup", OPERATION, instance_of="CodeSystem", cached=True)
-def lookup(version: FhirVersion, resource_id: str | None = None) -> Response:
-    given, service = _operation(version)
+@route("/CodeSystem/$lookup", OPERATION, instance_of="CodeSystem", cached=True, lane=True)
+def lookup(req: Request, version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(req, version)
     instance = service.code_system_by_id(resource_id) if resource_id else None
-    return respond(version, service.lookup(params.lookup_request(given, instance)))
+    return respond(req, version, service.lookup(params.lookup_request(given, instance)))
 
 
-@route("/CodeSystem/$subsumes", OPERATION, instance_of="CodeSystem", cached=True)
-def subsumes(version: FhirVersion, resource_id: str | None = None) -> Response:
-    given, service = _operation(version)
+@route("/CodeSystem/$subsumes", OPERATION, instance_of="CodeSystem", cached=True, lane=True)
+def subsumes(req: Request, version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(req, version)
     instance = service.code_system_by_id(resource_id) if resource_id else None
-    return respond(version, service.subsumes(params.subsumes_request(given, instance)))
+    return respond(req, version, service.subsumes(params.subsumes_request(given, instance)))
 
 
-@route("/ConceptMap/$translate", OPERATION, instance_of="ConceptMap", cached=True)
-def translate(version: FhirVersion, resource_id: str | None = None) -> Response:
-    given, service = _operation(version)
+@route("/ConceptMap/$translate", OPERATION, instance_of="ConceptMap", cached=True, lane=True)
+def translate(req: Request, version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(req, version)
     instance = service.concept_map_by_id(resource_id) if resource_id else None
     # An inline ConceptMap is tried as R5 first on every endpoint: an R4 one is told by its shape
     # (fhirversions.looks_like_r4), as only ConceptMap differs between the two.
-    return respond(version, service.translate(params.translate_request(given, instance, _inline(FhirVersion.R5))))
+    return respond(req, version, service.translate(params.translate_request(given, instance, _inline(FhirVersion.R5))))
 
 
-@route("/CodeSystem/$validate-code", OPERATION, instance_of="CodeSystem", cached=True)
-def validate_code_cs(version: FhirVersion, resource_id: str | None = None) -> Response:
-    given, service = _operation(version)
+@route("/CodeSystem/$validate-code", OPERATION, instance_of="CodeSystem", cached=True, lane=True)
+def validate_code_cs(req: Request, version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(req, version)
     instance = service.code_system_by_id(resource_id) if resource_id else None
-    typed = params_validate.codesystem_validate_request(given, instance, request.headers.get("Accept-Language"))
-    return respond(version, service.validate_code(typed))
+    typed = params_validate.codesystem_validate_request(given, instance, req.headers.get("Accept-Language"))
+    return respond(req, version, service.validate_code(typed))
 
 
-@route("/ValueSet/$validate-code", OPERATION, instance_of="ValueSet", cached=True)
-def validate_code_vs(version: FhirVersion, resource_id: str | None = None) -> Response:
-    given, service = _operation(version)
+@route("/ValueSet/$validate-code", OPERATION, instance_of="ValueSet", cached=True, lane=True)
+def validate_code_vs(req: Request, version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(req, version)
     instance = service.value_set_by_id(resource_id) if resource_id else None
-    typed = params_validate.valueset_validate_request(given, instance, request.headers.get("Accept-Language"),
+    typed = params_validate.valueset_validate_request(given, instance, req.headers.get("Accept-Language"),
                                                       _inline(version))
-    return respond(version, service.validate_code(typed))
+    return respond(req, version, service.validate_code(typed))
 
 
-@route("/ValueSet/$batch-validate-code", OPERATION, instance_of="ValueSet")
-def batch_validate_code(version: FhirVersion, resource_id: str | None = None) -> Response:
-    given, service = _operation(version)
+@route("/ValueSet/$batch-validate-code", OPERATION, instance_of="ValueSet", lane=True)
+def batch_validate_code(req: Request, version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(req, version)
     instance = service.value_set_by_id(resource_id) if resource_id else None
-    typed = params_validate.batch_validate_requests(given, request.headers.get("Accept-Language"), _inline(version),
+    typed = params_validate.batch_validate_requests(given, req.headers.get("Accept-Language"), _inline(version),
                                                     instance)
-    return respond(version, service.batch_validate(typed))
+    return respond(req, version, service.batch_validate(typed))
 
 
-@route("/ValueSet/$expand", OPERATION, instance_of="ValueSet")
-def expand(version: FhirVersion, resource_id: str | None = None) -> Response:
-    given, service = _operation(version)
+@route("/ValueSet/$expand", OPERATION, instance_of="ValueSet", lane=True)
+def expand(req: Request, version: FhirVersion, resource_id: str | None = None) -> Response:
+    given, service = _operation(req, version)
     instance = service.value_set_by_id(resource_id) if resource_id else None
     settings = _state().settings
     limit = params_expand.too_costly_threshold(settings["FHIR_PLUGIN_MAX_EXPANSION"],
-                                               request.headers.get("X-TOO-COSTLY-THRESHOLD"))
+                                               req.headers.get("X-TOO-COSTLY-THRESHOLD"))
     filter_limits = settings["FHIR_PLUGIN_MAX_FILTER_WORDS"], settings["FHIR_PLUGIN_MAX_FILTER_WORD_LENGTH"]
-    typed = params_expand.expand_request(given, instance, request.headers.get("Accept-Language"), limit,
+    typed = params_expand.expand_request(given, instance, req.headers.get("Accept-Language"), limit,
                                          _inline(version), filter_limits,
                                          params_expand.max_nesting(settings["FHIR_PLUGIN_MAX_JSON_DEPTH"]))
-    return respond(version, service.expand(typed))
+    return respond(req, version, service.expand(typed))
 
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>")
-def search(version: FhirVersion, resource_type: str) -> Response:
-    if wants_html(request.environ):  # a browser: the UI's page (ui/), every other client FHIR JSON
+def search(req: Request, version: FhirVersion, resource_type: str) -> Response:
+    if wants_html(req.environ):  # a browser: the UI's page (ui/), every other client FHIR JSON
         return resource_page(resource_type, None)
-    strict = params_search.strict_handling(request.headers.get("Prefer"))
-    criteria, page = params_search.search_request(request.args, resource_type, version, strict,
+    strict = params_search.strict_handling(req.headers.get("Prefer"))
+    criteria, page = params_search.search_request(req.args, resource_type, version, strict,
                                                   _state().settings["FHIR_PLUGIN_SEARCH_PAGE_SIZE"])
-    entries = _service(version).search(resource_type, criteria)
-    return respond(version, searchset(_base_url(), resource_type, entries, page, version))
+    entries = _service(req, version).search(resource_type, criteria)
+    return respond(req, version, searchset(_base_url(), resource_type, entries, page, version))
 
 
 @route(f"/<{RESOURCE_TYPES}:resource_type>/<resource_id>", cached=True)
-def read(version: FhirVersion, resource_type: str, resource_id: str) -> Response:
-    if wants_html(request.environ):
+def read(req: Request, version: FhirVersion, resource_type: str, resource_id: str) -> Response:
+    if wants_html(req.environ):
         return resource_page(resource_type, resource_id)
-    subset = params_search.read_subset(request.args, resource_type, version)
-    return respond(version, ResourceView(_service(version).read(resource_type, resource_id).resource, subset))
+    subset = params_search.read_subset(req.args, resource_type, version)
+    return respond(req, version, ResourceView(_service(req, version).read(resource_type, resource_id).resource, subset))
 
 
 @route("/<path:path>", None)
-def unknown(version: FhirVersion, path: str) -> Response:
-    raise routing.no_such_path(request.path)
+def unknown(req: Request, version: FhirVersion, path: str) -> Response:
+    raise routing.no_such_path(req.path)
 
 
 @route("/", ("GET", "POST"))
-def base(version: FhirVersion) -> Response:
+def base(req: Request, version: FhirVersion) -> Response:
     """POST: a batch or transaction Bundle (web/batch.py). GET: there is nothing to read at a base
     (as HAPI and tx.fhir.org answer, an OperationOutcome), which says where the CapabilityStatement is."""
-    if request.method == "POST":
-        return batch.answer(version, _state().settings, _base_url(), {SERVICE: _service(version)})
-    here = request.path.rstrip("/")
+    if req.method == "POST":
+        return batch.answer(version, _state().settings, _base_url(), {SERVICE: _service(req, version)})
+    here = req.path.rstrip("/")
     raise NoSuchEndpoint("BASE_NOT_READABLE", path=here, version=version.value, metadata=f"{here}/metadata")
