@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -49,6 +50,11 @@ def response_mimetype(format_param: str | None, accept: str | None) -> str:
         raise InvalidBody("BAD_FORMAT", format=format_param, expression="_format")
     if not accept or not accept.strip():
         return FHIR_JSON
+    return _from_accept(accept)
+
+
+@lru_cache(maxsize=256)  # bounded: a client may send a new header every time; a refusal is not kept
+def _from_accept(accept: str) -> str:
     ranges = []
     for item in accept.split(","):
         mime = _mime(item)

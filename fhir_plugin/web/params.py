@@ -27,6 +27,8 @@ from ..terminology.models import (CodeSystemEntry, Coding, ConceptMapEntry, Look
                                   TranslateRequest)
 from .compression import body_coding, inflate_body
 
+QUERY_CHECKED = "fhir_plugin.query_checked"  # environ: check_query_string found it UTF-8
+
 # Validates a resource sent inline (valueSet, conceptMap): (resource, where it was given) -> the
 # R5 resource. The runtime's, which keeps what it validated (fhir_plugin.runtime.overlay).
 Inline = Callable[[dict[str, Any], str], dict[str, Any]]
@@ -124,13 +126,18 @@ def parameter_list(document: dict[str, Any]) -> list[Param]:
 
 
 def check_query_string(request: Request) -> None:
-    """Invalid UTF-8 in the query string is a 400, as in a form body (werkzeug would pass '%FF' on as text)."""
+    """Invalid UTF-8 in the query string is a 400, as in a form body (werkzeug would pass '%FF' on as text).
+    Checked once per request, however many readers ask."""
+    environ = request.environ
+    if QUERY_CHECKED in environ:
+        return
     raw = request.query_string
     if b"%" in raw or not raw.isascii():
         try:
             unquote_to_bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidBody("BODY_BAD_PARAMETERS", reason="the query string is not valid UTF-8") from None
+    environ[QUERY_CHECKED] = True
 
 
 def read_body(request: Request, max_bytes: int) -> bytes | None:
