@@ -407,3 +407,37 @@ def test_a_gzip_client_gets_the_bundle_compressed_and_every_entry_whole(server: 
     lookup = {p["name"]: p for p in answer["entry"][0]["resource"]["parameter"]}
     assert lookup["display"]["valueString"] == DISPLAY_97116
     assert len(json.dumps(answer["entry"][0]["resource"])) > 1024  # above the threshold: not compressed on its own
+
+
+def test_a_repeated_batch_is_answered_from_kept_answers_without_a_view(service, monkeypatch):
+    """Entries whose answers are kept are looked up as the front door looks (no request object, no
+    route match, no view); the Bundle is the same bytes as when every entry went to its view."""
+    from fhir_plugin import create_app
+    from fhir_plugin.web import views
+
+    app = create_app(service=service)
+    asked: list[str] = []
+    original = views.answer
+
+    def counted(req, *args):
+        asked.append(f"{req.method} {req.path}")
+        return original(req, *args)
+
+    monkeypatch.setattr(views, "answer", counted)
+    validations = [post_entry("CodeSystem/$validate-code", parameters(param("url", valueUri=ICD), param("code", valueCode=c)))
+                   for c in ("R26.2", "M62.81", "X99.999")]
+    sent = batch(*validations, get_entry(f"CodeSystem/$lookup?system={CPT}&code=97116"),
+                 get_entry("CodeSystem/icd-10-cm?_summary=true"), get_entry("$versions"),
+                 get_entry(f"CodeSystem/$lookup?system={CPT}&code=97116", "HEAD"))
+    client = app.test_client()
+    first = client.post("/r4", json=sent)
+    asked_first, asked[:] = list(asked), []
+    again = client.post("/r4", json=sent)
+    assert first.status_code == again.status_code == 200
+    assert again.get_data() == first.get_data()
+    assert asked_first == ["POST /r4", *(["POST /r4/CodeSystem/$validate-code"] * 3), "GET /r4/CodeSystem/$lookup",
+                           "GET /r4/CodeSystem/icd-10-cm", "GET /r4/$versions", "HEAD /r4/CodeSystem/$lookup"]
+    assert asked == ["POST /r4", "GET /r4/$versions"]  # $versions is never kept
+    assert [e["response"]["status"] for e in again.get_json()["entry"]] == ["200 OK"] * 7
+    stats = app.extensions["fhir_plugin"].runtime.answers.stats
+    assert (stats.misses, stats.hits) == (6, 6)
