@@ -174,3 +174,19 @@ def test_a_value_set_of_snomed_is_answered_as_the_reference_server_does(server, 
     assert found["result"] is False
     assert found["message"] == ("A definition for CodeSystem 'http://snomed.info/sct' could not be found, so the code "
                                 "cannot be validated")
+
+
+@pytest.mark.parametrize("base, release", [("/r4", "4.0.1"), ("/r5", "5.0.0"), ("/fhir", "4.0.1")])
+def test_translate_without_url_uses_each_map_once_in_the_endpoints_release(client, base, release):
+    """FHIR core's maps from address-use are in R4's package and in R5's, with the same urls: each
+    answers once, in the endpoint's release; maps only R5 has answer on R4 too."""
+    response = client.get(f"{base}/ConceptMap/$translate", query_string={
+        "sourceSystem": "http://hl7.org/fhir/address-use", "sourceCode": "home"})
+    assert response.status_code == 200
+    body = response.get_json()
+    both = [f"http://hl7.org/fhir/ConceptMap/{name}|{release}" for name in ("101", "cm-address-use-v2",
+                                                                             "cm-address-use-v3")]
+    only_r5 = [f"http://hl7.org/fhir/ConceptMap/{name}|5.0.0" for name in ("example-metadata-2", "example-metadata")]
+    found = [part["valueCanonical"] for p in body["parameter"] if p["name"] == "match"
+             for part in p["part"] if part["name"] == "originMap"]
+    assert found == (only_r5 + both if release == "4.0.1" else both + only_r5)

@@ -445,3 +445,25 @@ def test_translate_codeable_concept_coding_without_system(client):
         param("codeableConcept", valueCodeableConcept={"coding": [{"code": "97116"}]})))
     assert_outcome(response, 400, "invalid", text="Parameter 'sourceCode' needs both a system and a code",
                    message_id="TRANSLATE_CODING_INCOMPLETE")
+
+
+# --- a map held in several versions ------------------------------------------------------------
+
+
+def origin_maps(body: dict) -> list[str]:
+    return [part["valueCanonical"] for p in body["parameter"] if p["name"] == "match"
+            for part in p["part"] if part["name"] == "originMap"]
+
+
+def test_a_new_version_of_our_map_in_a_tx_resource_replaces_it_without_url(client):
+    newer = {"resourceType": "ConceptMap", "url": CM_URL, "version": "2.0.0", "status": "draft",
+             "group": [{"source": CPT, "target": ICD, "element": [
+                 {"code": "97116", "target": [{"code": "R26.89", "relationship": "related-to"}]}]}]}
+    asked = [param("sourceSystem", valueUri=CPT), param("sourceCode", valueCode="97116"),
+             param("tx-resource", resource=newer)]
+    body = ok_json(client.post("/r5/ConceptMap/$translate", json=parameters(*asked)), "R5")
+    assert origin_maps(body) == [f"{CM_URL}|2.0.0"]
+    assert [p["part"][1]["valueCoding"]["code"] for p in body["parameter"] if p["name"] == "match"] == ["R26.89"]
+    pinned = ok_json(client.post("/r5/ConceptMap/$translate", json=parameters(
+        *asked, param("url", valueUri=CM_URL), param("conceptMapVersion", valueString="1.0.0"))), "R5")
+    assert origin_maps(pinned) == [CM_CANONICAL] * 3

@@ -51,12 +51,26 @@ def _maps(registry: Registry, request: TranslateRequest) -> list[ConceptMapEntry
     elif request.url:
         maps = [registry.concept_map(request.url, request.concept_map_version)]
     else:
-        maps = list(registry.concept_maps())
+        maps = _one_version_each(registry)
     if request.source_scope:
         maps = [m for m in maps if _url(m.source_scope) == _url(request.source_scope)]
     if request.target_scope:
         maps = [m for m in maps if _url(m.target_scope) == _url(request.target_scope)]
     return maps
+
+
+def _one_version_each(registry: Registry) -> list[ConceptMapEntry]:
+    """Every concept map, but of one held in several versions (R4's and R5's core, a tx-resource
+    over a loaded map, two loads) only the version its url alone names (`Registry.concept_map`:
+    the preferred release's, else the latest): two versions of one map would each answer, twice
+    over or in contradiction. A translation without `url` uses each map once."""
+    maps = registry.concept_maps()
+    held: dict[str, int] = {}
+    for cm in maps:
+        if cm.url:
+            held[cm.url] = held.get(cm.url, 0) + 1
+    chosen = {url: registry.concept_map(url) for url, count in held.items() if count > 1}
+    return [cm for cm in maps if not cm.url or held[cm.url] == 1 or chosen[cm.url] is cm]
 
 
 def _version_ok(wanted: str | None, stored: str | None) -> bool:
