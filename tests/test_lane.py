@@ -166,19 +166,20 @@ def test_a_hook_on_the_app_sends_operations_through_flask(lane_app, monkeypatch,
     assert (response.status_code, dispatched.count, ran) == (200, 1, [hook])
 
 
-def test_a_signal_receiver_sends_operations_through_flask(lane_app, monkeypatch):
-    from flask import request_started
+@pytest.mark.parametrize("signal", ["request_started", "request_finished", "request_tearing_down"])
+def test_a_signal_receiver_sends_operations_through_flask(lane_app, monkeypatch, signal):
+    import flask
 
     seen: list[str] = []
 
     def receiver(sender, **extra):
-        seen.append("started")
+        seen.append(signal)
 
     dispatched = Dispatched(lane_app, monkeypatch)
-    with request_started.connected_to(receiver, lane_app):
+    with getattr(flask, signal).connected_to(receiver, lane_app):
         lane_app.test_client().get(f"/r4/CodeSystem/$lookup?system={CPT}&code=97116")
     lane_app.test_client().get(f"/r4/CodeSystem/$lookup?system={CPT}&code=M62.81")
-    assert (seen, dispatched.count) == (["started"], 1)
+    assert (seen, dispatched.count) == ([signal], 1)
 
 
 def test_a_lane_request_is_observed(lane_app, caplog):

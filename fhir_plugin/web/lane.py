@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from flask import Flask, got_request_exception, request_finished, request_started
+from flask import Flask, got_request_exception, request_finished, request_started, request_tearing_down
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
@@ -88,7 +88,8 @@ class Lanes:
                            app.url_value_preprocessors):
             if registered.get(None) or registered.get(blueprint):
                 return True
-        return bool(request_started.receivers or request_finished.receivers or got_request_exception.receivers)
+        return bool(request_started.receivers or request_finished.receivers or got_request_exception.receivers
+                    or request_tearing_down.receivers)
 
     def answer(self, environ: dict[str, Any], start_response: StartResponse, version: FhirVersion, lane: Lane,
                kwargs: dict[str, str], started: float) -> Iterable[bytes]:
