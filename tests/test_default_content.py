@@ -30,9 +30,9 @@ ACT_CODE_OID = "urn:oid:2.16.840.1.113883.5.4"  # THO's NamingSystem v3-ActCode
 # refusals by message id (404s: a code system that is not loaded, SNOMED CT, LOINC, UCUM...; a
 # code system version that is not loaded, R5 core pinning THO versions older than 7.0.1; an
 # imported value set that is not loaded, DICOM's).
-WALK = {"expanded": 3104, "expanded-partial": 36, "empty": 14, "valid": 3126,
+WALK = {"expanded": 3102, "expanded-partial": 36, "empty": 13, "valid": 3125,
         "refused UNKNOWN_CODESYSTEM_VERSION_EXP": 428, "refused UNKNOWN_CODESYSTEM_EXP": 386,
-        "refused Unable_to_resolve_value_Set_": 7}
+        "refused Unable_to_resolve_value_Set_": 7, "refused VALUESET_CONTENT_NOT_PRESENT": 2}
 
 
 def message_id(outcome: dict) -> str | None:
@@ -65,7 +65,9 @@ def test_every_value_set_expands_or_says_why_not(client, default_service, versio
         answer = client.get(f"/{version}/ValueSet/$expand?{query}&count=5")
         body = answer.get_json()
         if answer.status_code != 200:
-            assert answer.status_code == 404 and body["resourceType"] == "OperationOutcome", (entry.url, answer.status_code)
+            # 400 only for a code system held without its codes (content = not-present)
+            assert (answer.status_code, body["resourceType"]) == (
+                400 if message_id(body) == "VALUESET_CONTENT_NOT_PRESENT" else 404, "OperationOutcome"), entry.url
             seen[f"refused {message_id(body)}"] += 1
             continue
         expansion = body["expansion"]
@@ -190,3 +192,51 @@ def test_translate_without_url_uses_each_map_once_in_the_endpoints_release(clien
     found = [part["valueCanonical"] for p in body["parameter"] if p["name"] == "match"
              for part in p["part"] if part["name"] == "originMap"]
     assert found == (only_r5 + both if release == "4.0.1" else both + only_r5)
+
+
+# --- a code system held without its codes (FHIR core's color-rgb: content = not-present) ------
+
+COLOR_RGB = "http://hl7.org/fhir/color-rgb"
+
+
+def test_a_code_system_without_its_codes_is_not_expanded(client):
+    """The TX IG: a server SHALL NOT expand with a content = not-present code system; it expanded to
+    nothing, which reads as "no codes"."""
+    inline = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [
+        {"system": "http://hl7.org/fhir/administrative-gender"}, {"system": COLOR_RGB}]}}
+    answer = client.post("/r5/ValueSet/$expand", json={"resourceType": "Parameters", "parameter": [
+        {"name": "valueSet", "resource": inline}]})
+    assert answer.status_code == 400
+    assert answer.get_json()["issue"] == [{
+        "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/operationoutcome-message-id",
+                       "valueString": "VALUESET_CONTENT_NOT_PRESENT"}],
+        "severity": "error", "code": "not-supported",
+        "details": {"text": f"The CodeSystem '{COLOR_RGB}' version '5.0.0' is held by this server without its codes "
+                            "(content = not-present), so the value set '(inline)' cannot be expanded"}}]
+
+
+def test_a_code_of_a_code_system_without_its_codes_cannot_be_validated(client):
+    answer = client.get("/r5/CodeSystem/$validate-code", query_string={"url": COLOR_RGB, "code": "red"})
+    text = (f"The CodeSystem '{COLOR_RGB}' version '5.0.0' is held by this server without its codes (content = "
+            "not-present), so the code cannot be validated")
+    assert answer.status_code == 200
+    assert answer.get_json()["parameter"] == [
+        {"name": "result", "valueBoolean": False}, {"name": "code", "valueCode": "red"},
+        {"name": "system", "valueUri": COLOR_RGB}, {"name": "version", "valueString": "5.0.0"},
+        {"name": "message", "valueString": text},
+        {"name": "issues", "resource": {"resourceType": "OperationOutcome", "issue": [{
+            "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/operationoutcome-message-id",
+                           "valueString": "CODESYSTEM_CONTENT_NOT_PRESENT"}],
+            "severity": "error", "code": "not-found",
+            "details": {"coding": [{"system": "http://hl7.org/fhir/tools/CodeSystem/tx-issue-type",
+                                    "code": "not-found"}], "text": text},
+            "expression": ["system"]}]}},
+        {"name": "x-caused-by-unknown-system", "valueCanonical": f"{COLOR_RGB}|5.0.0"}]
+
+
+def test_a_lookup_in_a_code_system_without_its_codes_says_why_nothing_is_found(client):
+    answer = client.get("/r5/CodeSystem/$lookup", query_string={"system": COLOR_RGB, "code": "red"})
+    assert answer.status_code == 404
+    assert answer.get_json()["issue"][0]["details"]["text"] == (
+        f"Unable to find code 'red' in {COLOR_RGB} version 5.0.0: this server holds the code system without its "
+        "codes (content = not-present)")

@@ -185,6 +185,10 @@ class NotSupported(TerminologyError):
         "PARAM_NOT_SUPPORTED": "Parameter '{parameter}' is not supported by this server: {reason}",
         "REGEX_NOT_SUPPORTED": "The regex filter '{pattern}' cannot be matched by this server (RE2 syntax, without "
                                "backreferences or lookaround): {reason}",
+        # the TX IG: a server SHALL NOT expand a value set with a code system it holds without codes
+        "VALUESET_CONTENT_NOT_PRESENT": (
+            "The CodeSystem '{system}' version '{version}' is held by this server without its codes (content = "
+            "not-present), so the value set '{value_set}' cannot be expanded"),
     }
 
 
@@ -225,6 +229,9 @@ class UnknownCode(NotFound):
     tx_issue_type = "invalid-code"
     messages = {
         "LOOKUP_CODE_NOT_FOUND": "Unable to find code '{code}' in {system} version {version}",
+        "LOOKUP_CODE_NOT_PRESENT": (
+            "Unable to find code '{code}' in {system} version {version}: this server holds the code system without "
+            "its codes (content = not-present)"),
         "UNKNOWN_CODE_IN_FRAGMENT": (
             "Unknown Code '{code}' in the CodeSystem '{system}' version '{version}' - note that the code system is "
             "labeled as a fragment, so the code may be valid in some other fragment"),
@@ -264,6 +271,11 @@ ANSWER_MESSAGES: Mapping[str, str] = {
     "TX_GENERAL_CC_ERROR_MESSAGE": "No valid coding was found for the value set '{0}'",
     "Unknown_Code_in_Version": "Unknown code '{0}' in the CodeSystem '{1}' version '{2}'",
     "UNKNOWN_CODESYSTEM": "A definition for CodeSystem '{0}' could not be found, so the code cannot be validated",
+    # ours: a code system this server holds without its codes (content = not-present), as FHIR core
+    # and THO publish some; the TX IG: a server SHALL NOT validate codes against one
+    "CODESYSTEM_CONTENT_NOT_PRESENT": (
+        "The CodeSystem '{0}' version '{1}' is held by this server without its codes (content = not-present), so "
+        "the code cannot be validated"),
     # the same message as the reference servers word it when the value set does not use the system
     "UNKNOWN_CODESYSTEM_UNQUOTED": "A definition for CodeSystem {0} could not be found, so the code cannot be validated",
     "UNKNOWN_CODESYSTEM_VERSION": (

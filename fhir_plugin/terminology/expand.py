@@ -33,7 +33,7 @@ from itertools import islice
 from typing import Any
 
 from . import budget
-from .errors import InvalidRequest, TooCostly, UnknownCodeSystem
+from .errors import InvalidRequest, NotSupported, TooCostly, UnknownCodeSystem
 from .expansion import contains_tree
 from .identifiers import Renamer
 from .models import ExpandRequest, ExpandResult, ExpansionParameter, versions_by_system
@@ -184,6 +184,7 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
             evaluation.warnings.append(warning)
     if evaluation.unknown_systems:
         raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_EXP", system=evaluation.unknown_systems[0], expression="system")
+    _refuse_content_not_present(registry, evaluation, value_set)
     # every filter below is a condition on each member alone, so the text filter, the one an
     # index speeds up, goes first
     members = text_filtered(evaluation, wanted) if request.filter else evaluation.members
@@ -225,6 +226,17 @@ def expand_value_set(registry: Registry, request: ExpandRequest) -> ExpandResult
         fragment_of=evaluation.used_fragments[0].partition("|")[0] if evaluation.used_fragments else None)
 
 
+def _refuse_content_not_present(registry: Registry, evaluation: Evaluation, value_set: dict[str, Any]) -> None:
+    """A code system held without its codes (content = not-present) expands to nothing, which would
+    read as "no codes": the TX IG says a server SHALL NOT expand with one, so the expansion is
+    refused, naming it."""
+    for canonical in evaluation.used_code_systems:
+        url, _, version = canonical.partition("|")
+        if registry.code_system(url, version or None).content == "not-present":
+            raise NotSupported("VALUESET_CONTENT_NOT_PRESENT", system=url, version=version or "(none)",
+                               value_set=canonical_of(value_set) or "(inline)")
+
+
 def first_matches(registry: Registry, request: ExpandRequest, limit: int) -> list[Member]:
     """The first `limit` members of `request.url`'s expansion under its text filter: the members of
     $expand's first page (count=`limit`), without counting the others (a type-ahead shows no
@@ -234,6 +246,7 @@ def first_matches(registry: Registry, request: ExpandRequest, limit: int) -> lis
     evaluation = evaluate(registry, value_set, options=_options(request))
     if evaluation.unknown_systems:
         raise UnknownCodeSystem("UNKNOWN_CODESYSTEM_EXP", system=evaluation.unknown_systems[0], expression="system")
+    _refuse_content_not_present(registry, evaluation, value_set)
     return text_filtered(evaluation, filter_words(request), limit)
 
 

@@ -96,6 +96,8 @@ def lookup_code(registry: Registry, request: LookupRequest) -> LookupResult:
         version = cs.version or "(none)"
         if cs.content == "fragment":
             raise UnknownCode("UNKNOWN_CODE_IN_FRAGMENT", code=coding.code, system=cs.url, version=version, expression="code")
+        if cs.content == "not-present":
+            raise UnknownCode("LOOKUP_CODE_NOT_PRESENT", code=coding.code, system=cs.url, version=version, expression="code")
         raise UnknownCode("LOOKUP_CODE_NOT_FOUND", code=coding.code, system=cs.url, version=version, expression="code")
 
     wanted = request.properties

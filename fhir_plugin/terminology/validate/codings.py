@@ -50,6 +50,11 @@ def check_coding(ctx: ValidationContext, coding: Coding, index: int) -> CheckedC
         return checked
     concept = cs.find(coding.code or "")
     if concept is None:
+        if cs.content == "not-present":  # nothing can be said of the code: as of an unknown system
+            checked.caused_by, checked.skip_membership = cs.canonical, True
+            checked.issues.append(issue("error", "not-found", "not-found", "CODESYSTEM_CONTENT_NOT_PRESENT", cs.url,
+                                        cs.version or "", expression=paths["system"]))
+            return checked
         if request.membership_only:
             return checked  # only membership was asked about
         if cs.content == "fragment":
