@@ -17,7 +17,8 @@ from pathlib import Path
 
 from fhir_plugin import TerminologyService, load_service
 from fhir_plugin.config import cache_dir, load_settings
-from fhir_plugin.terminology.models import Coding, LookupRequest, TranslateRequest, ValidateCodeRequest
+from fhir_plugin.terminology.entries import Coding
+from fhir_plugin.terminology.models import LookupRequest, TranslateRequest, ValidateCodeRequest
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CPT, ICD = "http://www.ama-assn.org/go/cpt", "http://hl7.org/fhir/sid/icd-10-cm"

@@ -19,24 +19,11 @@ from typing import Any, TypeVar
 from . import cli_content, cli_pairs, cli_reload
 from .fhirversions import FhirVersion, translate_dialect
 from .terminology.backend import TerminologyBackend
+from .terminology.entries import Coding, Designation, PropertyValue
 from .terminology.errors import InvalidRequest, TerminologyError
-from .terminology.models import (
-    Coding,
-    Designation,
-    ExpandRequest,
-    ExpandResult,
-    ExpansionEntry,
-    Issue,
-    LookupRequest,
-    LookupResult,
-    PropertyValue,
-    SubsumesRequest,
-    TranslateMatch,
-    TranslateRequest,
-    TranslateResult,
-    ValidateCodeRequest,
-    ValidateCodeResult,
-)
+from .terminology.models import (ExpandRequest, ExpandResult, ExpansionEntry, Issue, LookupRequest, LookupResult,
+                                 SubsumesRequest, TranslateMatch, TranslateRequest, TranslateResult,
+                                 ValidateCodeRequest, ValidateCodeResult)
 from .version import __version__
 
 # --- serve -----------------------------------------------------------------------------------------

@@ -29,11 +29,11 @@ from .fhirversions import FhirVersion, to_r5, version_of_release
 from .render import expansion as expansion_codec
 from .render import parameters as codec
 from .terminology.compile import compile_resource_entry
+from .terminology.entries import ResourceEntry
 from .terminology.errors import TerminologyError
 from .terminology.identifiers import renamed_in
 from .terminology.models import (DEFAULT_MAX_EXPANSION, CodeSystemVersions, Criterion, ExpandRequest, ExpandResult,
-                                 LookupRequest, LookupResult, ResourceEntry, SubsumesRequest, SubsumesResult,
-                                 TerminologyMetadata,
+                                 LookupRequest, LookupResult, SubsumesRequest, SubsumesResult, TerminologyMetadata,
                                  TranslateRequest, TranslateResult, ValidateCodeRequest, ValidateCodeResult)
 from .terminology.outcome import REMOTE_ERROR, error_from_outcome
 

@@ -22,10 +22,10 @@ from fhir_plugin.client import TerminologyClient
 from fhir_plugin.errors import (InvalidRequest, NotFound, TerminologyError, TooCostly, UnknownCode,
                                 UnknownCodeSystem, UnknownValueSet)
 from fhir_plugin.terminology.backend import TerminologyBackend
-from fhir_plugin.terminology.models import (CodeSystemVersions, Coding, Designation, ExpandRequest, ExpandResult,
-                                            ExpansionEntry, ExpansionParameter, Issue, LookupRequest, PropertyValue,
-                                            ResourceEntry, SubsumesRequest, SubsumesResult, TerminologyMetadata,
-                                            TranslateMatch, TranslateRequest, ValidateCodeRequest,
+from fhir_plugin.terminology.entries import Coding, Designation, PropertyValue, ResourceEntry
+from fhir_plugin.terminology.models import (CodeSystemVersions, ExpandRequest, ExpandResult, ExpansionEntry,
+                                            ExpansionParameter, Issue, LookupRequest, SubsumesRequest, SubsumesResult,
+                                            TerminologyMetadata, TranslateMatch, TranslateRequest, ValidateCodeRequest,
                                             ValidateCodeResult)
 
 

@@ -30,13 +30,8 @@ from fhir_plugin.errors import (
     UnknownConceptMap,
     error_class_for,
 )
-from fhir_plugin.terminology.models import (
-    Coding,
-    Designation,
-    LookupRequest,
-    PropertyValue,
-    TranslateRequest,
-)
+from fhir_plugin.terminology.entries import Coding, Designation, PropertyValue
+from fhir_plugin.terminology.models import LookupRequest, TranslateRequest
 
 CPT = "http://www.ama-assn.org/go/cpt"
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"

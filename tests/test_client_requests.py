@@ -16,8 +16,9 @@ from fhir_plugin.client import (TerminologyClient, batch_request_parameters, exp
 from fhir_plugin.errors import (InvalidRequest, InvalidValidateRequest, NotFound, NotSupported, TerminologyError,
                                 UnknownCodeSystem, UnknownValueSet)
 from fhir_plugin.render.parameters import batch_error, batch_validate_result
-from fhir_plugin.terminology.models import (Coding, ExpandRequest, SubsumesRequest, ValidateCodeRequest,
-                                            ValidateCodeResult, VersionRules)
+from fhir_plugin.terminology.entries import Coding
+from fhir_plugin.terminology.models import (ExpandRequest, SubsumesRequest, ValidateCodeRequest, ValidateCodeResult,
+                                            VersionRules)
 from fhir_plugin.terminology.outcome import brief_outcome
 from fhir_plugin.web.params import parameter_list, subsumes_request
 from fhir_plugin.web.params_expand import expand_request, too_costly_threshold

@@ -39,17 +39,9 @@ from fhir_plugin.errors import (
     UnknownConceptMap,
     UnknownSupplement,
 )
-from fhir_plugin.terminology.models import (
-    Issue,
-    Coding,
-    Designation,
-    LookupRequest,
-    LookupResult,
-    PropertyValue,
-    TranslateMatch,
-    TranslateRequest,
-    TranslateResult,
-)
+from fhir_plugin.terminology.entries import Coding, Designation, PropertyValue
+from fhir_plugin.terminology.models import (Issue, LookupRequest, LookupResult, TranslateMatch, TranslateRequest,
+                                            TranslateResult)
 from fhir_plugin.terminology.registry import version_key
 
 EX = "http://example.org/fhir"

@@ -13,10 +13,11 @@ from fhir_plugin.errors import (
     VersionCheckFailed,
 )
 from fhir_plugin.render.expansion import value_set as rendered
+from fhir_plugin.terminology.entries import Designation
 from fhir_plugin.terminology.expand import expand_value_set
 from fhir_plugin.terminology.models import ExpandRequest
 from fhir_plugin.terminology.lookup import lookup_code
-from fhir_plugin.terminology.models import Designation, LookupRequest
+from fhir_plugin.terminology.models import LookupRequest
 from fhir_plugin.terminology.registry import Registry
 from fhir_plugin.web.params_expand import too_costly_threshold
 

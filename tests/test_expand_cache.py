@@ -103,7 +103,8 @@ def test_supplemented_words_are_found_only_with_the_supplement():
 @pytest.mark.parametrize("code, in_value_set", [("M62.81", True), ("R26.2", True), ("G81.90", True), ("W10", True),
                                                  ("M62.81X", False), ("m62.81", False)])
 def test_validate_code_against_the_whole_icd_10_cm_finds_members_through_the_index(service, code, in_value_set):
-    from fhir_plugin.terminology.models import Coding, ValidateCodeRequest
+    from fhir_plugin.terminology.entries import Coding
+    from fhir_plugin.terminology.models import ValidateCodeRequest
 
     result = service.validate_code(ValidateCodeRequest(codings=(Coding(ICD, code),), value_set=WHOLE_ICD))
     assert result.result is in_value_set

@@ -13,7 +13,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from fhir_plugin.terminology.models import Coding, TranslateRequest
+from fhir_plugin.terminology.entries import Coding
+from fhir_plugin.terminology.models import TranslateRequest
 from fhir_plugin.terminology.translate_checks import dotted_form
 from helpers import CPT, ICD, LOINC, MESSAGE_ID_URL, TX_ISSUE_TYPE, ok_json, param, parameters
 

@@ -20,10 +20,11 @@ from fhir_plugin.content import load_paths, load_resource
 from fhir_plugin.content.canonicals import CanonicalIndex
 from fhir_plugin.errors import InvalidContent, UnknownCode, UnknownCodeSystem
 from fhir_plugin.terminology.aliases import declared_aliases, naming_system_canonical
+from fhir_plugin.terminology.entries import Coding
 from fhir_plugin.terminology.identifiers import renamed_in
-from fhir_plugin.terminology.models import (Coding, ExpandRequest, ExpansionParameter, Issue, LookupRequest,
-                                            SubsumesRequest, TranslateMatch, TranslateRequest, TranslateResult,
-                                            ValidateCodeRequest, ValidateCodeResult, VersionRules)
+from fhir_plugin.terminology.models import (ExpandRequest, ExpansionParameter, Issue, LookupRequest, SubsumesRequest,
+                                            TranslateMatch, TranslateRequest, TranslateResult, ValidateCodeRequest,
+                                            ValidateCodeResult, VersionRules)
 from fhir_plugin.terminology.registry import Registry
 
 ICD_OID = "urn:oid:2.16.840.1.113883.6.90"

@@ -10,7 +10,8 @@ from helpers import FHIR_JSON, param, parameters
 
 from fhir_plugin import create_app
 from fhir_plugin.runtime.build import load_service
-from fhir_plugin.terminology.models import ExpandRequest, LookupRequest, TranslateRequest, Coding
+from fhir_plugin.terminology.entries import Coding
+from fhir_plugin.terminology.models import ExpandRequest, LookupRequest, TranslateRequest
 from fhir_plugin.terminology.registry import Registry
 from fhir_plugin.terminology.service import TerminologyService
 

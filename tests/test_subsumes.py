@@ -3,7 +3,7 @@
 import pytest
 
 from fhir_plugin.errors import InvalidRequest, UnknownCode, UnknownCodeSystem
-from fhir_plugin.terminology.models import Coding
+from fhir_plugin.terminology.entries import Coding
 from fhir_plugin.terminology.models import SubsumesRequest, SubsumesResult
 from helpers import assert_outcome, ok_json
 

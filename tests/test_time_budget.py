@@ -13,7 +13,8 @@ from fhir_plugin import create_app
 from fhir_plugin.config import load_settings
 from fhir_plugin.errors import OverBudget
 from fhir_plugin.terminology import budget
-from fhir_plugin.terminology.models import Coding, ExpandRequest, LookupRequest, ValidateCodeRequest
+from fhir_plugin.terminology.entries import Coding
+from fhir_plugin.terminology.models import ExpandRequest, LookupRequest, ValidateCodeRequest
 from helpers import FHIR_JSON, MESSAGE_ID_URL, body_of, param, parameters
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"

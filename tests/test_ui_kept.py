@@ -14,9 +14,10 @@ import pytest
 from fhir_plugin import create_app
 from fhir_plugin.extension import cache_stats
 from fhir_plugin.terminology import expand
+from fhir_plugin.terminology.entries import Coding
 from fhir_plugin.terminology.errors import TerminologyError
 from fhir_plugin.terminology.holders import ValueSetSystems, value_sets_holding
-from fhir_plugin.terminology.models import Coding, ExpandRequest, ValidateCodeRequest
+from fhir_plugin.terminology.models import ExpandRequest, ValidateCodeRequest
 from fhir_plugin.terminology.valueset import evaluate, resolve_value_set
 from helpers import CPT, ICD
 

@@ -13,7 +13,8 @@ from helpers import CPT, ICD, load_content, with_resources
 
 from fhir_plugin import TerminologyService
 from fhir_plugin.errors import InvalidValidateRequest, UnknownSupplement, UnknownValueSet
-from fhir_plugin.terminology.models import Coding, ValidateCodeRequest, VersionRules
+from fhir_plugin.terminology.entries import Coding
+from fhir_plugin.terminology.models import ValidateCodeRequest, VersionRules
 
 ICD_VS = "http://fhir-plugin.org/fhir/ValueSet/icd-10-cm-gait-training-diagnoses"
 CPT_VS = "http://fhir-plugin.org/fhir/ValueSet/cpt-gait-training"

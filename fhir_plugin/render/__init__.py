@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..fhirversions import FhirVersion, resource_for
-from ..terminology.models import (ExpandResult, LookupResult, ResourceEntry, SubsumesResult, TranslateResult,
-                                  ValidateCodeResult)
+from ..terminology.entries import ResourceEntry
+from ..terminology.models import ExpandResult, LookupResult, SubsumesResult, TranslateResult, ValidateCodeResult
 from . import expansion, parameters
 from .resources import ResourceView, resource_view
 

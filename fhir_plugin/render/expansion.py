@@ -9,7 +9,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ..terminology.models import Coding, Designation, ExpandResult, ExpansionEntry, ExpansionParameter, PropertyValue
+from ..terminology.entries import Coding, Designation, PropertyValue
+from ..terminology.models import ExpandResult, ExpansionEntry, ExpansionParameter
 
 UNCLOSED = "http://hl7.org/fhir/StructureDefinition/valueset-unclosed"
 UNCLOSED_REASON = "http://hl7.org/fhir/StructureDefinition/valueset-unclosed-reason"

@@ -11,9 +11,10 @@ from decimal import Decimal
 from typing import Any
 
 from ..fhirversions import FhirVersion, relationship_for, relationship_from
+from ..terminology.entries import Coding, Designation, PropertyValue
 from ..terminology.errors import TerminologyError, error_classes, template
-from ..terminology.models import (Coding, Designation, Issue, LookupResult, PropertyValue, SubsumesResult,
-                                  TranslateMatch, TranslateResult, ValidateCodeResult)
+from ..terminology.models import (Issue, LookupResult, SubsumesResult, TranslateMatch, TranslateResult,
+                                  ValidateCodeResult)
 from ..terminology.outcome import (MESSAGE_ID_URL, brief_outcome, error_class_for, error_from_outcome,
                                    fields_from_text, issues_outcome, outcome_issues)
 

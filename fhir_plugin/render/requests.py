@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .parameters import coding_dict
-from ..terminology.models import (Coding, Criterion, ExpandRequest, LookupRequest, SubsumesRequest, TranslateRequest,
-                                 ValidateCodeRequest)
+from ..terminology.entries import Coding
+from ..terminology.models import (Criterion, ExpandRequest, LookupRequest, SubsumesRequest, TranslateRequest,
+                                  ValidateCodeRequest)
 
 JSON = dict[str, Any]
 

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from ..fhirversions import FhirVersion
-from ..terminology.models import ResourceEntry
+from ..terminology.entries import ResourceEntry
 from .subset import Subset, subset_resource, tagged
 
 # A search lists what is there; the concepts of a large code system (the complete ICD-10-CM is

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from .entries import ResourceEntry
 from .errors import TerminologyError
-from .models import (Criterion, ExpandRequest, ExpandResult, LookupRequest, LookupResult, ResourceEntry,
-                     SubsumesRequest, SubsumesResult, TerminologyMetadata, TranslateRequest, TranslateResult, ValidateCodeRequest,
+from .models import (Criterion, ExpandRequest, ExpandResult, LookupRequest, LookupResult, SubsumesRequest,
+                     SubsumesResult, TerminologyMetadata, TranslateRequest, TranslateResult, ValidateCodeRequest,
                      ValidateCodeResult)
 
 

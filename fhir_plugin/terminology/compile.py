@@ -11,19 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from .models import (
-    CodeSystemEntry,
-    Coding,
-    Concept,
-    ConceptMapEntry,
-    Designation,
-    MapElement,
-    MapGroup,
-    MapTarget,
-    PropertyDefinition,
-    PropertyValue,
-    ResourceEntry,
-)
+from .entries import (CodeSystemEntry, Coding, Concept, ConceptMapEntry, Designation, MapElement, MapGroup, MapTarget,
+                      PropertyDefinition, PropertyValue, ResourceEntry)
 
 _VALUE_TYPES = ("code", "Coding", "string", "integer", "boolean", "dateTime", "decimal")
 _INACTIVE_STATUSES = {"retired", "inactive"}

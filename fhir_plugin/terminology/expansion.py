@@ -15,9 +15,10 @@ from typing import Any
 
 from . import budget
 from .compile import core_extensions
+from .entries import Coding, Designation, PropertyValue
 from .errors import TooCostly
 from .languages import LanguageRange, ranges as language_ranges
-from .models import Coding, Designation, ExpandRequest, ExpansionEntry, PropertyValue
+from .models import ExpandRequest, ExpansionEntry
 from .valueset import Member
 
 PREFERRED_FOR_LANGUAGE = Coding("http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra", "preferredForLanguage",

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import budget
+from .entries import CodeSystemEntry, Coding, Concept
 from .errors import InvalidValueSet, NotSupported
-from .models import CodeSystemEntry, Coding, Concept
 from .patterns import compile_pattern
 
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .entries import Coding, ResourceEntry
 from .errors import TerminologyError
-from .models import Coding, ResourceEntry, ValidateCodeRequest
+from .models import ValidateCodeRequest
 from .registry import Registry
 from .service import TerminologyService
 

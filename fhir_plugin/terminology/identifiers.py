@@ -20,8 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .entries import Coding
 from .errors import ANSWER_MESSAGES, answer_message
-from .models import Coding, ExpansionParameter, Issue
+from .models import ExpansionParameter, Issue
 from .registry import Registry
 
 MESSAGE_ID = "VALUESET_INCLUDE_WRONG_CS_OID"

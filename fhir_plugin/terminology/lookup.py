@@ -12,10 +12,11 @@ as tx.fhir.org reports it.
 
 from __future__ import annotations
 
+from .entries import CodeSystemEntry, Coding, Concept, Designation, PropertyValue
 from .errors import InvalidRequest, UnknownCode, UnknownSupplement
 from .identifiers import Renamer
 from .languages import preferred, same_language
-from .models import CodeSystemEntry, Coding, Concept, Designation, LookupRequest, LookupResult, PropertyValue
+from .models import LookupRequest, LookupResult
 from .registry import Registry
 from .supplements import apply_supplements, find_supplement, supplements_base
 

@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .backend import TerminologyBackend
+from .entries import Coding
 from .errors import InvalidRequest
-from .models import Coding, TranslateRequest, TranslateResult
+from .models import TranslateRequest, TranslateResult
 
 CPT = "http://www.ama-assn.org/go/cpt"
 ICD_10_CM = "http://hl7.org/fhir/sid/icd-10-cm"

@@ -31,8 +31,8 @@ from typing import Any, TypeVar
 from .aliases import alias_index
 from .caching import BoundedCache, Budget, CacheStats
 from .compile import compile_code_system, compile_concept_map, compile_resource_entry
+from .entries import CodeSystemEntry, ConceptMapEntry, ResourceEntry
 from .errors import UnknownCodeSystem, UnknownConceptMap
-from .models import CodeSystemEntry, ConceptMapEntry, ResourceEntry
 
 T = TypeVar("T")
 SEARCHABLE_TYPES = ("CodeSystem", "ValueSet", "ConceptMap")

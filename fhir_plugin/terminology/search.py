@@ -17,8 +17,9 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 
 from .budget import checked
+from .entries import ResourceEntry
 from .errors import InvalidRequest, NotFound
-from .models import Criterion, ResourceEntry
+from .models import Criterion
 from .registry import Registry
 
 STRING, TOKEN, URI = "string", "token", "uri"

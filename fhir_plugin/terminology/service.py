@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from .entries import CodeSystemEntry, ConceptMapEntry, ResourceEntry
 from .errors import TerminologyError
 from .expand import expand_value_set
 from .lookup import lookup_code
-from .models import (CodeSystemEntry, CodeSystemVersions, ConceptMapEntry, Criterion, ExpandRequest, ExpandResult,
-                     LookupRequest, LookupResult, ResourceEntry, SubsumesRequest, SubsumesResult, TerminologyMetadata,
-                     TranslateRequest, TranslateResult, ValidateCodeRequest, ValidateCodeResult)
+from .models import (CodeSystemVersions, Criterion, ExpandRequest, ExpandResult, LookupRequest, LookupResult,
+                     SubsumesRequest, SubsumesResult, TerminologyMetadata, TranslateRequest, TranslateResult,
+                     ValidateCodeRequest, ValidateCodeResult)
 from .registry import Registry
 from .search import read_resource, search_resources
 from .subsumes import subsumes

@@ -7,10 +7,11 @@ both codings must be in the one code system named.
 
 from __future__ import annotations
 
+from .entries import Concept
 from .errors import InvalidRequest, UnknownCode
 from .identifiers import Renamer
 from .lookup import resolve_coding
-from .models import Concept, SubsumesRequest, SubsumesResult
+from .models import SubsumesRequest, SubsumesResult
 from .registry import Registry
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .models import CodeSystemEntry, Concept
+from .entries import CodeSystemEntry, Concept
 from .registry import Registry
 
 def find_supplement(registry: Registry, canonical: str) -> CodeSystemEntry | None:

@@ -23,9 +23,10 @@ from dataclasses import replace
 
 from . import budget
 from .compile import compile_concept_map
+from .entries import Coding, ConceptMapEntry, MapGroup
 from .errors import InvalidRequest, answer_message
 from .identifiers import Renamer
-from .models import Coding, ConceptMapEntry, MapGroup, TranslateMatch, TranslateRequest, TranslateResult
+from .models import TranslateMatch, TranslateRequest, TranslateResult
 from .registry import Registry
 from .translate_checks import given_code_issues
 

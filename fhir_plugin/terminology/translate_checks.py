@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .models import Coding, Concept, Issue, TranslateRequest
+from .entries import Coding, Concept
+from .models import Issue, TranslateRequest
 from .registry import Registry
 from .validate.issues import issue
 

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import budget
+from .entries import CodeSystemEntry, Concept
 from .errors import CircularValueSet, TooCostly, UnknownCodeSystem, UnknownSupplement, UnknownValueSet, VersionCheckFailed
 from .filters import filter_codes
 from .identifiers import Renamed, compose_renamed
-from .models import CodeSystemEntry, Concept, versions_by_system
+from .models import versions_by_system
 from .registry import Registry, version_key
 from .supplements import apply_supplements, find_supplement, supplements_base
 

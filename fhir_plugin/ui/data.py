@@ -6,16 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..terminology.entries import CodeSystemEntry, Coding
 from ..terminology.expand import first_matches
 from ..terminology.holders import ValueSetSystems, value_sets_holding
-from ..terminology.models import (
-    CodeSystemEntry,
-    Coding,
-    ExpandRequest,
-    ExpandResult,
-    LookupRequest,
-    TranslateRequest,
-)
+from ..terminology.models import ExpandRequest, ExpandResult, LookupRequest, TranslateRequest
 from ..terminology.service import TerminologyService
 
 PAGE_SIZE = 20

@@ -21,10 +21,10 @@ from ..fhirversions import TRANSLATE_ALIASES, FhirVersion, translate_dialect
 from ..content.limits import DEFAULT_MAX_JSON_DEPTH, DepthError, deeper_than, parse_json
 from ..render.errors import BodyTooDeep, InvalidBody, RequestTooLarge
 from ..render.formats import FHIR_XML, check_body_type, read_xml
+from ..terminology.entries import CodeSystemEntry, Coding, ConceptMapEntry
 from ..terminology.errors import InvalidRequest, TooCostly
 from ..terminology.lookup import resolve_coding
-from ..terminology.models import (CodeSystemEntry, Coding, ConceptMapEntry, LookupRequest, SubsumesRequest,
-                                  TranslateRequest)
+from ..terminology.models import LookupRequest, SubsumesRequest, TranslateRequest
 from .compression import body_coding, inflate_body
 
 QUERY_CHECKED = "fhir_plugin.query_checked"  # environ: check_query_string found it UTF-8

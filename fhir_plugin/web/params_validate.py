@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..terminology.entries import CodeSystemEntry, Coding
 from ..terminology.errors import InvalidRequest, InvalidValidateRequest, TerminologyError
-from ..terminology.models import CodeSystemEntry, Coding, ValidateCodeRequest, VersionRules
+from ..terminology.models import ValidateCodeRequest, VersionRules
 from .params import Inline, Param, collect, instance_canonical, parameter_list
 
 _COMMON = {

@@ -9,9 +9,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..entries import CodeSystemEntry, Coding, Concept
 from ..errors import InvalidValidateRequest, UnknownCodeSystem, UnknownSupplement, UnknownValueSet
 from ..identifiers import Renamed, compose_renamed
-from ..models import CodeSystemEntry, Coding, Concept, Issue, ValidateCodeRequest, VersionRules
+from ..models import Issue, ValidateCodeRequest, VersionRules
 from ..registry import Registry
 from ..supplements import apply_supplements, find_supplement, supplements_base
 from ..valueset import Evaluation, EvaluationOptions, evaluate, resolve_value_set

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from ..entries import CodeSystemEntry, Concept, Designation
 from ..errors import InvalidDisplayLanguage
 from ..languages import preferred
-from ..models import CodeSystemEntry, Concept, Designation, Issue
+from ..models import Issue
 from .issues import issue
 
 

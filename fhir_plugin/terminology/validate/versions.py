@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 
-from ..models import CodeSystemEntry, Coding, Issue, VersionRules
+from ..entries import CodeSystemEntry, Coding
+from ..models import Issue, VersionRules
 from ..registry import version_key
 from ..valueset import members_with_code
 from .context import ValidationContext
