@@ -1,8 +1,8 @@
 """The content commands of `fhir-plugin`: import-icd10cm, import-cpt, validate, load, unload, package,
 install.
 
-Kept apart from cli.py (serve and the operations) so that each stays readable; cli.main
-dispatches to HANDLERS.
+Kept apart from cli.py (serve and the dispatch) and cli_operations.py (the operations) so that
+each stays readable; cli.main dispatches to HANDLERS.
 """
 
 from __future__ import annotations
