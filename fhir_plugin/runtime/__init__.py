@@ -2,8 +2,8 @@
 
 Building a service from content files (build.py) and the on-disk cache of compiled content
 (compiled.py); the Runtime of a process (live.py): the content loaded at run time on top of the
-start-up content (store.py), the resources requests bring (overlay.py), the answer cache
-(answers.py), and the figures of every cache.
+start-up content (store.py, and layer.py: what a process serves of it), the resources requests
+bring (overlay.py), the answer cache (answers.py), and the figures of every cache.
 """
 
 from .build import load_service

@@ -4,7 +4,7 @@ at run time on top of it, and every cache that depends on them.
 The content a server starts with is loaded once (before gunicorn forks, shared by the workers).
 Content loaded later lives in a ContentStore directory; every process layers it on top of the
 start-up content, and catches up with the directory when the store's marker changes, reading only
-the files that changed (see store.py). A new layer is made beside the one served and swapped in
+the files that changed (see store.py and layer.py). A new layer is made beside the one served and swapped in
 at once: a request runs on one layer from start to end.
 """
 
@@ -24,9 +24,10 @@ from ..terminology.registry import Registry
 from ..terminology.service import TerminologyService
 from .answers import AnswerCache
 from .compiled import CompiledContentCache
+from .layer import Change, Layer
 from .metrics import metrics
 from .overlay import DEFAULT_MEMORY, RequestResources
-from .store import Change, ContentStore, Layer
+from .store import ContentStore
 
 log = logging.getLogger(__name__)
 DEFAULT_ANSWER_CACHE = 2048

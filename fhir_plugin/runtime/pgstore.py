@@ -47,9 +47,10 @@ from ..content.limits import LoadBounds, Limits
 from ..terminology.errors import TerminologyError
 from ..terminology.registry import Registry
 from .errors import LoadStoreUnavailable, UnknownLoad
+from .layer import Change, Layer, LoadedFile
 from .pgschema import (CHANNEL, CONNECT_TIMEOUT, Marker, Snapshot, announce, connect, delete, digests, lock, read_meta,
                        rows, shown_conninfo, write)
-from .store import MARKER, Change, ContentStore, Layer, LoadedFile, checked_name, default_name
+from .store import MARKER, ContentStore, checked_name, default_name
 
 if TYPE_CHECKING:
     import psycopg
