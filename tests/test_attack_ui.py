@@ -11,8 +11,9 @@ import pytest
 from fhir_plugin import create_app
 from fhir_plugin.extension import cache_stats
 from fhir_plugin.terminology import expand
+from fhir_plugin.terminology.evaluation import resolve_value_set
 from fhir_plugin.terminology.models import ExpandRequest
-from fhir_plugin.terminology.valueset import evaluate, resolve_value_set
+from fhir_plugin.terminology.valueset import evaluate
 from helpers import ICD
 
 HTML = {"Accept": "text/html"}

@@ -8,11 +8,12 @@ import pytest
 from helpers import ICD
 
 from fhir_plugin.render.expansion import value_set as rendered
+from fhir_plugin.terminology.evaluation import EvaluationOptions
 from fhir_plugin.terminology.expand import expand_value_set, text_filtered, text_matches, words
 from fhir_plugin.terminology.models import ExpandRequest
 from fhir_plugin.terminology.registry import Registry, RegistryCaches
 from fhir_plugin.terminology.textindex import WordIndex
-from fhir_plugin.terminology.valueset import EvaluationOptions, evaluate
+from fhir_plugin.terminology.valueset import evaluate
 
 WHOLE_ICD = {"resourceType": "ValueSet", "status": "active", "compose": {"include": [{"system": ICD}]}}
 

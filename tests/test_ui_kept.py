@@ -16,9 +16,10 @@ from fhir_plugin.extension import cache_stats
 from fhir_plugin.terminology import expand
 from fhir_plugin.terminology.entries import Coding
 from fhir_plugin.terminology.errors import TerminologyError
+from fhir_plugin.terminology.evaluation import resolve_value_set
 from fhir_plugin.terminology.holders import ValueSetSystems, value_sets_holding
 from fhir_plugin.terminology.models import ExpandRequest, ValidateCodeRequest
-from fhir_plugin.terminology.valueset import evaluate, resolve_value_set
+from fhir_plugin.terminology.valueset import evaluate
 from helpers import CPT, ICD
 
 HTML = {"Accept": "text/html"}

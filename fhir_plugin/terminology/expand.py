@@ -34,13 +34,13 @@ from typing import Any
 
 from . import budget
 from .errors import InvalidRequest, NotSupported, TooCostly, UnknownCodeSystem
+from .evaluation import Evaluation, EvaluationOptions, Member, canonical_of, resolve_value_set, status_warnings
 from .expansion import contains_tree
 from .identifiers import Renamer
 from .models import ExpandRequest, ExpandResult, ExpansionParameter, versions_by_system
 from .registry import Registry
 from .textindex import WordIndex
-from .valueset import (Evaluation, EvaluationOptions, Member, canonical_of, compose_parameters, evaluate,
-                       resolve_value_set, status_warnings)
+from .valueset import compose_parameters, evaluate
 # The ValueSet's own elements an expansion repeats: its identity and status, not its definition
 # (compose, description, narrative, extensions), as tx.fhir.org answers and the HL7 tests expect.
 _ECHOED_ELEMENTS = ("resourceType", "id", "language", "url", "version", "name", "title", "status", "experimental",

@@ -17,9 +17,9 @@ from . import budget
 from .compile import core_extensions
 from .entries import Coding, Designation, PropertyValue
 from .errors import TooCostly
+from .evaluation import Member
 from .languages import LanguageRange, ranges as language_ranges
 from .models import ExpandRequest, ExpansionEntry
-from .valueset import Member
 
 PREFERRED_FOR_LANGUAGE = Coding("http://terminology.hl7.org/CodeSystem/hl7TermMaintInfra", "preferredForLanguage",
                                 display="Preferred For Language")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..entries import Coding
-from ..valueset import members_with_code
+from ..evaluation import members_with_code
 from .context import CheckedCoding, ValidationContext, concept_status, inactive_text, issue_paths
 from .display import check_display, display_for
 from .issues import issue

@@ -11,11 +11,12 @@ from typing import Any
 
 from ..entries import CodeSystemEntry, Coding, Concept
 from ..errors import InvalidValidateRequest, UnknownCodeSystem, UnknownSupplement, UnknownValueSet
+from ..evaluation import Evaluation, EvaluationOptions, resolve_value_set
 from ..identifiers import Renamed, compose_renamed
 from ..models import Issue, ValidateCodeRequest, VersionRules
 from ..registry import Registry
 from ..supplements import apply_supplements, find_supplement, supplements_base
-from ..valueset import Evaluation, EvaluationOptions, evaluate, resolve_value_set
+from ..valueset import evaluate
 from .issues import issue
 
 

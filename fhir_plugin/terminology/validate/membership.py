@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..valueset import Member, members_with_code
+from ..evaluation import Member, members_with_code
 from .context import CheckedCoding, ValidationContext, issue_paths, provided_text
 from .issues import issue
 from .status import deprecated_in_value_set

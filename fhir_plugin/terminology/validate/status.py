@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..evaluation import Evaluation, Member, status_warnings
 from ..models import Issue
-from ..valueset import Evaluation, Member, status_warnings
 from .issues import issue
 
 _MESSAGE_IDS = {"warning-draft": "MSG_DRAFT", "warning-experimental": "MSG_EXPERIMENTAL",

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 
 from ..entries import CodeSystemEntry, Coding
+from ..evaluation import members_with_code
 from ..models import Issue, VersionRules
 from ..registry import version_key
-from ..valueset import members_with_code
 from .context import ValidationContext
 from .display import check_display
 from .issues import issue
