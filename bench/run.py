@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from fhir_plugin.config import load_settings  # noqa: E402
-from fhir_plugin.server import WORKER_SETTINGS, describe_front  # noqa: E402 - the settings both servers run with
+from fhir_plugin.nginx_front import describe_front  # noqa: E402 - the settings both servers run with
+from fhir_plugin.server import WORKER_SETTINGS  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
 CPT, ICD = "http://www.ama-assn.org/go/cpt", "http://hl7.org/fhir/sid/icd-10-cm"

@@ -29,8 +29,8 @@ def _serve(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     import tempfile
 
     from .config import MULTIPROCESS_VARIABLE, metrics_directory, use_metrics_directory
+    from .nginx_front import describe_front
     from .runtime.metrics import prepare_directory
-    from .server import describe_front
     from .startup import port_problem
 
     host = args.host or settings["FHIR_PLUGIN_HOST"]

@@ -35,7 +35,7 @@ LAYER_OF: dict[str, str] = {
     "content": "content", "render": "render", "runtime": "runtime",
     "web": "web", "ui": "web", "extension": "web", "app": "web", "client": "client",
     "server": "server", "startup": "server", "errors": "errors", "txtests": "txtests",
-    "cli": "top", "cli_content": "top", "cli_operations": "top", "cli_pairs": "top", "cli_reload": "top", "reloading": "server", "__main__": "top", "__init__": "top",
+    "cli": "top", "cli_content": "top", "cli_operations": "top", "cli_pairs": "top", "cli_reload": "top", "reloading": "server", "nginx_front": "server", "__main__": "top", "__init__": "top",
 }
 # Beside itself, fhirversions and the standard library: third-party modules, and the engine modules
 # that may import them (None: any). re2 is untyped: one module wraps it in types.

@@ -28,7 +28,7 @@ import pytest
 import requests
 
 from fhir_plugin.config import load_settings
-from fhir_plugin.server import NGINX_INSTALL, choose_front, find_nginx, nginx_config, nginx_outcomes
+from fhir_plugin.nginx_front import NGINX_INSTALL, choose_front, find_nginx, nginx_config, nginx_outcomes
 from helpers import CPT, DISPLAY_97116, FHIR_JSON, ICD
 from live_server import LiveServer, clean_environ, running_server
 
@@ -262,7 +262,7 @@ def test_front_must_be_one_of_three():
 
 
 def test_without_nginx_auto_falls_back_with_the_install_command(monkeypatch):
-    monkeypatch.setattr("fhir_plugin.server.find_nginx", lambda: None)
+    monkeypatch.setattr("fhir_plugin.nginx_front.find_nginx", lambda: None)
     assert choose_front(load_settings(environ={})) == (None, (
         "nginx not found: serving with gunicorn alone, where slow or idle clients can hold every worker; install "
         "nginx (apt-get install nginx) and start again, or set FHIR_PLUGIN_FRONT=none behind a proxy of your own"))

@@ -19,7 +19,7 @@ import requests
 from helpers import CPT, ICD, ICD_VS, MESSAGE_ID_URL, param, parameters
 from live_server import LiveServer, running_server
 
-from fhir_plugin.server import find_nginx
+from fhir_plugin.nginx_front import find_nginx
 from fhir_plugin.web.compression import choose_coding, coding_key
 
 TIMEOUT = 60.0

@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from fhir_plugin.config import DEFAULTS, load_settings
-from fhir_plugin.server import find_nginx, nginx_outcomes
+from fhir_plugin.nginx_front import find_nginx, nginx_outcomes
 from fhir_plugin.terminology.outcome import http_outcome
 from helpers import CPT, DISPLAY_97116, FHIR_JSON
 from live_server import LiveServer, free_port, running_server
@@ -258,7 +258,7 @@ def test_the_shipped_nginx_passes_compression_through_once(behind_nginx):
 
 
 def test_the_nginx_configurations_do_not_compress():
-    from fhir_plugin.server import nginx_config
+    from fhir_plugin.nginx_front import nginx_config
 
     assert directive("gzip") == "off"
     generated = nginx_config(Path("/tmp/x"), "127.0.0.1", 8080, "/tmp/x/gunicorn.sock", load_settings(environ={}))

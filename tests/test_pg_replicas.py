@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from fhir_plugin.server import find_nginx
+from fhir_plugin.nginx_front import find_nginx
 from helpers import CPT, DISPLAY_97116
 from live_server import LiveServer, free_port, running_server
 from postgres import Cluster, throwaway_cluster
