@@ -61,6 +61,9 @@ def test_a_concept_map_read_and_an_instance_operation(client, endpoint, release,
     assert read(client, f"/{endpoint}/ConceptMap/cm-administrative-gender-v2")["version"] == release
     looked_up = read(client, f"/{endpoint}/CodeSystem/administrative-gender/$lookup?code=male")
     assert {p["name"]: p.get("valueString") for p in looked_up["parameter"]}["version"] == release
+    expanded = read(client, f"/{endpoint}/ValueSet/administrative-gender/$expand")
+    assert (expanded["version"], [(p["name"], p["valueUri"]) for p in expanded["expansion"]["parameter"]
+                                  if p["name"] == "used-codesystem"]) == (release, [("used-codesystem", f"{GENDER}|{release}")])
 
 
 @pytest.mark.parametrize("endpoint", ["r4", "r5"])
