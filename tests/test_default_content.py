@@ -120,6 +120,25 @@ def test_administrative_gender(server, endpoint, release, other):
     assert [c["code"] for c in expanded["expansion"]["contains"]] == ["male", "female", "other", "unknown"]
 
 
+@pytest.mark.parametrize("endpoint, release, other", [("r4", "4.0.1", "5.0.0"), ("r5", "5.0.0", "4.0.1"),
+                                                     ("fhir", "4.0.1", "5.0.0")])
+def test_a_read_of_an_id_both_releases_give(server, endpoint, release, other):
+    """A read by id gives the endpoint's release of FHIR core (/fhir: R4, the default), in JSON and
+    XML; `_id` gives what a read gives; a search by url lists both, the endpoint's first."""
+    base = f"{server.url}/{endpoint}/CodeSystem"
+    read = requests.get(f"{base}/administrative-gender", timeout=30)
+    assert read.status_code == 200 and (read.json()["id"], read.json()["version"]) == ("administrative-gender", release)
+    xml = requests.get(f"{base}/administrative-gender", headers={"Accept": "application/fhir+xml"}, timeout=30)
+    assert xml.status_code == 200 and f'<version value="{release}"/>' in xml.text
+    assert requests.get(f"{base}/administrative-gender", timeout=30).json() == read.json()  # kept: the same again
+    by_id = requests.get(base, params={"_id": "administrative-gender"}, timeout=30).json()
+    assert [e["resource"]["version"] for e in by_id["entry"]] == [release]
+    by_url = requests.get(base, params={"url": GENDER, "_elements": "version"}, timeout=30).json()
+    assert [e["resource"]["version"] for e in by_url["entry"]] == [release, other]
+    one = requests.get(f"{base}/icd-10-cm", params={"_elements": "version"}, timeout=30).json()
+    assert one["version"] == "2026-04-01"
+
+
 @pytest.mark.parametrize("endpoint", ["r4", "r5"])
 @pytest.mark.parametrize("system", [ACT_CODE, ACT_CODE_OID])
 def test_lookup_of_a_tho_code(server, endpoint, system):

@@ -19,6 +19,9 @@ A registry may prefer one version (`prefer`, set by `preferring`): where a canon
 version among others and a request names none, that one is used instead of the latest. It is how
 each FHIR endpoint answers with its own release of FHIR core content, which is versioned by FHIR
 release (administrative-gender 4.0.1 on /r4, 5.0.0 on /r5), from one registry holding both.
+The same holds for ids: FHIR core's packages of both releases give their copies the same ids
+(CodeSystem/administrative-gender), and a read of an id that several entries hold gives the one of
+the preferred version, where there is one (a view's own `_by_id`), else the first loaded.
 """
 
 from __future__ import annotations
@@ -237,12 +240,32 @@ class Registry:
             if url:
                 versions.setdefault(url, set()).add(found)
         changed = {url for url, found in versions.items() if version in found and len(found) > 1}
-        if not changed:
+        reads = cls._preferred_reads(base, version)
+        if not changed and not reads:
             return base
         view = cls(parent=base)
         view.prefer = version
         view.urls = frozenset(changed) | view.urls
+        view._by_id = reads  # read by id: one dict look-up more, as in any layer
         return view
+
+    @staticmethod
+    def _preferred_reads(base: Registry, version: str) -> dict[tuple[str, str], ResourceEntry]:
+        """(type, id) -> the entry of `version` for the ids that several entries of `base` hold,
+        where a read of `base` gives another version and one of them has `version`."""
+        reads: dict[tuple[str, str], ResourceEntry] = {}
+        for rtype in SEARCHABLE_TYPES:
+            held: dict[str, list[ResourceEntry]] = {}
+            for entry in base.entries(rtype):
+                if entry.id:
+                    held.setdefault(entry.id, []).append(entry)
+            for rid, entries in held.items():
+                read = base.by_id(rtype, rid)
+                if len(entries) > 1 and (read is None or read.version != version):
+                    chosen = next((e for e in entries if e.version == version), None)
+                    if chosen is not None:
+                        reads[(rtype, rid)] = chosen
+        return reads
 
     def _preferred(self, versions: list[T]) -> list[T]:
         """`versions` (newest first), those of the preferred version first."""

@@ -9,6 +9,10 @@ comma of a FHIR query); criteria must all hold (a parameter given twice must mat
 
 Matches come in the registry's order (run-time loads first, then the start-up content in the
 order it was read), the same for the same content, so that pages of a search do not shift.
+
+An id may be held by several resources (FHIR core's copies of R4 and R5, packages' own ids): `_id`
+matches the one a read of that id gives (for a registry that prefers a version, its copy: see
+registry.py), and the matches that share an id come together, that one first.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ def _value(entry: ResourceEntry, name: str) -> str | None:
     return found if isinstance(found, str) else None
 
 
-def _test(criterion: Criterion, resource_type: str) -> Callable[[ResourceEntry], bool]:
+def _test(criterion: Criterion, resource_type: str, registry: Registry) -> Callable[[ResourceEntry], bool]:
     """A predicate on entries for `criterion`; an unknown parameter or modifier is refused."""
     name, modifier = criterion.name, criterion.modifier
     if name not in SEARCH_PARAMETERS:
@@ -72,6 +76,9 @@ def _test(criterion: Criterion, resource_type: str) -> Callable[[ResourceEntry],
     if name == "url":
         wanted = [value.partition("|")[::2] for value in values]
         return lambda e: any(e.url == url and (not version or e.version == version) for url, version in wanted)
+    if name == "_id":  # the logical id names what a read of it gives, not every resource that has it
+        ids = frozenset(values)
+        return lambda e: e.id in ids and registry.by_id(resource_type, e.id) is e
     if SEARCH_PARAMETERS[name] != STRING or modifier == "exact":
         exact = frozenset(values)
         return lambda e: _value(e, name) in exact
@@ -86,5 +93,23 @@ def search_resources(registry: Registry, resource_type: str,
     """Every `resource_type` resource that meets all `criteria`: Criterion objects, or a mapping of
     parameter names to one value each (no modifiers, no alternatives)."""
     given = [Criterion(k, (v,)) for k, v in criteria.items()] if isinstance(criteria, Mapping) else list(criteria)
-    tests = [_test(criterion, resource_type) for criterion in given]
-    return [e for e in checked(registry.entries(resource_type)) if all(test(e) for test in tests)]
+    tests = [_test(criterion, resource_type, registry) for criterion in given]
+    found = [e for e in checked(registry.entries(resource_type)) if all(test(e) for test in tests)]
+    return _reads_first(registry, resource_type, found)
+
+
+def _reads_first(registry: Registry, resource_type: str, found: list[ResourceEntry]) -> list[ResourceEntry]:
+    """`found` with the entries that share an id together, at the first one's place, the one a
+    read of that id gives first: on /r4 FHIR core's R4 copy before R5's."""
+    groups: dict[object, list[ResourceEntry]] = {}
+    for entry in found:
+        groups.setdefault(entry.id or id(entry), []).append(entry)
+    if len(groups) == len(found):
+        return found
+    ordered: list[ResourceEntry] = []
+    for key, group in groups.items():
+        if len(group) > 1 and isinstance(key, str):
+            read = registry.by_id(resource_type, key)
+            group.sort(key=lambda entry: entry is not read)
+        ordered.extend(group)
+    return ordered

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, make_response, render_templa
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
+from ..fhirversions import FhirVersion
 from ..render.errors import InvalidBody
 from ..terminology.errors import TerminologyError
 from ..terminology.models import ExpandRequest
@@ -35,7 +36,9 @@ def wants_html(environ: dict[str, Any]) -> bool:
 
 
 def service() -> TerminologyService:
-    found: TerminologyService = current_app.extensions["fhir_plugin"].service
+    """What the R4 endpoint serves (its core content, its copy of an id both releases give): every
+    page names the R4 request that gives the same answer (`fhir_url`)."""
+    found: TerminologyService = current_app.extensions["fhir_plugin"].service_for(FhirVersion.R4)
     return found
 
 
