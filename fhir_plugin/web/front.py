@@ -104,8 +104,7 @@ class AnswerFront:
             return None
         if method != "GET" and method != "POST":
             return None
-        lane = self.lanes.find(path) if self.lanes is not None else None
-        if answers.size and (lane[0].endpoint.cached if lane is not None else may_be_kept(path)):
+        if answers.size and may_be_kept(path):  # a hit pays for nothing of the lane
             body = None if method == "GET" else self._body(environ)
             if method == "GET" or body is not None:
                 service = self.state.service_for(version)
@@ -114,6 +113,7 @@ class AnswerFront:
                 given = self._give(answers.find(key), version.value, environ, start_response, started)
                 if given is not None:
                     return given
+        lane = self.lanes.find(path) if self.lanes is not None else None
         if lane is None or self.lanes is None:
             return None
         return self.lanes.answer(environ, start_response, version, lane[0], lane[1], started)
