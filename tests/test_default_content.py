@@ -253,8 +253,11 @@ def test_a_code_of_a_code_system_without_its_codes_cannot_be_validated(client):
         {"name": "x-caused-by-unknown-system", "valueCanonical": f"{COLOR_RGB}|5.0.0"}]
 
 
-def test_a_lookup_in_a_code_system_without_its_codes_says_why_nothing_is_found(client):
-    answer = client.get("/r5/CodeSystem/$lookup", query_string={"system": COLOR_RGB, "code": "red"})
+@pytest.mark.parametrize("path, query", [
+    ("$lookup", {"system": COLOR_RGB, "code": "red"}),
+    ("$subsumes", {"system": COLOR_RGB, "codeA": "red", "codeB": "blue"})])
+def test_a_lookup_in_a_code_system_without_its_codes_says_why_nothing_is_found(client, path, query):
+    answer = client.get(f"/r5/CodeSystem/{path}", query_string=query)
     assert answer.status_code == 404
     assert answer.get_json()["issue"][0]["details"]["text"] == (
         f"Unable to find code 'red' in {COLOR_RGB} version 5.0.0: this server holds the code system without its "

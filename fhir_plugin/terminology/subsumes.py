@@ -49,7 +49,8 @@ def subsumes(registry: Registry, request: SubsumesRequest) -> SubsumesResult:
         assert coding.code  # SUBSUMES_MISSING above otherwise
         concept = cs.find(coding.code)
         if concept is None:
-            raise UnknownCode("LOOKUP_CODE_NOT_FOUND", code=coding.code, system=cs.url, version=cs.version or "(none)",
+            message = "LOOKUP_CODE_NOT_PRESENT" if cs.content == "not-present" else "LOOKUP_CODE_NOT_FOUND"
+            raise UnknownCode(message, code=coding.code, system=cs.url, version=cs.version or "(none)",
                               expression=f"code{name}")
         found[name] = concept.code
     if found["A"] == found["B"]:
