@@ -34,9 +34,8 @@ from ..fhirversions import FhirVersion
 from ..terminology.errors import TerminologyError
 from . import views
 from .errors import http_error, terminology_error, unexpected_error
+from .front import StartResponse
 from .observe import observed, start
-
-StartResponse = Any
 
 
 @dataclass(frozen=True)
